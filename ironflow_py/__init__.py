@@ -1,0 +1,60 @@
+"""ironflow_py: durable workflows written as two pure functions, made durable on PostgreSQL."""
+
+from ironflow_py.app import App
+from ironflow_py.clock import Clock, ManualClock, SystemClock
+from ironflow_py.codec import make_converter
+from ironflow_py.decision import Decision, Timer
+from ironflow_py.errors import (
+    CodecError,
+    ConcurrencyConflict,
+    ConfigurationError,
+    DecideFailed,
+    DecodeError,
+    EncodeError,
+    InvalidWorkflowId,
+    IronflowError,
+    MigrationError,
+    NotFound,
+    StoreError,
+    UnknownInputType,
+    UnknownTypeName,
+    WorkflowError,
+)
+from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
+from ironflow_py.service import WorkflowService
+from ironflow_py.store.memory import MemoryStore
+from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.workflow import Workflow
+
+__all__ = [
+    "App",
+    "Clock",
+    "CodecError",
+    "ConcurrencyConflict",
+    "ConfigurationError",
+    "DecideFailed",
+    "Decision",
+    "DecodeError",
+    "EncodeError",
+    "InstanceInfo",
+    "InstanceStatus",
+    "InvalidWorkflowId",
+    "IronflowError",
+    "ManualClock",
+    "MemoryStore",
+    "MigrationError",
+    "NotFound",
+    "Outcome",
+    "OutcomeStatus",
+    "PostgresStore",
+    "RecordedEvent",
+    "StoreError",
+    "SystemClock",
+    "Timer",
+    "UnknownInputType",
+    "UnknownTypeName",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowService",
+    "make_converter",
+]

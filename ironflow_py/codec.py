@@ -1,0 +1,164 @@
+"""Stored form of inputs, events and effects: a stable type name plus a JSON payload.
+
+One cattrs converter, owned by the library (never `cattrs.global_converter`), turns attrs instances into
+JSON-ready data and back; a user may pass their own. Each workflow declares its stored names, so the
+table below is the only place that maps a class to what is written in the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+import cattrs
+from cattrs.preconf.json import make_converter as _make_json_converter
+
+from ironflow_py.errors import ConfigurationError, DecodeError, EncodeError, UnknownTypeName
+
+# Postgres jsonb rejects NaN and Infinity, so refuse them here where the error can name the value.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+dumps: Final[Callable[[Any], str]] = _ENCODER.encode
+loads: Final[Callable[[str | bytes], Any]] = json.loads
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh converter for JSON: datetimes as ISO 8601, no detailed validation on the hot path."""
+    return _make_json_converter(detailed_validation=False)
+
+
+class TypeTable:
+    """A two-way map between stable stored names and attrs classes, for one kind of value."""
+
+    def __init__(self, owner: str, kind: str, names: Mapping[str, type]) -> None:
+        self.owner = owner
+        self.kind = kind
+        self._by_name: dict[str, type] = {}
+        self._by_class: dict[type, str] = {}
+        for name, cls in names.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigurationError(f"workflow {owner!r}: {kind} type names must be non-empty strings")
+            if not isinstance(cls, type) or not attrs.has(cls):
+                raise ConfigurationError(f"workflow {owner!r}: {kind} {name!r} must map to an attrs class")
+            if cls in self._by_class:
+                raise ConfigurationError(
+                    f"workflow {owner!r}: {kind} class {cls.__qualname__} is declared twice "
+                    f"({self._by_class[cls]!r} and {name!r})"
+                )
+            self._by_name[name] = cls
+            self._by_class[cls] = name
+
+    def __contains__(self, cls: object) -> bool:
+        return cls in self._by_class
+
+    def classes(self) -> tuple[type, ...]:
+        return tuple(self._by_class)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def name_of(self, cls: type) -> str | None:
+        return self._by_class.get(cls)
+
+    def class_of(self, name: str) -> type | None:
+        return self._by_name.get(name)
+
+
+class WorkflowCodec:
+    """Encodes and decodes one workflow's inputs, events and effects through a shared converter."""
+
+    def __init__(
+        self,
+        workflow_type: str,
+        *,
+        inputs: Mapping[str, type],
+        events: Mapping[str, type],
+        effects: Mapping[str, type],
+        converter: cattrs.Converter,
+    ) -> None:
+        self.workflow_type = workflow_type
+        self.converter = converter
+        self.inputs = TypeTable(workflow_type, "input", inputs)
+        self.events = TypeTable(workflow_type, "event", events)
+        self.effects = TypeTable(workflow_type, "effect", effects)
+        # Hooks are looked up once per class: cattrs dispatch is the slow part of a structure call.
+        self._unstructure: dict[type, Callable[[Any], Any]] = {}
+        self._structure: dict[type, Callable[[Any, type], Any]] = {}
+        for table in (self.inputs, self.events, self.effects):
+            for cls in table.classes():
+                try:
+                    self._unstructure[cls] = converter.get_unstructure_hook(cls)
+                    self._structure[cls] = converter.get_structure_hook(cls)
+                except Exception as exc:
+                    raise ConfigurationError(
+                        f"workflow {workflow_type!r}: the converter cannot handle {table.kind} "
+                        f"{cls.__qualname__}: {exc}"
+                    ) from exc
+
+    def _encode(self, table: TypeTable, value: object, workflow_id: str | None) -> tuple[str, str]:
+        cls = type(value)
+        name = table.name_of(cls)
+        if name is None:
+            raise EncodeError(
+                f"{table.kind} {cls.__qualname__} is not declared in `{table.kind}s`",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+            )
+        try:
+            return name, dumps(self._unstructure[cls](value))
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise EncodeError(
+                f"cannot serialize {table.kind} {cls.__qualname__}: {exc}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+            ) from exc
+
+    def _decode(
+        self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None
+    ) -> Any:
+        cls = table.class_of(name)
+        if cls is None:
+            raise UnknownTypeName(
+                f"stored {table.kind} type is not declared by the code",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            )
+        try:
+            return self._structure[cls](data, cls)
+        except Exception as exc:
+            cause = (
+                cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [repr(exc)]
+            )
+            raise DecodeError(
+                f"stored {table.kind} payload does not match {cls.__qualname__}: {'; '.join(cause)}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            ) from exc
+
+    def encode_event(self, event: object, workflow_id: str) -> tuple[str, str]:
+        return self._encode(self.events, event, workflow_id)
+
+    def encode_effect(self, effect: object, workflow_id: str) -> tuple[str, str]:
+        return self._encode(self.effects, effect, workflow_id)
+
+    def encode_input(self, input: object, workflow_id: str | None) -> tuple[str, str]:
+        return self._encode(self.inputs, input, workflow_id)
+
+    def decode_event(self, name: str, data: Any, workflow_id: str, seq: int) -> Any:
+        return self._decode(self.events, name, data, workflow_id, seq)
+
+    def decode_effect(self, name: str, data: Any, workflow_id: str) -> Any:
+        return self._decode(self.effects, name, data, workflow_id, None)
+
+    def decode_input(self, name: str, data: Any, workflow_id: str | None) -> Any:
+        return self._decode(self.inputs, name, data, workflow_id, None)
+
+    def to_data(self, value: object) -> Any:
+        """JSON-ready data for any value the converter knows (states and rejection reasons, for display)."""
+        return self.converter.unstructure(value)

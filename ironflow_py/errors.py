@@ -1,0 +1,103 @@
+"""The exceptions ironflow_py raises: one root, a small flat hierarchy, messages that name what went wrong."""
+
+from __future__ import annotations
+
+
+class IronflowError(Exception):
+    """Root of every error ironflow_py raises; driver errors are translated into one of these."""
+
+
+class ConfigurationError(IronflowError):
+    """A workflow, type table or service is declared inconsistently (duplicate names, missing types)."""
+
+
+class UnknownInputType(IronflowError):
+    """An input was executed whose class no registered workflow declares."""
+
+    def __init__(self, input_class: type) -> None:
+        self.input_class = input_class
+        super().__init__(
+            "no registered workflow accepts inputs of type "
+            f"{input_class.__module__}.{input_class.__qualname__}"
+        )
+
+
+class WorkflowError(IronflowError):
+    """An error tied to one workflow instance; carries its type and id."""
+
+    def __init__(self, message: str, *, workflow_type: str, workflow_id: str | None) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        where = f"workflow {workflow_type!r}" + (
+            f" instance {workflow_id!r}" if workflow_id is not None else ""
+        )
+        super().__init__(f"{where}: {message}")
+
+
+class InvalidWorkflowId(WorkflowError):
+    """`workflow_id(input)` returned something that cannot identify an instance (empty, not a string)."""
+
+
+class DecideFailed(WorkflowError):
+    """User code (`decide`, `evolve`, `is_terminal`, `input_key`) raised; nothing was written."""
+
+
+class CodecError(WorkflowError):
+    """A value could not be encoded to, or decoded from, its stored JSON form."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_type: str,
+        workflow_id: str | None,
+        type_name: str | None = None,
+        seq: int | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.seq = seq
+        detail = message
+        if type_name is not None:
+            detail += f" (type {type_name!r}"
+            detail += f", sequence {seq})" if seq is not None else ")"
+        super().__init__(detail, workflow_type=workflow_type, workflow_id=workflow_id)
+
+
+class EncodeError(CodecError):
+    """An event, effect, timer input or state could not be serialized; nothing was written."""
+
+
+class DecodeError(CodecError):
+    """A stored payload no longer matches its class (renamed field, wrong type); nothing was written."""
+
+
+class UnknownTypeName(DecodeError):
+    """A stored row names a type that the code no longer declares."""
+
+
+class StoreError(IronflowError):
+    """The database failed (connection lost, server error); the transaction was rolled back."""
+
+    def __init__(
+        self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None
+    ) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        where = ""
+        if workflow_type is not None:
+            where = (
+                f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id else "") + ": "
+            )
+        super().__init__(where + message)
+
+
+class ConcurrencyConflict(StoreError):
+    """Two writers produced the same instance sequence; only possible if the instance lock was bypassed."""
+
+
+class MigrationError(StoreError):
+    """The schema could not be migrated, or the database holds migrations this code does not know."""
+
+
+class NotFound(IronflowError):
+    """A workflow type or instance that was asked for does not exist."""

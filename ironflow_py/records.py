@@ -1,0 +1,104 @@
+"""Values the engine hands back to callers: outcomes of an input, recorded events, instance summaries."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+S = TypeVar("S")
+E = TypeVar("E")
+
+
+class OutcomeStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ALREADY_COMPLETED = "already_completed"
+    DUPLICATE = "duplicate"
+
+
+class InstanceStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+@attrs.frozen
+class RecordedEvent(Generic[E]):
+    """An event as stored: its instance, per-instance sequence, global position and time."""
+
+    workflow_type: str
+    workflow_id: str
+    seq: int
+    position: int
+    type_name: str
+    event: E
+    recorded_at: datetime
+
+
+@attrs.frozen
+class Outcome(Generic[S, E]):
+    """What executing one input did.
+
+    `accepted`: `events` were appended and `state` is the new state. `rejected`: `reason` says why and
+    nothing was appended. `already_completed`: the instance is terminal and `decide` was not called.
+    `duplicate`: the input key was applied before; `first_status` is what that first execution did.
+    """
+
+    status: OutcomeStatus
+    workflow_type: str
+    workflow_id: str
+    state: S
+    events: tuple[RecordedEvent[E], ...] = ()
+    reason: Any = None
+    first_status: OutcomeStatus | None = None
+    #: outbox ids of the effects this decision enqueued, in the order `decide` listed them.
+    effect_ids: tuple[int, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is OutcomeStatus.ACCEPTED
+
+
+@attrs.frozen
+class InstanceInfo:
+    """One row of the instance list: identity, status and how far its history goes."""
+
+    workflow_type: str
+    workflow_id: str
+    status: InstanceStatus
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class EffectInfo:
+    """An outbox row: one effect, its delivery status and attempts."""
+
+    id: int
+    workflow_type: str
+    workflow_id: str
+    effect_type: str
+    payload: Any
+    status: str
+    attempts: int
+    available_at: datetime
+    locked_by: str | None
+    locked_until: datetime | None
+    last_error: str | None
+
+
+@attrs.frozen
+class TimerInfo:
+    """A scheduled timer: the input it will deliver to its instance at `due_at`."""
+
+    id: int
+    workflow_type: str
+    workflow_id: str
+    key: str
+    due_at: datetime
+    input_type: str
+    payload: Any
+    attempts: int

@@ -1,0 +1,182 @@
+"""`WorkflowService`: the one entry point an application calls to run inputs and read instances."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import cattrs
+import structlog
+
+from ironflow_py._decider import Decider
+from ironflow_py.clock import Clock, SystemClock
+from ironflow_py.codec import WorkflowCodec, make_converter
+from ironflow_py.errors import ConfigurationError, DecideFailed, InvalidWorkflowId, NotFound, UnknownInputType
+from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, RecordedEvent
+from ironflow_py.store.base import Loaded, LoadedEvent, Store
+from ironflow_py.workflow import AnyWorkflow, Workflow
+
+
+@attrs.frozen
+class Registration:
+    """A registered workflow with its codec and decider."""
+
+    workflow: AnyWorkflow
+    codec: WorkflowCodec
+    decider: Decider
+
+
+class WorkflowService:
+    """Routes inputs to registered workflows and runs each through the Decider in one transaction."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        workflows: Iterable[AnyWorkflow | type[AnyWorkflow]] = (),
+        clock: Clock | None = None,
+        converter: cattrs.Converter | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.converter = converter or make_converter()
+        self._log = logger if logger is not None else structlog.get_logger("ironflow_py")
+        self._by_type: dict[str, Registration] = {}
+        self._by_input: dict[type, Registration] = {}
+        for workflow in workflows:
+            self.register(workflow)
+
+    def register(self, workflow: AnyWorkflow | type[AnyWorkflow]) -> AnyWorkflow:
+        """Register a workflow class (instantiated with no arguments) or instance; returns the instance."""
+        instance = workflow() if isinstance(workflow, type) else workflow
+        if not isinstance(instance, Workflow):
+            raise ConfigurationError(f"{instance!r} is not a Workflow")
+        wtype = getattr(instance, "type", None)
+        if not isinstance(wtype, str) or not wtype.strip():
+            raise ConfigurationError(f"{type(instance).__qualname__} needs a non-empty string `type`")
+        if wtype in self._by_type:
+            raise ConfigurationError(f"workflow type {wtype!r} is registered twice")
+        for attr in ("inputs", "events"):
+            if not getattr(instance, attr, None):
+                raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
+        codec = WorkflowCodec(
+            wtype,
+            inputs=instance.inputs,
+            events=instance.events,
+            effects=instance.effects,
+            converter=self.converter,
+        )
+        reg = Registration(instance, codec, Decider(instance, codec, self.store))
+        for cls in codec.inputs.classes():
+            if cls in self._by_input:
+                other = self._by_input[cls].workflow.type
+                raise ConfigurationError(
+                    f"input {cls.__qualname__} is declared by both {other!r} and {wtype!r}"
+                )
+        for cls in codec.inputs.classes():
+            self._by_input[cls] = reg
+        self._by_type[wtype] = reg
+        return instance
+
+    def registration(self, workflow_type: str) -> Registration:
+        try:
+            return self._by_type[workflow_type]
+        except KeyError:
+            raise NotFound(f"workflow type {workflow_type!r} is not registered") from None
+
+    def registration_for(self, input: object) -> Registration:
+        reg = self._by_input.get(type(input))
+        if reg is None:
+            raise UnknownInputType(type(input))
+        return reg
+
+    @property
+    def workflow_types(self) -> Sequence[str]:
+        return tuple(self._by_type)
+
+    def route(self, input: object) -> tuple[Registration, str]:
+        """The registration and instance id an input goes to; raises a typed error for bad input."""
+        reg = self.registration_for(input)
+        wf = reg.workflow
+        try:
+            workflow_id = wf.workflow_id(input)
+        except Exception as exc:
+            raise DecideFailed(
+                f"workflow_id raised {type(exc).__name__}: {exc}", workflow_type=wf.type, workflow_id=None
+            ) from exc
+        if not isinstance(workflow_id, str) or not workflow_id.strip():
+            raise InvalidWorkflowId(
+                f"workflow_id({type(input).__qualname__}) returned {workflow_id!r}; "
+                "it must be a non-empty string",
+                workflow_type=wf.type,
+                workflow_id=None,
+            )
+        return reg, workflow_id
+
+    def execute(self, input: object) -> Outcome[Any, Any]:
+        """Run one input through its workflow's Decider; all its writes commit together or not at all."""
+        reg, workflow_id = self.route(input)
+        wf = reg.workflow
+        try:
+            key = wf.input_key(input)
+        except Exception as exc:
+            raise DecideFailed(
+                f"input_key raised {type(exc).__name__}: {exc}",
+                workflow_type=wf.type,
+                workflow_id=workflow_id,
+            ) from exc
+        started = time.perf_counter()
+        outcome = reg.decider.execute(input, workflow_id, key, self.clock.now())
+        self._log.debug(
+            "input_executed",
+            workflow_type=wf.type,
+            workflow_id=workflow_id,
+            input_type=type(input).__name__,
+            outcome=outcome.status.value,
+            events=len(outcome.events),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return outcome
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    def history(self, workflow_type: str, workflow_id: str) -> list[RecordedEvent[Any]]:
+        """Every event of one instance, decoded, in sequence order."""
+        codec = self.registration(workflow_type).codec
+        return [
+            RecordedEvent(
+                workflow_type,
+                workflow_id,
+                e.seq,
+                e.position,
+                e.type_name,
+                codec.decode_event(e.type_name, e.data, workflow_id, e.seq),
+                e.recorded_at,
+            )
+            for e in self.store.events(workflow_type, workflow_id)
+        ]
+
+    def state(self, workflow_type: str, workflow_id: str) -> Any:
+        """The current state of one instance, rebuilt from its events; NotFound if it has none."""
+        reg = self.registration(workflow_type)
+        stored = self.store.events(workflow_type, workflow_id)
+        if not stored:
+            raise NotFound(f"workflow {workflow_type!r} has no instance {workflow_id!r}")
+        loaded = Loaded([LoadedEvent(e.seq, e.type_name, e.data) for e in stored])
+        return reg.decider.rebuild(workflow_id, loaded)[0]
+
+    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        return self.store.instance(workflow_type, workflow_id)
+
+    def list_instances(
+        self,
+        workflow_type: str | None = None,
+        status: InstanceStatus | None = None,
+        *,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> Sequence[InstanceInfo]:
+        return self.store.list_instances(workflow_type, status, limit=limit, after=after)

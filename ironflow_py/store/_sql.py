@@ -1,0 +1,50 @@
+"""Loads the store's SQL files and binds the schema name into them, once, through psycopg.sql."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import attrs
+from psycopg import sql
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_MIGRATION = re.compile(r"^(\d{3})_(\w+)\.sql$")
+
+
+def _bind(text: str, schema: str) -> str:
+    """Render `text` with `{schema}` replaced by the quoted identifier (literal braces are doubled)."""
+    return sql.SQL(text).format(schema=sql.Identifier(schema)).as_string()
+
+
+def load_queries(schema: str) -> dict[str, str]:
+    """Every `-- name:` block of queries.sql, rendered for `schema`."""
+    text = resources.files("ironflow_py.sql").joinpath("queries.sql").read_text("utf-8")
+    parts = _NAME.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"queries.sql names {name!r} twice")
+        queries[name] = _bind(body.strip(), schema)
+    return queries
+
+
+@attrs.frozen
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(schema: str) -> list[Migration]:
+    """The numbered migration files in version order; versions must run 1, 2, 3 ... with no gap."""
+    found: list[Migration] = []
+    for entry in resources.files("ironflow_py.sql.migrations").iterdir():
+        match = _MIGRATION.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], _bind(entry.read_text("utf-8"), schema)))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise ValueError(f"migration {expected:03d} is missing (found {migration.version:03d})")
+    return found

@@ -1,0 +1,136 @@
+"""The storage port: what the Decider needs from a store, as plain data and one transactional call.
+
+A store runs `step` inside one transaction that holds the instance lock: it loads what the step needs,
+calls it, and writes what it returns, all or nothing. Both adapters (memory, postgres) implement this
+and pass one contract suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+import attrs
+
+from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+
+P = TypeVar("P")
+
+
+class StoredEvent(NamedTuple):
+    """An event row as read back for display and history: payload parsed from JSON, not yet structured."""
+
+    seq: int
+    position: int
+    type_name: str
+    data: Any
+    recorded_at: datetime
+
+
+class LoadedEvent(NamedTuple):
+    """An event row as read for folding: only what `evolve` needs (a tuple: this is the hot path)."""
+
+    seq: int
+    type_name: str
+    data: Any
+
+
+@attrs.frozen
+class Loaded:
+    """What the locked transaction read before deciding."""
+
+    events: Sequence[LoadedEvent]
+    #: The status recorded for the input key on an earlier execution, if the key was given and seen.
+    key_status: OutcomeStatus | None = None
+
+
+@attrs.frozen
+class NewTimer:
+    key: str
+    due_at: datetime
+    input_type: str
+    payload: str
+
+
+@attrs.frozen
+class Writes:
+    """Everything one decision writes. `events`/`effects` are (type name, JSON text) pairs."""
+
+    now: datetime
+    last_seq: int
+    events: Sequence[tuple[str, str]] = ()
+    effects: Sequence[tuple[str, str]] = ()
+    timers: Sequence[NewTimer] = ()
+    cancel_timers: Sequence[str] = ()
+    completed: bool = False
+    input_key: str | None = None
+    key_status: OutcomeStatus | None = None
+
+    def touches_instance(self) -> bool:
+        """True when the instance row must be created or updated (anything but a bare input key)."""
+        return bool(self.events or self.effects or self.timers or self.cancel_timers)
+
+    def is_empty(self) -> bool:
+        return not (self.touches_instance() or self.input_key)
+
+
+@attrs.frozen
+class Written:
+    """What the store assigned: the global position of each new event, the outbox id of each effect."""
+
+    positions: Sequence[int] = ()
+    effect_ids: Sequence[int] = ()
+
+
+@attrs.frozen
+class Plan:
+    """A step's answer: the writes to make (None: write nothing) and whatever the caller needs back."""
+
+    writes: Writes | None
+    result: Any = None
+
+
+class Store(Protocol):
+    """A durable home for workflow instances; see the module docstring for the transaction contract."""
+
+    def run_locked(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        input_key: str | None,
+        step: Callable[[Loaded], Plan],
+    ) -> tuple[Plan, Written]:
+        """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises."""
+        ...
+
+    def events(self, workflow_type: str, workflow_id: str) -> Sequence[StoredEvent]:
+        """All events of one instance in sequence order (a consistent read, no lock)."""
+        ...
+
+    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None: ...
+
+    def effects(self, workflow_type: str, workflow_id: str) -> Sequence[EffectInfo]:
+        """Outbox rows of one instance, oldest first (every status)."""
+        ...
+
+    def timers(self, workflow_type: str, workflow_id: str) -> Sequence[TimerInfo]:
+        """Scheduled timers of one instance, earliest first."""
+        ...
+
+    def list_instances(
+        self,
+        workflow_type: str | None = None,
+        status: InstanceStatus | None = None,
+        *,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> Sequence[InstanceInfo]:
+        """Instances ordered by (type, id), starting after the `after` key (keyset pagination)."""
+        ...
+
+    def migrate(self) -> Sequence[int]:
+        """Bring the storage schema up to date; returns the versions applied now (memory: none)."""
+        ...
+
+    def close(self) -> None: ...

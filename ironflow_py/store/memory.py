@@ -1,0 +1,180 @@
+"""An in-memory store with the same behaviour as the PostgreSQL one, for pure tests and the harness.
+
+Payloads go through JSON text exactly as they would on the way to PostgreSQL, so a value that the
+database would refuse is refused here too. One lock serializes all writers; a failed step writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, Writes, Written
+
+
+@attrs.define
+class MemoryOutboxRow:
+    id: int
+    workflow_type: str
+    workflow_id: str
+    effect_type: str
+    payload: Any
+    available_at: datetime
+    status: str = "pending"
+    attempts: int = 0
+
+
+@attrs.define
+class MemoryTimer:
+    id: int
+    workflow_type: str
+    workflow_id: str
+    timer_key: str
+    due_at: datetime
+    input_type: str
+    payload: Any
+
+
+class MemoryStore:
+    """Holds everything in dicts behind one lock. Not durable, not shared between processes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._events: dict[tuple[str, str], list[StoredEvent]] = {}
+        self._instances: dict[tuple[str, str], InstanceInfo] = {}
+        self._keys: dict[tuple[str, str, str], OutcomeStatus] = {}
+        self.outbox: dict[int, MemoryOutboxRow] = {}
+        self.timers_by_key: dict[tuple[str, str, str], MemoryTimer] = {}
+        self._position = 0
+        self._next_id = 0
+
+    def migrate(self) -> list[int]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def run_locked(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        input_key: str | None,
+        step: Callable[[Loaded], Plan],
+    ) -> tuple[Plan, Written]:
+        ref = (workflow_type, workflow_id)
+        with self._lock:
+            stored = self._events.get(ref, [])
+            events = [LoadedEvent(e.seq, e.type_name, e.data) for e in stored]
+            key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
+            plan = step(Loaded(events, key_status))
+            if plan.writes is None or plan.writes.is_empty():
+                return plan, Written()
+            return plan, self._write(ref, plan.writes)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _write(self, ref: tuple[str, str], w: Writes) -> Written:
+        # Parse everything first: a payload the database would reject must leave nothing behind.
+        events = [(t, json.loads(p)) for t, p in w.events]
+        effects = [(t, json.loads(p)) for t, p in w.effects]
+        timers = [(t, json.loads(t.payload)) for t in w.timers]
+        stored = self._events.setdefault(ref, [])
+        base = w.last_seq - len(events)
+        if stored and stored[-1].seq != base:
+            raise AssertionError(f"{ref}: sequence {base + 1} follows {stored[-1].seq}")
+        positions = []
+        for offset, (type_name, data) in enumerate(events, start=1):
+            self._position += 1
+            positions.append(self._position)
+            stored.append(StoredEvent(base + offset, self._position, type_name, data, w.now))
+        effect_ids = []
+        for type_name, data in effects:
+            row = MemoryOutboxRow(self._new_id(), *ref, type_name, data, w.now)
+            self.outbox[row.id] = row
+            effect_ids.append(row.id)
+        for key in w.cancel_timers:
+            self.timers_by_key.pop((*ref, key), None)
+        for timer, data in timers:
+            self.timers_by_key[(*ref, timer.key)] = MemoryTimer(
+                self._new_id(), *ref, timer.key, timer.due_at, timer.input_type, data
+            )
+        if w.touches_instance():
+            old = self._instances.get(ref)
+            status = InstanceStatus.COMPLETED if w.completed else InstanceStatus.RUNNING
+            created = old.created_at if old else w.now
+            self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now)
+        if w.input_key is not None and w.key_status is not None:
+            self._keys[(*ref, w.input_key)] = w.key_status
+        return Written(positions=positions, effect_ids=effect_ids)
+
+    def events(self, workflow_type: str, workflow_id: str) -> list[StoredEvent]:
+        with self._lock:
+            return list(self._events.get((workflow_type, workflow_id), []))
+
+    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        with self._lock:
+            return self._instances.get((workflow_type, workflow_id))
+
+    def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
+        with self._lock:
+            rows = [
+                r
+                for r in self.outbox.values()
+                if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)
+            ]
+            return [
+                EffectInfo(
+                    r.id,
+                    r.workflow_type,
+                    r.workflow_id,
+                    r.effect_type,
+                    r.payload,
+                    r.status,
+                    r.attempts,
+                    r.available_at,
+                    None,
+                    None,
+                    None,
+                )
+                for r in sorted(rows, key=lambda r: r.id)
+            ]
+
+    def timers(self, workflow_type: str, workflow_id: str) -> list[TimerInfo]:
+        with self._lock:
+            rows = [
+                t
+                for t in self.timers_by_key.values()
+                if (t.workflow_type, t.workflow_id) == (workflow_type, workflow_id)
+            ]
+            return [
+                TimerInfo(
+                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, 0
+                )
+                for t in sorted(rows, key=lambda t: (t.due_at, t.id))
+            ]
+
+    def list_instances(
+        self,
+        workflow_type: str | None = None,
+        status: InstanceStatus | None = None,
+        *,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> list[InstanceInfo]:
+        with self._lock:
+            rows = sorted(self._instances.items())
+        return [
+            info
+            for key, info in rows
+            if (workflow_type is None or info.workflow_type == workflow_type)
+            and (status is None or info.status is status)
+            and (after is None or key > after)
+        ][:limit]

@@ -1,0 +1,219 @@
+"""The PostgreSQL store: psycopg 3 with a connection pool, every table in one configurable schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+from psycopg.rows import args_row
+
+from ironflow_py.errors import ConcurrencyConflict, MigrationError, StoreError
+from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.store._sql import load_migrations, load_queries
+from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, Writes, Written
+
+DEFAULT_SCHEMA = "ironflow"
+
+
+def _instance_info(*row: Any) -> InstanceInfo:
+    wtype, wid, status, last_seq, created_at, updated_at = row
+    return InstanceInfo(wtype, wid, InstanceStatus(status), last_seq, created_at, updated_at)
+
+
+class PostgresStore:
+    """Durable store on PostgreSQL. Create with `PostgresStore.connect(url)`; call `migrate()` once."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.q = load_queries(schema)
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        min_size: int = 1,
+        max_size: int = 10,
+        application_name: str = "ironflow_py",
+        timeout: float = 30.0,
+    ) -> PostgresStore:
+        """Open a pool on `url`. Connections run in autocommit; every store call opens its own transaction."""
+        try:
+            pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                kwargs={"autocommit": True, "application_name": application_name},
+                timeout=timeout,
+                open=False,
+            )
+            pool.open(wait=True, timeout=timeout)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        return cls(pool, schema)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def connection(
+        self, workflow_type: str | None = None, workflow_id: str | None = None
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; driver and pool errors leave as StoreError naming the instance."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "events_instance_seq":
+                raise ConcurrencyConflict(
+                    "another writer appended the same sequence",
+                    workflow_type=workflow_type,
+                    workflow_id=workflow_id,
+                ) from exc
+            raise StoreError(str(exc), workflow_type=workflow_type, workflow_id=workflow_id) from exc
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(
+                f"{type(exc).__name__}: {exc}".strip(), workflow_type=workflow_type, workflow_id=workflow_id
+            ) from exc
+
+    # -- schema -----------------------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the numbered migrations not yet applied, in order, in one transaction, under a lock."""
+        migrations = load_migrations(self.schema)
+        q = self.q
+        applied_now: list[int] = []
+        with self.connection() as conn, conn.transaction():
+            conn.execute(q["migration_lock"], {"schema": self.schema})
+            conn.execute(q["create_schema"])
+            conn.execute(q["create_migrations_table"])
+            applied = {row[0] for row in conn.execute(q["applied_migrations"]).fetchall()}
+            unknown = applied - {m.version for m in migrations}
+            if unknown:
+                raise MigrationError(
+                    f"schema {self.schema!r} has migrations {sorted(unknown)} that this code does not know; "
+                    "upgrade ironflow_py"
+                )
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                conn.execute(migration.sql)  # no parameters: psycopg sends it as one multi-statement query
+                conn.execute(q["record_migration"], {"version": migration.version, "name": migration.name})
+                applied_now.append(migration.version)
+        return applied_now
+
+    def applied_migrations(self) -> list[int]:
+        with self.connection() as conn:
+            return [row[0] for row in conn.execute(self.q["applied_migrations"]).fetchall()]
+
+    # -- the decision transaction -----------------------------------------------------------------------
+
+    def run_locked(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        input_key: str | None,
+        step: Callable[[Loaded], Plan],
+    ) -> tuple[Plan, Written]:
+        q = self.q
+        ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
+        with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
+            conn.execute(q["lock_instance"], ids)
+            cur = conn.cursor(row_factory=args_row(LoadedEvent))
+            events = cur.execute(q["load_events"], {**ids, "after_seq": 0}).fetchall()
+            key_status = None
+            if input_key is not None:
+                row = conn.execute(q["load_input_key"], {**ids, "input_key": input_key}).fetchone()
+                key_status = OutcomeStatus(row[0]) if row else None
+            plan = step(Loaded(events, key_status))
+            if plan.writes is None or plan.writes.is_empty():
+                return plan, Written()
+            return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
+
+    def _write(
+        self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes
+    ) -> Written:
+        params = {
+            "workflow_type": workflow_type,
+            "workflow_id": workflow_id,
+            "now": w.now,
+            "base_seq": w.last_seq - len(w.events),
+            "last_seq": w.last_seq,
+            "status": "completed" if w.completed else "running",
+            "touch_instance": w.touches_instance(),
+            "event_types": [t for t, _ in w.events],
+            "event_payloads": [p for _, p in w.events],
+            "effect_types": [t for t, _ in w.effects],
+            "effect_payloads": [p for _, p in w.effects],
+            "timer_keys": [t.key for t in w.timers],
+            "timer_due": [t.due_at for t in w.timers],
+            "timer_types": [t.input_type for t in w.timers],
+            "timer_payloads": [t.payload for t in w.timers],
+            "cancel_keys": list(w.cancel_timers),
+            "input_key": w.input_key,
+            "key_status": None if w.key_status is None else w.key_status.value,
+        }
+        row = conn.execute(self.q["write_decision"], params).fetchone()
+        assert row is not None
+        return Written(positions=row[0], effect_ids=row[1])
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    def events(self, workflow_type: str, workflow_id: str) -> list[StoredEvent]:
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(StoredEvent))
+            return cur.execute(
+                self.q["history"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
+            ).fetchall()
+
+    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(_instance_info))
+            return cur.execute(
+                self.q["instance"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
+            ).fetchone()
+
+    def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(EffectInfo))
+            return cur.execute(
+                self.q["instance_effects"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
+            ).fetchall()
+
+    def timers(self, workflow_type: str, workflow_id: str) -> list[TimerInfo]:
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(TimerInfo))
+            return cur.execute(
+                self.q["instance_timers"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
+            ).fetchall()
+
+    def list_instances(
+        self,
+        workflow_type: str | None = None,
+        status: InstanceStatus | None = None,
+        *,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> list[InstanceInfo]:
+        params = {
+            "workflow_type": workflow_type,
+            "status": None if status is None else status.value,
+            "after_type": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        }
+        with self.connection(workflow_type) as conn:
+            cur = conn.cursor(row_factory=args_row(_instance_info))
+            return cur.execute(self.q["list_instances"], params).fetchall()

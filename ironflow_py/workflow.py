@@ -1,0 +1,65 @@
+"""The class users subclass: a workflow is two pure functions over immutable attrs classes.
+
+`evolve(state, event) -> state` folds history; `decide(now, state, input) -> Decision` chooses what
+happens next. Both must be deterministic: time comes in as `now`, ids and randomness as inputs.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ironflow_py.decision import Decision
+
+S = TypeVar("S")
+I = TypeVar("I")  # noqa: E741 - the conventional letter for "input" beside S, E, F
+E = TypeVar("E")
+F = TypeVar("F")
+
+
+class Workflow(Generic[S, I, E, F]):
+    """Subclass this and fill in the class attributes and methods below.
+
+    `type` is the stable routing key stored with every row. `inputs`, `events` and `effects` map a
+    stable stored name (include a version, e.g. ``"order.placed/1"``) to its attrs class, so that
+    renaming a class or moving a module never breaks stored history.
+    """
+
+    # `builtins.type` below: the class attribute `type` shadows the builtin inside this class body.
+    type: ClassVar[str]
+    inputs: ClassVar[Mapping[str, builtins.type]]
+    events: ClassVar[Mapping[str, builtins.type]]
+    effects: ClassVar[Mapping[str, builtins.type]] = {}
+
+    def initial_state(self) -> S:
+        raise NotImplementedError
+
+    def evolve(self, state: S, event: E) -> S:
+        raise NotImplementedError
+
+    def decide(self, now: datetime, state: S, input: I) -> Decision[E, F]:
+        raise NotImplementedError
+
+    def workflow_id(self, input: I) -> str:
+        """The business key of the instance this input is for."""
+        raise NotImplementedError
+
+    def is_terminal(self, state: S) -> bool:
+        """True once the instance is finished; later inputs return `already_completed`."""
+        return False
+
+    def input_key(self, input: I) -> str | None:
+        """An idempotency key: the same key on the same instance is applied once."""
+        return None
+
+    def fold(self, state: S, events: Iterable[E]) -> S:
+        """Apply `evolve` over `events`, starting from `state`."""
+        evolve = self.evolve
+        for event in events:
+            state = evolve(state, event)
+        return state
+
+
+AnyWorkflow = Workflow[Any, Any, Any, Any]

@@ -1,0 +1,156 @@
+"""Migrations: they produce the schema the code expects, re-running is a no-op, concurrent runs are safe."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ironflow_py import MigrationError, PostgresStore
+from ironflow_py.store._sql import load_migrations, load_queries
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+# What the code relies on: table -> ordered (column, type, nullable). Change it with a new migration.
+EXPECTED_COLUMNS = {
+    "events": [
+        ("position", "bigint", False),
+        ("tx_id", "xid8", False),
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("seq", "bigint", False),
+        ("event_type", "text", False),
+        ("payload", "jsonb", False),
+        ("recorded_at", "timestamp with time zone", False),
+    ],
+    "input_keys": [
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("input_key", "text", False),
+        ("status", "text", False),
+        ("recorded_at", "timestamp with time zone", False),
+    ],
+    "instances": [
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("status", "text", False),
+        ("last_seq", "bigint", False),
+        ("created_at", "timestamp with time zone", False),
+        ("updated_at", "timestamp with time zone", False),
+    ],
+    "outbox": [
+        ("id", "bigint", False),
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("effect_type", "text", False),
+        ("payload", "jsonb", False),
+        ("status", "text", False),
+        ("attempts", "integer", False),
+        ("available_at", "timestamp with time zone", False),
+        ("locked_by", "text", True),
+        ("locked_until", "timestamp with time zone", True),
+        ("last_error", "text", True),
+        ("created_at", "timestamp with time zone", False),
+        ("completed_at", "timestamp with time zone", True),
+    ],
+    "schema_migrations": [
+        ("version", "integer", False),
+        ("name", "text", False),
+        ("applied_at", "timestamp with time zone", False),
+    ],
+    "timers": [
+        ("id", "bigint", False),
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("timer_key", "text", False),
+        ("due_at", "timestamp with time zone", False),
+        ("input_type", "text", False),
+        ("payload", "jsonb", False),
+        ("attempts", "integer", False),
+        ("locked_by", "text", True),
+        ("locked_until", "timestamp with time zone", True),
+        ("last_error", "text", True),
+    ],
+}
+EXPECTED_INDEXES = {
+    "events_by_tx",
+    "events_instance_seq",
+    "events_pkey",
+    "input_keys_pkey",
+    "instances_by_status",
+    "instances_pkey",
+    "outbox_by_instance",
+    "outbox_dead",
+    "outbox_due",
+    "outbox_pkey",
+    "schema_migrations_pkey",
+    "timers_due",
+    "timers_id_key",
+    "timers_pkey",
+}
+
+
+def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore, admin: Conn) -> None:
+    rows = admin.execute(
+        "SELECT table_name, column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
+        "WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+        (pg_store.schema,),
+    ).fetchall()
+    actual: dict[str, list[tuple[str, str, bool]]] = {}
+    for table, column, data_type, nullable in rows:
+        actual.setdefault(table, []).append((column, data_type, nullable))
+    assert actual == EXPECTED_COLUMNS
+    indexes = {
+        r[0]
+        for r in admin.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_store.schema,))
+    }
+    assert indexes == EXPECTED_INDEXES
+    assert pg_store.applied_migrations() == [m.version for m in load_migrations(pg_store.schema)]
+
+
+def test_every_named_query_is_valid_against_the_migrated_schema(pg_store: PostgresStore, admin: Conn) -> None:
+    """Describe each query without running it: the server parses and plans it against the real tables."""
+    for name, text in load_queries(pg_store.schema).items():
+        if "%(" not in text:
+            continue  # DDL helpers; exercised by migrate()
+        with psycopg.connect(admin.info.dsn, autocommit=True) as conn:
+            raw = psycopg.ClientCursor(conn).mogrify(text, _null_params(text))
+            conn.execute(sql.SQL("PREPARE ironflow_check AS {}").format(sql.SQL(raw)))
+            conn.execute("DEALLOCATE ironflow_check")
+        assert name
+
+
+def _null_params(text: str) -> dict[str, None]:
+    import re
+
+    return dict.fromkeys(re.findall(r"%\((\w+)\)s", text))
+
+
+def test_migrate_again_applies_nothing(pg_store: PostgresStore) -> None:
+    assert pg_store.migrate() == []
+
+
+def test_concurrent_migrations_apply_each_file_once(pg_url: str, schema: str) -> None:
+    stores = [PostgresStore.connect(pg_url, schema=schema, max_size=1) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda s: s.migrate(), stores))
+    finally:
+        for s in stores:
+            s.close()
+    versions = [m.version for m in load_migrations(schema)]
+    assert sorted(v for r in results for v in r) == versions
+    assert sum(1 for r in results if r) == 1
+
+
+def test_schema_newer_than_the_code_is_refused(pg_store: PostgresStore, admin: Conn) -> None:
+    admin.execute(
+        sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (999, 'future')").format(
+            sql.Identifier(pg_store.schema)
+        )
+    )
+    with pytest.raises(MigrationError, match=r"\[999\]"):
+        pg_store.migrate()

@@ -1,0 +1,28 @@
+"""The pure core imports no I/O: no driver, no logging, no clock, no randomness."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import ironflow_py
+
+CORE = ["workflow.py", "decision.py", "codec.py", "errors.py", "records.py", "store/base.py"]
+BANNED = {"psycopg", "psycopg_pool", "structlog", "time", "random", "uuid", "os", "socket", "threading"}
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_module_imports_no_io(module: str) -> None:
+    path = Path(ironflow_py.__file__).parent / module
+    tree = ast.parse(path.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+            if node.module.startswith("ironflow_py"):
+                assert node.module.removeprefix("ironflow_py.").replace(".", "/") + ".py" in CORE, node.module
+    assert not imported & BANNED, f"{module} imports {imported & BANNED}"
