@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -17,7 +18,7 @@ def test_readme_example_runs(pg_url: str, schema: str) -> None:
         "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
     )
     assert repr(schema) in code, "the README example changed shape; update this test"
-    namespace: dict[str, object] = {"__name__": "readme_example"}
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(code, str(README), "exec"), namespace)
-    assert namespace["service"].execute(namespace["Deposit"]("acc-1", 250)).state == 750  # type: ignore[attr-defined]
-    namespace["store"].close()  # type: ignore[attr-defined]
+    assert namespace["service"].execute(namespace["Deposit"]("acc-1", 250)).state == 750
+    namespace["store"].close()
