@@ -15,7 +15,7 @@ from ironflow_py.codec import WorkflowCodec
 from ironflow_py.decision import Decision
 from ironflow_py.errors import CodecError, DecideFailed
 from ironflow_py.records import Outcome, OutcomeStatus, RecordedEvent
-from ironflow_py.store.base import Loaded, NewTimer, Plan, Store, Writes
+from ironflow_py.store.base import Loaded, NewTimer, Plan, Settle, Store, Writes
 from ironflow_py.workflow import AnyWorkflow
 
 
@@ -51,12 +51,19 @@ class Decider:
         return state, seq
 
     def execute(
-        self, input: Any, workflow_id: str, input_key: str | None, now: datetime
+        self,
+        input: Any,
+        workflow_id: str,
+        input_key: str | None,
+        now: datetime,
+        settle: Settle | None = None,
     ) -> Outcome[Any, Any]:
+        """Run `input` on one instance; `settle` (a fenced outbox/timer change) joins the same transaction."""
+
         def step(loaded: Loaded) -> Plan:
             return self._plan(input, workflow_id, input_key, now, loaded)
 
-        plan, written = self.store.run_locked(self.type, workflow_id, input_key, step)
+        plan, written = self.store.run_locked(self.type, workflow_id, input_key, step, settle)
         result = plan.result
         if not isinstance(result, _Accepted):
             return result  # type: ignore[no-any-return]

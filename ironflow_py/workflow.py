@@ -54,6 +54,11 @@ class Workflow(Generic[S, I, E, F]):
         """An idempotency key: the same key on the same instance is applied once."""
         return None
 
+    def dead_letter_input(self, effect: F, error: str) -> I | None:
+        """The input this instance receives when `effect` is dead-lettered (`error` says why), so it can
+        compensate instead of waiting forever; None (the default) delivers nothing."""
+        return None
+
     def fold(self, state: S, events: Iterable[E]) -> S:
         """Apply `evolve` over `events`, starting from `state`."""
         evolve = self.evolve

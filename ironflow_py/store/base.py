@@ -7,6 +7,7 @@ and pass one contract suite.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -91,6 +92,30 @@ class Plan:
     result: Any = None
 
 
+class SettleKind(enum.Enum):
+    EFFECT_DONE = "effect_done"
+    EFFECT_DEAD = "effect_dead"
+    TIMER_FIRED = "timer_fired"
+
+
+@attrs.frozen
+class Settle:
+    """A fenced change to a claimed outbox row or timer, made inside a decision's transaction.
+
+    The store applies it right after taking the instance lock, only while `worker` still holds claim
+    `attempt` on row `id`; if the fence matches no row the whole transaction is abandoned (`LeaseLost`), so
+    a handler's returned input and the "done" mark (or a timer's input and its deletion) commit together
+    or not at all.
+    """
+
+    kind: SettleKind
+    id: int
+    worker: str
+    attempt: int
+    now: datetime
+    error: str | None = None
+
+
 class Store(Protocol):
     """A durable home for workflow instances; see the module docstring for the transaction contract."""
 
@@ -100,8 +125,12 @@ class Store(Protocol):
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
-        """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises."""
+        """Lock the instance, apply `settle` (fenced), load, call `step`, write its plan, commit.
+
+        Rolls back if anything raises; raises `LeaseLost` (nothing written) if `settle`'s fence fails.
+        """
         ...
 
     def events(self, workflow_type: str, workflow_id: str) -> Sequence[StoredEvent]:

@@ -14,8 +14,18 @@ from typing import Any
 
 import attrs
 
+from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
-from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, Writes, Written
+from ironflow_py.store.base import (
+    Loaded,
+    LoadedEvent,
+    Plan,
+    Settle,
+    SettleKind,
+    StoredEvent,
+    Writes,
+    Written,
+)
 
 
 @attrs.define
@@ -28,6 +38,8 @@ class MemoryOutboxRow:
     available_at: datetime
     status: str = "pending"
     attempts: int = 0
+    locked_by: str | None = None
+    last_error: str | None = None
 
 
 @attrs.define
@@ -39,6 +51,8 @@ class MemoryTimer:
     due_at: datetime
     input_type: str
     payload: Any
+    attempts: int = 0
+    locked_by: str | None = None
 
 
 class MemoryStore:
@@ -66,16 +80,52 @@ class MemoryStore:
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         ref = (workflow_type, workflow_id)
         with self._lock:
+            # Check the fence first and apply it last: under the one lock that is the same all-or-nothing
+            # as PostgreSQL's fenced update at the start of the transaction.
+            if settle is not None:
+                self._check_fence(settle)
             stored = self._events.get(ref, [])
             events = [LoadedEvent(e.seq, e.type_name, e.data) for e in stored]
             key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
             plan = step(Loaded(events, key_status))
-            if plan.writes is None or plan.writes.is_empty():
-                return plan, Written()
-            return plan, self._write(ref, plan.writes)
+            written = Written()
+            if plan.writes is not None and not plan.writes.is_empty():
+                written = self._write(ref, plan.writes)
+            if settle is not None:
+                self._apply_settle(settle)
+            return plan, written
+
+    def _timer_by_id(self, timer_id: int) -> MemoryTimer | None:
+        return next((t for t in self.timers_by_key.values() if t.id == timer_id), None)
+
+    def _check_fence(self, settle: Settle) -> None:
+        if settle.kind is SettleKind.TIMER_FIRED:
+            timer = self._timer_by_id(settle.id)
+            if timer is None or (timer.locked_by, timer.attempts) != (settle.worker, settle.attempt):
+                raise LeaseLost("timer", settle.id, settle.worker)
+            return
+        row = self.outbox.get(settle.id)
+        if row is None or (row.status, row.locked_by, row.attempts) != (
+            "pending",
+            settle.worker,
+            settle.attempt,
+        ):
+            raise LeaseLost("effect", settle.id, settle.worker)
+
+    def _apply_settle(self, settle: Settle) -> None:
+        if settle.kind is SettleKind.TIMER_FIRED:
+            timer = self._timer_by_id(settle.id)
+            if timer is not None:  # None: this very decision rescheduled the key, which replaced it
+                del self.timers_by_key[(timer.workflow_type, timer.workflow_id, timer.timer_key)]
+            return
+        row = self.outbox[settle.id]
+        row.status = "done" if settle.kind is SettleKind.EFFECT_DONE else "dead"
+        if settle.error is not None:
+            row.last_error = settle.error
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -140,9 +190,9 @@ class MemoryStore:
                     r.status,
                     r.attempts,
                     r.available_at,
+                    r.locked_by,
                     None,
-                    None,
-                    None,
+                    r.last_error,
                 )
                 for r in sorted(rows, key=lambda r: r.id)
             ]
@@ -156,7 +206,14 @@ class MemoryStore:
             ]
             return [
                 TimerInfo(
-                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, 0
+                    t.id,
+                    t.workflow_type,
+                    t.workflow_id,
+                    t.timer_key,
+                    t.due_at,
+                    t.input_type,
+                    t.payload,
+                    t.attempts,
                 )
                 for t in sorted(rows, key=lambda t: (t.due_at, t.id))
             ]

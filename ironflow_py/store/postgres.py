@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,12 +12,35 @@ import psycopg.errors
 import psycopg_pool
 from psycopg.rows import args_row
 
-from ironflow_py.errors import ConcurrencyConflict, MigrationError, StoreError
+from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, StoreError
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._sql import load_migrations, load_queries
-from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, Writes, Written
+from ironflow_py.store.base import (
+    Loaded,
+    LoadedEvent,
+    Plan,
+    Settle,
+    SettleKind,
+    StoredEvent,
+    Writes,
+    Written,
+)
 
 DEFAULT_SCHEMA = "ironflow"
+
+_SETTLE_QUERY = {
+    SettleKind.EFFECT_DONE: "settle_effect_done",
+    SettleKind.EFFECT_DEAD: "settle_effect_dead",
+    SettleKind.TIMER_FIRED: "settle_timer_fired",
+}
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of one schema (channel names are identifiers: at most 63 bytes)."""
+    channel = f"ironflow_{schema}"
+    if len(channel.encode()) > 63:
+        channel = "ironflow_" + hashlib.sha1(schema.encode(), usedforsecurity=False).hexdigest()
+    return channel
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
@@ -31,6 +55,7 @@ class PostgresStore:
         self.pool = pool
         self.schema = schema
         self.q = load_queries(schema)
+        self.channel = notify_channel(schema)
 
     @classmethod
     def connect(
@@ -126,11 +151,14 @@ class PostgresStore:
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         q = self.q
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
         with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
             conn.execute(q["lock_instance"], ids)
+            if settle is not None:
+                self._settle(conn, settle)
             cur = conn.cursor(row_factory=args_row(LoadedEvent))
             events = cur.execute(q["load_events"], {**ids, "after_seq": 0}).fetchall()
             key_status = None
@@ -141,6 +169,20 @@ class PostgresStore:
             if plan.writes is None or plan.writes.is_empty():
                 return plan, Written()
             return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
+
+    def _settle(self, conn: psycopg.Connection[Any], settle: Settle) -> None:
+        """Apply the fenced change first: a lost claim costs no decoding or deciding, and writes nothing."""
+        params = {
+            "id": settle.id,
+            "worker": settle.worker,
+            "attempt": settle.attempt,
+            "now": settle.now,
+            "error": settle.error,
+        }
+        if conn.execute(self.q[_SETTLE_QUERY[settle.kind]], params).rowcount != 1:
+            what = "timer" if settle.kind is SettleKind.TIMER_FIRED else "effect"
+            # Raised inside the transaction block, so everything this transaction did is rolled back.
+            raise LeaseLost(what, settle.id, settle.worker)
 
     def _write(
         self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes
@@ -164,6 +206,8 @@ class PostgresStore:
             "cancel_keys": list(w.cancel_timers),
             "input_key": w.input_key,
             "key_status": None if w.key_status is None else w.key_status.value,
+            "notify": bool(w.effects or w.timers),
+            "channel": self.channel,
         }
         row = conn.execute(self.q["write_decision"], params).fetchone()
         assert row is not None
