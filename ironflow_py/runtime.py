@@ -226,17 +226,18 @@ class EffectRuntime:
 
     def _shutdown(self) -> None:
         started = time.monotonic()
+        self.log.info("worker_stopping", in_flight=len(self._inflight), grace_s=self.grace)
         for future in list(self._inflight):
             future.cancel()  # succeeds only for attempts that have not started
-        release = self._settle_finished()
+        # Hand back what will never start right away, so other workers take it during our grace period.
+        released = self._release(self._settle_finished())
         deadline = started + self.grace
         while self._inflight and (remaining := deadline - time.monotonic()) > 0:
             self._wake.wait(remaining)
             self._wake.clear()
-            release += self._settle_finished()
+            self._settle_finished()
         self.abandoned = len(self._inflight)
-        release += self._inflight.values()
-        released = self._release(release)
+        released += self._release(list(self._inflight.values()))
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -251,6 +252,8 @@ class EffectRuntime:
         )
 
     def _release(self, claims: list[Claim]) -> int:
+        if not claims:
+            return 0
         effects = [c for c in claims if isinstance(c, EffectClaim)]
         timers = [c for c in claims if isinstance(c, TimerClaim)]
         now = self.clock.now()

@@ -9,7 +9,7 @@ import pytest
 
 import ironflow_py
 
-CORE = ["workflow.py", "decision.py", "codec.py", "errors.py", "records.py", "store/base.py"]
+CORE = ["workflow.py", "decision.py", "codec.py", "errors.py", "records.py", "store/base.py", "effects.py"]
 BANNED = {"psycopg", "psycopg_pool", "structlog", "time", "random", "uuid", "os", "socket", "threading"}
 
 
