@@ -18,7 +18,6 @@ import structlog
 from ironflow_py import _database
 from ironflow_py.app import App
 from ironflow_py.dead_letters import DeadLetters
-from ironflow_py.effects import EffectRegistry
 from ironflow_py.errors import ConfigurationError, IronflowError
 from ironflow_py.records import InstanceStatus
 from ironflow_py.runtime import EffectRuntime
@@ -179,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace, app: App, service: WorkflowService) -> int:
     runtime = EffectRuntime(
         service,
-        app.effects or EffectRegistry(),
+        app.effects,
         concurrency=args.concurrency,
         batch_size=args.batch_size,
         lease=args.lease,

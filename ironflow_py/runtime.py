@@ -46,13 +46,14 @@ class EffectRuntime:
 
     `concurrency` handlers run at once; up to `batch_size` more wait, claimed, in the pool's queue.
     `lease` seconds is how long a claim holds without a heartbeat; `grace` is how long shutdown waits for
-    in-flight handlers. `rng` makes retry jitter reproducible.
+    in-flight handlers. `rng` makes retry jitter reproducible. With `registry=None` the runtime only
+    fires timers and leaves the outbox alone (an empty registry would dead-letter every effect).
     """
 
     def __init__(
         self,
         service: WorkflowService,
-        registry: EffectRegistry,
+        registry: EffectRegistry | None,
         *,
         concurrency: int = 8,
         batch_size: int = 100,
@@ -84,9 +85,10 @@ class EffectRuntime:
         base_log = logger if logger is not None else structlog.get_logger("ironflow_py")
         self.log = base_log.bind(worker_id=self.worker_id)
         self.outbox = Outbox(self.store, self.worker_id)
+        self.run_effects = registry is not None
         self.attempts = Attempts(
             service,
-            registry,
+            registry or EffectRegistry(),
             self.outbox,
             self.clock,
             (rng or random.Random()).random,
@@ -159,7 +161,7 @@ class EffectRuntime:
         room = self.concurrency + self.batch_size - outstanding
         now = self.clock.now()
         timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
-        limit = min(room - len(timers), self.batch_size)
+        limit = min(room - len(timers), self.batch_size) if self.run_effects else 0
         effects = self.outbox.claim_effects(now, self.lease, limit) if limit > 0 else []
         assert self._executor is not None
         for timer in timers:
@@ -220,7 +222,8 @@ class EffectRuntime:
             return self.poll_interval
         if due is None:
             return self.poll_interval
-        return min(self.poll_interval, max(0.0, (due - self.clock.now()).total_seconds()))
+        # The floor: a due row that another worker is claiming right now must not make this loop spin.
+        return min(self.poll_interval, max(0.01, (due - self.clock.now()).total_seconds()))
 
     # -- shutdown -----------------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from ironflow_py import EffectRegistry, EffectRuntime, ManualClock, PostgresStore, WorkflowService
-from tests.effect_app import CancelRemind, Job, Remind, make_registry
+from ironflow_py import EffectRuntime, ManualClock, PostgresStore, WorkflowService
+from tests.effect_app import CancelRemind, Job, Remind, Start, make_registry
 
 T0 = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -29,9 +29,7 @@ def service(pg_store: PostgresStore, clock: ManualClock) -> WorkflowService:
 
 
 def runtime(service: WorkflowService, **kw: Any) -> EffectRuntime:
-    return EffectRuntime(
-        service, EffectRegistry(), rng=random.Random(1), handle_signals=False, listen=False, **kw
-    )
+    return EffectRuntime(service, None, rng=random.Random(1), handle_signals=False, listen=False, **kw)
 
 
 def fired(service: WorkflowService, job: str) -> tuple[str, ...]:
@@ -50,6 +48,16 @@ def test_a_timer_fires_at_its_due_time_not_before(service: WorkflowService, cloc
     assert service.store.timers("job", "a") == []
     clock.advance(timedelta(hours=1))
     assert rt.run_once() == 0  # fired once, gone
+
+
+def test_a_runtime_without_a_registry_fires_timers_and_leaves_effects_alone(
+    service: WorkflowService, clock: ManualClock
+) -> None:
+    service.execute(Start("f", 2, "noop"))
+    service.execute(Remind("f", "ping", T0))
+    assert runtime(service).run_once() == 1
+    assert fired(service, "f") == ("ping",)
+    assert [(e.status, e.attempts) for e in service.store.effects("job", "f")] == [("pending", 0)] * 2
 
 
 def test_rescheduling_a_key_replaces_the_timer(service: WorkflowService, clock: ManualClock) -> None:
