@@ -130,6 +130,7 @@ def bare_main(url: str, schema: str, barrier: Any) -> None:
     s = sql.Identifier(schema)
     claim = sql.SQL(
         "WITH due AS (SELECT id FROM {s}.outbox WHERE status = 'pending' AND available_at <= now() "
+        "AND (locked_until IS NULL OR locked_until < now()) "
         "ORDER BY available_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
         "UPDATE {s}.outbox o SET locked_by = %(me)s, locked_until = now() + interval '60 seconds', "
         "attempts = o.attempts + 1 FROM due WHERE o.id = due.id RETURNING o.id"
