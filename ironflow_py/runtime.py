@@ -28,7 +28,7 @@ from ironflow_py._attempt import Attempts
 from ironflow_py._outbox import EffectClaim, Outbox, TimerClaim
 from ironflow_py._wakeup import Listener
 from ironflow_py.effects import EffectRegistry, RetryPolicy
-from ironflow_py.errors import ConfigurationError
+from ironflow_py.errors import ConfigurationError, StoreError
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
 
@@ -126,7 +126,14 @@ class EffectRuntime:
             while not self._stopping.is_set():
                 self._wake.clear()
                 self._settle_finished()
-                if self._claim() == 0 and self._finished.empty():
+                try:
+                    claimed = self._claim()
+                except StoreError as exc:
+                    # The database is away: keep the process, try again after a poll interval.
+                    self.log.error("claim_failed", error=str(exc))
+                    self._stopping.wait(self.poll_interval)
+                    continue
+                if claimed == 0 and self._finished.empty():
                     self._wake.wait(self._idle_timeout())
         finally:
             self._shutdown()

@@ -235,3 +235,32 @@ def _wait(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         done.wait(0.01)
     return False
+
+
+def test_the_daemon_survives_its_connections_being_killed(
+    pg_url: str, pg_store: PostgresStore, admin: Conn, tmp_path: Path
+) -> None:
+    """A database hiccup costs errors in the log, not the worker: work after it is still done."""
+    app_name = f"ironflow_kill_{pg_store.schema}"
+    caller = WorkflowService(pg_store, workflows=[Job, Tally])
+    with PostgresStore.connect(pg_url, schema=pg_store.schema, application_name=app_name) as store:
+        service = WorkflowService(store, workflows=[Job, Tally])
+        rt = EffectRuntime(
+            service, make_registry(tmp_path), handle_signals=False, listen=False, poll_interval=0.05
+        )
+        thread = threading.Thread(target=rt.run)
+        thread.start()
+        try:
+            caller.execute(Start("before", 1, "reply"))
+            assert _wait(lambda: caller.state("job", "before").recorded == (0,))
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (app_name,),
+            ).fetchone()
+            assert killed is not None and killed[0] >= 1  # the runtime's pooled connections are dead now
+            caller.execute(Start("after", 1, "reply"))
+            assert _wait(lambda: caller.state("job", "after").recorded == (0,))
+            assert thread.is_alive()
+        finally:
+            rt.stop()
+            thread.join(10)
