@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_all
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -150,8 +149,8 @@ class EffectRuntime:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ironflow-effect")
         try:
             claimed = self._claim()
-            wait_all(list(self._inflight))
-            self._settle_finished()
+            while self._inflight:
+                self._settle_finished(block=True)
             return claimed
         finally:
             if own:
@@ -167,12 +166,13 @@ class EffectRuntime:
             return 0  # the pool's queue still holds most of a batch; claiming more would only age leases
         room = self.concurrency + self.batch_size - outstanding
         now = self.clock.now()
-        timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
-        limit = min(room - len(timers), self.batch_size) if self.run_effects else 0
-        effects = self.outbox.claim_effects(now, self.lease, limit) if limit > 0 else []
         assert self._executor is not None
+        # Submit the timers before claiming effects: if that claim fails, no claimed timer is stranded.
+        timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
         for timer in timers:
             self._submit(self._executor.submit(self.attempts.fire_timer, timer), timer)
+        limit = min(room - len(timers), self.batch_size) if self.run_effects else 0
+        effects = self.outbox.claim_effects(now, self.lease, limit) if limit > 0 else []
         run_effect = self.attempts.run_effect
         for claim in effects:
             self._submit(self._executor.submit(run_effect, claim), claim)
@@ -186,18 +186,20 @@ class EffectRuntime:
         self._finished.put(future)
         self._wake.set()
 
-    def _settle_finished(self) -> list[Claim]:
+    def _settle_finished(self, *, block: bool = False) -> list[Claim]:
         """Collect finished attempts, mark the handlers that returned nothing done in one statement.
 
-        Returns the claims of cancelled (never started) attempts, which the caller releases.
+        `block` waits for at least one attempt to finish. Returns the claims of cancelled (never started)
+        attempts, which the caller releases.
         """
         done: list[tuple[EffectClaim, float]] = []
         cancelled: list[Claim] = []
         while True:
             try:
-                future = self._finished.get_nowait()
+                future = self._finished.get(block=block)
             except queue.Empty:
                 break
+            block = False
             claim = self._inflight.pop(future)
             if future.cancelled():
                 cancelled.append(claim)
