@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from psycopg import sql
 
-from ironflow_py import DecideFailed, LeaseLost, ManualClock, MemoryStore, PostgresStore, WorkflowService
+from ironflow_py import (
+    DecideFailed,
+    LeaseLost,
+    ManualClock,
+    MemoryStore,
+    PostgresStore,
+    UnknownInputType,
+    WorkflowService,
+)
 from ironflow_py.store.base import Settle, SettleKind, Store
 from tests.workflows import Add, Boom, Counter, Schedule, Tick
 
@@ -128,3 +136,8 @@ def test_a_replaced_or_cancelled_timer_fires_nothing(
         service.execute_on("counter", "c", Tick("c"), settle=fire)
     assert "counter.ticked/1" not in [e.type_name for e in service.history("counter", "c")]
     assert [t.key for t in store.timers("counter", "c")] == ["other" if change == "cancelled" else "t"]
+
+
+def test_execute_on_refuses_an_input_the_workflow_does_not_declare(service: WorkflowService) -> None:
+    with pytest.raises(UnknownInputType):
+        service.execute_on("counter", "c", object())

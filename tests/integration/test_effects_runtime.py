@@ -13,12 +13,14 @@ import pytest
 from psycopg import sql
 
 from ironflow_py import (
+    ConfigurationError,
     DeadLetters,
     EffectContext,
     EffectRegistry,
     EffectRuntime,
     LeaseLost,
     ManualClock,
+    MemoryStore,
     NotFound,
     PostgresStore,
     RetryPolicy,
@@ -264,3 +266,10 @@ def test_the_daemon_survives_its_connections_being_killed(
         finally:
             rt.stop()
             thread.join(10)
+
+
+def test_the_runtime_needs_postgres_and_sane_settings(service: WorkflowService) -> None:
+    with pytest.raises(ConfigurationError, match="PostgresStore"):
+        EffectRuntime(WorkflowService(MemoryStore(), workflows=[Job]), EffectRegistry())
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        EffectRuntime(service, EffectRegistry(), concurrency=0)
