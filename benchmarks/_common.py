@@ -26,9 +26,7 @@ def database_url() -> str:
 
 def quiet_logging() -> None:
     """Production-like logging: info and above, so per-decision debug lines cost nothing."""
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(20), cache_logger_on_first_use=True
-    )
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(20), cache_logger_on_first_use=True)
 
 
 @contextmanager

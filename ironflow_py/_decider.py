@@ -50,9 +50,7 @@ class Decider:
                 raise self._fail(f"evolve at sequence {seq}", workflow_id, exc) from exc
         return state, seq
 
-    def execute(
-        self, input: Any, workflow_id: str, input_key: str | None, now: datetime
-    ) -> Outcome[Any, Any]:
+    def execute(self, input: Any, workflow_id: str, input_key: str | None, now: datetime) -> Outcome[Any, Any]:
         def step(loaded: Loaded) -> Plan:
             return self._plan(input, workflow_id, input_key, now, loaded)
 
@@ -76,17 +74,13 @@ class Decider:
             effect_ids=tuple(written.effect_ids),
         )
 
-    def _plan(
-        self, input: Any, workflow_id: str, input_key: str | None, now: datetime, loaded: Loaded
-    ) -> Plan:
+    def _plan(self, input: Any, workflow_id: str, input_key: str | None, now: datetime, loaded: Loaded) -> Plan:
         wf = self.workflow
         state, last_seq = self.rebuild(workflow_id, loaded)
         if loaded.key_status is not None:
             return Plan(
                 None,
-                Outcome(
-                    OutcomeStatus.DUPLICATE, self.type, workflow_id, state, first_status=loaded.key_status
-                ),
+                Outcome(OutcomeStatus.DUPLICATE, self.type, workflow_id, state, first_status=loaded.key_status),
             )
         try:
             terminal = wf.is_terminal(state)
@@ -154,9 +148,7 @@ class Decider:
             input_key=input_key,
             key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
         )
-        return Plan(
-            writes, _Accepted(new_state, decision.events, tuple(t for t, _ in events), writes.last_seq)
-        )
+        return Plan(writes, _Accepted(new_state, decision.events, tuple(t for t, _ in events), writes.last_seq))
 
 
 @attrs.frozen

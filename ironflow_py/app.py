@@ -22,6 +22,4 @@ class App:
     converter: cattrs.Converter | None = None
 
     def service(self, store: Store, *, clock: Clock | None = None, logger: Any = None) -> WorkflowService:
-        return WorkflowService(
-            store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger
-        )
+        return WorkflowService(store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger)

@@ -59,17 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("DATABASE_URL") or os.environ.get("DATABASE_URL"),
         help="PostgreSQL URL (IRONFLOW_DATABASE_URL); default: an embedded server in --data-dir",
     )
-    p.add_argument(
-        "--schema", default=_env("SCHEMA", DEFAULT_SCHEMA), help="schema of all tables (IRONFLOW_SCHEMA)"
-    )
+    p.add_argument("--schema", default=_env("SCHEMA", DEFAULT_SCHEMA), help="schema of all tables (IRONFLOW_SCHEMA)")
     p.add_argument(
         "--data-dir",
         default=_env("DATA_DIR", str(_database.DEFAULT_DATA_DIR)),
         help="where the embedded server keeps its data (IRONFLOW_DATA_DIR)",
     )
-    p.add_argument(
-        "--app", default=_env("APP"), help="module:attribute of your ironflow_py.App (IRONFLOW_APP)"
-    )
+    p.add_argument("--app", default=_env("APP"), help="module:attribute of your ironflow_py.App (IRONFLOW_APP)")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(IRONFLOW_LOG_LEVEL)")
     p.add_argument("--json", action="store_true", default=_env("JSON") == "1", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,8 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             rows = service.list_instances(args.workflow_type, status, limit=args.limit)
             text = (
                 "\n".join(
-                    f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq}"
-                    for r in rows
+                    f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq}" for r in rows
                 )
                 or "no instances"
             )
@@ -129,8 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             history = service.history(args.workflow_type, args.workflow_id)
             state = service.state(args.workflow_type, args.workflow_id)
             lines = [
-                f"#{e.seq} {e.recorded_at.isoformat()} {e.type_name} {reg.codec.to_data(e.event)}"
-                for e in history
+                f"#{e.seq} {e.recorded_at.isoformat()} {e.type_name} {reg.codec.to_data(e.event)}" for e in history
             ]
             lines.append(f"state: {state!r}")
             data = {

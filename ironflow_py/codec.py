@@ -115,9 +115,7 @@ class WorkflowCodec:
                 type_name=name,
             ) from exc
 
-    def _decode(
-        self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None
-    ) -> Any:
+    def _decode(self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None) -> Any:
         cls = table.class_of(name)
         if cls is None:
             raise UnknownTypeName(
@@ -130,9 +128,7 @@ class WorkflowCodec:
         try:
             return self._structure[cls](data, cls)
         except Exception as exc:
-            cause = (
-                cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [repr(exc)]
-            )
+            cause = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [repr(exc)]
             raise DecodeError(
                 f"stored {table.kind} payload does not match {cls.__qualname__}: {'; '.join(cause)}",
                 workflow_type=self.workflow_type,

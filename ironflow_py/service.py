@@ -73,9 +73,7 @@ class WorkflowService:
         for cls in codec.inputs.classes():
             if cls in self._by_input:
                 other = self._by_input[cls].workflow.type
-                raise ConfigurationError(
-                    f"input {cls.__qualname__} is declared by both {other!r} and {wtype!r}"
-                )
+                raise ConfigurationError(f"input {cls.__qualname__} is declared by both {other!r} and {wtype!r}")
         for cls in codec.inputs.classes():
             self._by_input[cls] = reg
         self._by_type[wtype] = reg
@@ -109,8 +107,7 @@ class WorkflowService:
             ) from exc
         if not isinstance(workflow_id, str) or not workflow_id.strip():
             raise InvalidWorkflowId(
-                f"workflow_id({type(input).__qualname__}) returned {workflow_id!r}; "
-                "it must be a non-empty string",
+                f"workflow_id({type(input).__qualname__}) returned {workflow_id!r}; it must be a non-empty string",
                 workflow_type=wf.type,
                 workflow_id=None,
             )

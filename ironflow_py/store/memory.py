@@ -125,11 +125,7 @@ class MemoryStore:
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
         with self._lock:
-            rows = [
-                r
-                for r in self.outbox.values()
-                if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)
-            ]
+            rows = [r for r in self.outbox.values() if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)]
             return [
                 EffectInfo(
                     r.id,
@@ -155,9 +151,7 @@ class MemoryStore:
                 if (t.workflow_type, t.workflow_id) == (workflow_type, workflow_id)
             ]
             return [
-                TimerInfo(
-                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, 0
-                )
+                TimerInfo(t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, 0)
                 for t in sorted(rows, key=lambda t: (t.due_at, t.id))
             ]
 

@@ -142,9 +142,7 @@ class PostgresStore:
                 return plan, Written()
             return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
 
-    def _write(
-        self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes
-    ) -> Written:
+    def _write(self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes) -> Written:
         params = {
             "workflow_type": workflow_type,
             "workflow_id": workflow_id,

@@ -33,9 +33,7 @@ def test_demo_runs_an_order_end_to_end(pg_url: str, schema: str) -> None:
     assert "state (completed)" in out
 
 
-def test_migrate_then_inspect_with_an_app(
-    pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_migrate_then_inspect_with_an_app(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
     env = {"IRONFLOW_DATABASE_URL": pg_url}
     os.environ.update(env)
     try:

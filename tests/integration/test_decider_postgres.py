@@ -58,9 +58,7 @@ def test_eight_threads_on_one_instance_serialize_without_gaps(pg_store: Postgres
     assert positions == sorted(positions)
     # Every event knows its writing transaction, and transaction ids rise with the sequence too.
     txs = admin.execute(
-        sql.SQL("SELECT tx_id::text::bigint FROM {}.events ORDER BY seq").format(
-            sql.Identifier(pg_store.schema)
-        )
+        sql.SQL("SELECT tx_id::text::bigint FROM {}.events ORDER BY seq").format(sql.Identifier(pg_store.schema))
     ).fetchall()
     assert [t[0] for t in txs] == sorted(t[0] for t in txs)
 
@@ -81,9 +79,7 @@ def test_input_key_applied_once_under_four_concurrent_callers(pg_store: Postgres
     assert len(service.history("counter", "c1")) == 2
 
 
-def test_killed_connection_mid_transaction_writes_nothing(
-    pg_store: PostgresStore, admin: Conn, pg_url: str
-) -> None:
+def test_killed_connection_mid_transaction_writes_nothing(pg_store: PostgresStore, admin: Conn, pg_url: str) -> None:
     """The backend is terminated while `decide` runs (lock held, nothing written yet)."""
     inside, release = threading.Event(), threading.Event()
 

@@ -104,8 +104,7 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
         actual.setdefault(table, []).append((column, data_type, nullable))
     assert actual == EXPECTED_COLUMNS
     indexes = {
-        r[0]
-        for r in admin.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_store.schema,))
+        r[0] for r in admin.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_store.schema,))
     }
     assert indexes == EXPECTED_INDEXES
     assert pg_store.applied_migrations() == [m.version for m in load_migrations(pg_store.schema)]

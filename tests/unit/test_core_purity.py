@@ -9,7 +9,16 @@ import pytest
 
 import ironflow_py
 
-CORE = ["workflow.py", "decision.py", "codec.py", "errors.py", "records.py", "store/base.py"]
+CORE = [
+    "workflow.py",
+    "decision.py",
+    "codec.py",
+    "errors.py",
+    "records.py",
+    "store/base.py",
+    "testing/harness.py",
+    "testing/replay.py",
+]
 BANNED = {"psycopg", "psycopg_pool", "structlog", "time", "random", "uuid", "os", "socket", "threading"}
 
 
