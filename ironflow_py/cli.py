@@ -17,8 +17,9 @@ import structlog
 
 from ironflow_py import _database
 from ironflow_py.app import App
-from ironflow_py.errors import ConfigurationError, IronflowError
+from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
 from ironflow_py.records import InstanceStatus
+from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.postgres import DEFAULT_SCHEMA, PostgresStore
 
 
@@ -79,7 +80,49 @@ def _parser() -> argparse.ArgumentParser:
     show = inspect.add_parser("show", help="one instance: history and state")
     show.add_argument("workflow_type")
     show.add_argument("workflow_id")
+    diagram = sub.add_parser("diagram", help="a workflow's state machine, or one instance's path, as text")
+    diagram.add_argument("workflow_type")
+    diagram.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    diagram.add_argument("--instance", help="draw the path this instance took (reads its history)")
+    diagram.add_argument("--output", help="write to this file instead of standard output")
     return p
+
+
+def _diagram(args: argparse.Namespace, app: App, store: PostgresStore | None) -> int:
+    from ironflow_py import diagram
+
+    reg = app.service(store or MemoryStore()).registration(args.workflow_type)
+    wf = reg.workflow
+    if args.instance is None:
+        machine = wf.describe()
+        if machine is None:
+            raise ConfigurationError(f"workflow {wf.type!r} does not describe its states (define describe())")
+        text = diagram.to_mermaid(machine) if args.format == "mermaid" else diagram.to_dot(machine, wf.type)
+    else:
+        service = app.service(store) if store else None
+        assert service is not None
+        history = service.history(wf.type, args.instance)
+        if not history:
+            raise NotFound(f"workflow {wf.type!r} has no instance {args.instance!r}")
+        steps = diagram.instance_path(wf, [(e.seq, e.type_name, e.event) for e in history])
+        initial = wf.state_name(wf.initial_state())
+        terminal = wf.is_terminal(service.state(wf.type, args.instance))
+        if args.format == "mermaid":
+            text = diagram.path_to_mermaid(steps, initial, terminal)
+        else:
+            text = diagram.path_to_dot(steps, initial, terminal, f"{wf.type} {args.instance}")
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _require_app(args: argparse.Namespace) -> App:
+    if args.app is None:
+        raise ConfigurationError("this command needs --app module:attribute (or IRONFLOW_APP)")
+    return load_app(args.app)
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -87,6 +130,8 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "diagram" and args.instance is None:
+        return _diagram(args, _require_app(args), None)
     db = _database.resolve(args.database_url, data_dir=Path(args.data_dir))
     if not args.json:
         print(f"using {db.description}", file=sys.stderr)
@@ -105,9 +150,10 @@ def _run(args: argparse.Namespace) -> int:
             store.migrate()
             run_demo(store)
             return 0
-        if args.app is None:
-            raise ConfigurationError("this command needs --app module:attribute (or IRONFLOW_APP)")
-        service = load_app(args.app).service(store)
+        app = _require_app(args)
+        if args.command == "diagram":
+            return _diagram(args, app, store)
+        service = app.service(store)
         if args.what == "instances":
             status = InstanceStatus(args.status) if args.status else None
             rows = service.list_instances(args.workflow_type, status, limit=args.limit)

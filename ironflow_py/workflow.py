@@ -9,9 +9,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ironflow_py.decision import Decision
+
+if TYPE_CHECKING:
+    from ironflow_py.diagram import StateMachine
 
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - the conventional letter for "input" beside S, E, F
@@ -52,6 +55,18 @@ class Workflow(Generic[S, I, E, F]):
 
     def input_key(self, input: I) -> str | None:
         """An idempotency key: the same key on the same instance is applied once."""
+        return None
+
+    def state_name(self, state: S) -> str:
+        """A short name for the state an instance is in, for diagrams and inspection.
+
+        Default: the state's `status` attribute if it is a string, else the state's class name (which
+        suits states written as a union of classes)."""
+        status = getattr(state, "status", None)
+        return status if isinstance(status, str) else type(state).__name__
+
+    def describe(self) -> StateMachine | None:
+        """The workflow's states and transitions, for `ironflow-py diagram`; None if not described."""
         return None
 
     def fold(self, state: S, events: Iterable[E]) -> S:

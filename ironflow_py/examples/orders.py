@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from ironflow_py import Decision, Workflow
+from ironflow_py import App, Decision, Workflow
+from ironflow_py.diagram import StateMachine, Transition
 
 APPROVAL_WINDOW = timedelta(hours=24)
 
@@ -139,6 +140,24 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
     def initial_state(self) -> OrderState:
         return OrderState()
 
+    def state_name(self, state: OrderState) -> str:
+        return state.status
+
+    def describe(self) -> StateMachine:
+        """The diagram shown in the README (`ironflow-py diagram order`)."""
+        return StateMachine(
+            initial="new",
+            transitions=(
+                Transition("new", "placed", "PlaceOrder", ("NotifyCustomer",), ("approval-deadline",)),
+                Transition("placed", "approved", "ApproveOrder", ("ChargeCustomer",), cancels=("approval-deadline",)),
+                Transition("approved", "shipped", "ShipOrder", ("NotifyCustomer",)),
+                Transition("placed", "cancelled", "CancelOrder", cancels=("approval-deadline",)),
+                Transition("approved", "cancelled", "CancelOrder", cancels=("approval-deadline",)),
+                Transition("placed", "cancelled", "ApprovalDeadline"),
+            ),
+            terminal=frozenset({"shipped", "cancelled"}),
+        )
+
     def workflow_id(self, input: OrderInput) -> str:
         return input.order_id
 
@@ -199,3 +218,7 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
                     return Decision.reject(OrderRejection("not_awaiting_approval", f"order is {state.status}"))
                 return Decision.accept(OrderCancelled("approval deadline passed"))
         raise TypeError(f"unexpected input {input!r}")
+
+
+#: `ironflow-py --app ironflow_py.examples.orders:app ...`
+app = App(workflows=[OrderWorkflow])

@@ -66,6 +66,23 @@ def test_migrate_then_inspect_with_an_app(pg_url: str, schema: str, capsys: pyte
             "order.shipped/1",
         ]
         assert shown["state"]["status"] == "shipped"
+        assert (
+            main(
+                [
+                    "--schema",
+                    schema,
+                    "--app",
+                    "tests.apps:orders",
+                    "diagram",
+                    "order",
+                    "--instance",
+                    rows[0]["workflow_id"],
+                ]
+            )
+            == 0
+        )
+        path = capsys.readouterr().out
+        assert "new --> placed: #1 order.placed/1" in path and "shipped --> [*]" in path
         assert main(["--schema", schema, "--app", "tests.apps:nothing", "inspect", "instances"]) == 1
         assert "not an ironflow_py.App" in capsys.readouterr().err
     finally:

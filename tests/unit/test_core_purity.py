@@ -15,6 +15,7 @@ CORE = [
     "codec.py",
     "errors.py",
     "records.py",
+    "diagram.py",
     "store/base.py",
     "testing/harness.py",
     "testing/replay.py",
