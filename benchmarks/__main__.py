@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import decisions
+from benchmarks import decisions, decode, history
 from benchmarks._common import database_url
 
-SECTIONS = {"decisions": decisions.main}
+SECTIONS = {"decisions": decisions.main, "history": history.main, "decode": decode.main}
 
 
 def main(argv: list[str]) -> None:

@@ -76,8 +76,10 @@ class WorkflowCodec:
         events: Mapping[str, type],
         effects: Mapping[str, type],
         converter: cattrs.Converter,
+        state_type: Any = None,
     ) -> None:
         self.workflow_type = workflow_type
+        self.state_type = state_type
         self.converter = converter
         self.inputs = TypeTable(workflow_type, "input", inputs)
         self.events = TypeTable(workflow_type, "event", events)
@@ -135,6 +137,29 @@ class WorkflowCodec:
                 workflow_id=workflow_id,
                 type_name=name,
                 seq=seq,
+            ) from exc
+
+    def encode_state(self, state: object, workflow_id: str) -> str:
+        """A state as JSON text, for snapshots (the state type is fixed per workflow, so no name is stored)."""
+        try:
+            return dumps(self.converter.unstructure(state, unstructure_as=self.state_type or type(state)))
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise EncodeError(
+                f"cannot serialize state {type(state).__qualname__}: {exc}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+            ) from exc
+
+    def decode_state(self, data: Any, workflow_id: str, seq: int) -> Any:
+        if self.state_type is None:
+            raise DecodeError("no state type declared", workflow_type=self.workflow_type, workflow_id=workflow_id)
+        try:
+            return self.converter.structure(data, self.state_type)
+        except Exception as exc:
+            raise DecodeError(
+                f"snapshot at sequence {seq} does not match the state type: {exc!r}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
             ) from exc
 
     def encode_event(self, event: object, workflow_id: str) -> tuple[str, str]:

@@ -35,6 +35,13 @@ class Workflow(Generic[S, I, E, F]):
     inputs: ClassVar[Mapping[str, builtins.type]]
     events: ClassVar[Mapping[str, builtins.type]]
     effects: ClassVar[Mapping[str, builtins.type]] = {}
+    #: Save the state every N events so rebuilding folds only what came after (None: never).
+    #: Override `should_snapshot` for another rule.
+    snapshot_every: ClassVar[int | None] = None
+    #: Bump when the state's shape changes: snapshots written under another version are ignored and replaced.
+    state_version: ClassVar[int] = 1
+    #: The state's type, for decoding snapshots; None means the class of `initial_state()`.
+    state_type: ClassVar[Any] = None
 
     def initial_state(self) -> S:
         raise NotImplementedError
@@ -56,6 +63,14 @@ class Workflow(Generic[S, I, E, F]):
     def input_key(self, input: I) -> str | None:
         """An idempotency key: the same key on the same instance is applied once."""
         return None
+
+    def should_snapshot(self, state: S, seq: int, events_since_snapshot: int) -> bool:
+        """Whether to save `state` (which includes events up to `seq`) in the deciding transaction."""
+        every = self.snapshot_every
+        return every is not None and events_since_snapshot >= every
+
+    def uses_snapshots(self) -> bool:
+        return self.snapshot_every is not None or type(self).should_snapshot is not Workflow.should_snapshot
 
     def state_name(self, state: S) -> str:
         """A short name for the state an instance is in, for diagrams and inspection.

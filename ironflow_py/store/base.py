@@ -37,12 +37,26 @@ class LoadedEvent(NamedTuple):
 
 
 @attrs.frozen
+class StoredSnapshot:
+    """A saved state: what folding events 1..seq gives, written by code whose state version was `state_version`."""
+
+    seq: int
+    state_version: int
+    data: Any
+
+
+@attrs.frozen
 class Loaded:
-    """What the locked transaction read before deciding."""
+    """What the locked transaction read before deciding: events after `after_seq` (or after `snapshot`)."""
 
     events: Sequence[LoadedEvent]
     #: The status recorded for the input key on an earlier execution, if the key was given and seen.
     key_status: OutcomeStatus | None = None
+    #: The latest snapshot newer than `after_seq`, when asked for; `events` then start after its seq.
+    snapshot: StoredSnapshot | None = None
+    after_seq: int = 0
+    #: Events after a given sequence, read in the same locked transaction (to replay past a bad snapshot).
+    reload: Callable[[int], Sequence[LoadedEvent]] | None = None
 
 
 @attrs.frozen
@@ -50,6 +64,12 @@ class NewTimer:
     key: str
     due_at: datetime
     input_type: str
+    payload: str
+
+
+@attrs.frozen
+class NewSnapshot:
+    state_version: int
     payload: str
 
 
@@ -66,13 +86,15 @@ class Writes:
     completed: bool = False
     input_key: str | None = None
     key_status: OutcomeStatus | None = None
+    #: A snapshot of the state after these events (it covers `last_seq`).
+    snapshot: NewSnapshot | None = None
 
     def touches_instance(self) -> bool:
         """True when the instance row must be created or updated (anything but a bare input key)."""
         return bool(self.events or self.effects or self.timers or self.cancel_timers)
 
     def is_empty(self) -> bool:
-        return not (self.touches_instance() or self.input_key)
+        return not (self.touches_instance() or self.input_key or self.snapshot)
 
 
 @attrs.frozen
@@ -100,8 +122,18 @@ class Store(Protocol):
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        *,
+        after_seq: int = 0,
+        with_snapshot: bool = False,
     ) -> tuple[Plan, Written]:
-        """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises."""
+        """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises.
+
+        Loads events after `after_seq` (a caller that already knows the state up to there); with
+        `with_snapshot`, also the latest snapshot newer than that, and then only the events after it."""
+        ...
+
+    def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        """The instance's latest snapshot, for inspection and tests."""
         ...
 
     def events(self, workflow_type: str, workflow_id: str) -> Sequence[StoredEvent]:

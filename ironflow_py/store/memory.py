@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
-from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, Writes, Written
+from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, StoredSnapshot, Writes, Written
 
 
 @attrs.define
@@ -49,6 +49,7 @@ class MemoryStore:
         self._events: dict[tuple[str, str], list[StoredEvent]] = {}
         self._instances: dict[tuple[str, str], InstanceInfo] = {}
         self._keys: dict[tuple[str, str, str], OutcomeStatus] = {}
+        self._snapshots: dict[tuple[str, str], StoredSnapshot] = {}
         self.outbox: dict[int, MemoryOutboxRow] = {}
         self.timers_by_key: dict[tuple[str, str, str], MemoryTimer] = {}
         self._position = 0
@@ -66,16 +67,35 @@ class MemoryStore:
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        *,
+        after_seq: int = 0,
+        with_snapshot: bool = False,
     ) -> tuple[Plan, Written]:
         ref = (workflow_type, workflow_id)
         with self._lock:
             stored = self._events.get(ref, [])
-            events = [LoadedEvent(e.seq, e.type_name, e.data) for e in stored]
+
+            def reload(after: int) -> list[LoadedEvent]:
+                return [LoadedEvent(e.seq, e.type_name, e.data) for e in stored if e.seq > after]
+
+            snapshot = self._snapshots.get(ref) if with_snapshot else None
+            if snapshot is not None and snapshot.seq <= after_seq:
+                snapshot = None
+            events = reload(max(after_seq, snapshot.seq if snapshot else 0))
             key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
-            plan = step(Loaded(events, key_status))
+            plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
             if plan.writes is None or plan.writes.is_empty():
                 return plan, Written()
             return plan, self._write(ref, plan.writes)
+
+    def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        with self._lock:
+            return self._snapshots.get((workflow_type, workflow_id))
+
+    def put_snapshot(self, workflow_type: str, workflow_id: str, snapshot: StoredSnapshot) -> None:
+        """Overwrite a snapshot directly (tests use it to plant a stale or corrupt one)."""
+        with self._lock:
+            self._snapshots[(workflow_type, workflow_id)] = snapshot
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -86,6 +106,9 @@ class MemoryStore:
         events = [(t, json.loads(p)) for t, p in w.events]
         effects = [(t, json.loads(p)) for t, p in w.effects]
         timers = [(t, json.loads(t.payload)) for t in w.timers]
+        snapshot = None
+        if w.snapshot is not None:
+            snapshot = StoredSnapshot(w.last_seq, w.snapshot.state_version, json.loads(w.snapshot.payload))
         stored = self._events.setdefault(ref, [])
         base = w.last_seq - len(events)
         if stored and stored[-1].seq != base:
@@ -111,6 +134,8 @@ class MemoryStore:
             status = InstanceStatus.COMPLETED if w.completed else InstanceStatus.RUNNING
             created = old.created_at if old else w.now
             self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now)
+        if snapshot is not None:
+            self._snapshots[ref] = snapshot
         if w.input_key is not None and w.key_status is not None:
             self._keys[(*ref, w.input_key)] = w.key_status
         return Written(positions=positions, effect_ids=effect_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,13 +11,42 @@ import psycopg
 import psycopg.errors
 import psycopg_pool
 from psycopg.rows import args_row
+from psycopg.types.json import set_json_loads
 
 from ironflow_py.errors import ConcurrencyConflict, MigrationError, StoreError
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._sql import load_migrations, load_queries
-from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, Writes, Written
+from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, StoredSnapshot, Writes, Written
 
 DEFAULT_SCHEMA = "ironflow"
+
+
+def _make_json_loads() -> Callable[[str | bytes], Any]:
+    """orjson when installed (about 1.5 µs less per event, see design/codec.md), else the stdlib parser.
+
+    orjson refuses integers beyond 64 bits; those payloads fall back to the stdlib parser, which keeps them
+    exact, so the result never depends on which parser ran."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+
+    fast, decode_error = orjson.loads, orjson.JSONDecodeError
+
+    def loads(data: str | bytes) -> Any:
+        try:
+            return fast(data)
+        except decode_error:
+            return json.loads(data)
+
+    return loads
+
+
+json_loads = _make_json_loads()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(json_loads, conn)
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
@@ -50,6 +80,7 @@ class PostgresStore:
                 min_size=min_size,
                 max_size=max_size,
                 kwargs={"autocommit": True, "application_name": application_name},
+                configure=_configure,
                 timeout=timeout,
                 open=False,
             )
@@ -126,18 +157,33 @@ class PostgresStore:
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        *,
+        after_seq: int = 0,
+        with_snapshot: bool = False,
     ) -> tuple[Plan, Written]:
         q = self.q
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
         with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
             conn.execute(q["lock_instance"], ids)
-            cur = conn.cursor(row_factory=args_row(LoadedEvent))
-            events = cur.execute(q["load_events"], {**ids, "after_seq": 0}).fetchall()
+            events_cur = conn.cursor(row_factory=args_row(LoadedEvent))
+
+            def reload(after: int) -> list[LoadedEvent]:
+                return events_cur.execute(q["load_events"], {**ids, "after_seq": after}).fetchall()
+
+            snapshot = None
+            if with_snapshot:
+                rows = conn.execute(q["load_snapshot_and_events"], {**ids, "after_seq": after_seq}).fetchall()
+                if rows and rows[0][1] is None:
+                    seq, _, data, version = rows.pop(0)
+                    snapshot = StoredSnapshot(seq, version, data)
+                events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows]
+            else:
+                events = reload(after_seq)
             key_status = None
             if input_key is not None:
                 row = conn.execute(q["load_input_key"], {**ids, "input_key": input_key}).fetchone()
                 key_status = OutcomeStatus(row[0]) if row else None
-            plan = step(Loaded(events, key_status))
+            plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
             if plan.writes is None or plan.writes.is_empty():
                 return plan, Written()
             return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
@@ -162,6 +208,8 @@ class PostgresStore:
             "cancel_keys": list(w.cancel_timers),
             "input_key": w.input_key,
             "key_status": None if w.key_status is None else w.key_status.value,
+            "snapshot_version": w.snapshot.state_version if w.snapshot else None,
+            "snapshot_payload": w.snapshot.payload if w.snapshot else None,
         }
         row = conn.execute(self.q["write_decision"], params).fetchone()
         assert row is not None
@@ -181,6 +229,13 @@ class PostgresStore:
             cur = conn.cursor(row_factory=args_row(_instance_info))
             return cur.execute(
                 self.q["instance"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
+            ).fetchone()
+
+    def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(StoredSnapshot))
+            return cur.execute(
+                self.q["instance_snapshot"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
             ).fetchone()
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:

@@ -174,6 +174,8 @@ def test_stored_event_the_code_cannot_read_fails_clearly_and_writes_nothing(
     service.execute(Add("c1", 1))
     _tamper(admin, pg_store.schema, 2, column, value)
     before = counts(admin, pg_store.schema)
+    # A new process (empty state cache), as after deploying code that no longer reads the old history.
+    service = WorkflowService(pg_store, workflows=[Counter])
     with pytest.raises(error) as info:
         service.execute(Add("c1", 1))
     message = str(info.value)
@@ -201,3 +203,17 @@ def test_async_facade_executes_through_the_same_engine(pg_store: PostgresStore) 
 
     assert asyncio.run(main()) == list(range(1, 11))
     assert asyncio.run(service.state("counter", "c1")).total == 10
+
+
+def test_payload_integers_beyond_64_bits_round_trip_exactly(pg_store: PostgresStore) -> None:
+    from ironflow_py.store.postgres import json_loads
+
+    class BigCounter(Counter):
+        limit = 2**80
+
+    assert json_loads('{"n": 1180591620717411303424}') == {"n": 2**70}
+    service = WorkflowService(pg_store, workflows=[BigCounter])
+    assert service.execute(Add("big", 2**70)).accepted
+    fresh = WorkflowService(pg_store, workflows=[BigCounter])
+    assert fresh.history("counter", "big")[0].event.amount == 2**70
+    assert fresh.execute(Add("big", 1)).state.total == 2**70 + 1

@@ -61,6 +61,14 @@ EXPECTED_COLUMNS = {
         ("name", "text", False),
         ("applied_at", "timestamp with time zone", False),
     ],
+    "snapshots": [
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("seq", "bigint", False),
+        ("state_version", "integer", False),
+        ("payload", "jsonb", False),
+        ("created_at", "timestamp with time zone", False),
+    ],
     "timers": [
         ("id", "bigint", False),
         ("workflow_type", "text", False),
@@ -82,6 +90,7 @@ EXPECTED_INDEXES = {
     "input_keys_pkey",
     "instances_by_status",
     "instances_pkey",
+    "snapshots_pkey",
     "outbox_by_instance",
     "outbox_dead",
     "outbox_due",
