@@ -136,8 +136,7 @@ def bare_main(url: str, schema: str, barrier: Any) -> None:
         "attempts = o.attempts + 1 FROM due WHERE o.id = due.id RETURNING o.id"
     ).format(s=s)
     done = sql.SQL(
-        "UPDATE {s}.outbox SET status = 'done', completed_at = now() "
-        "WHERE id = ANY(%(ids)s) AND locked_by = %(me)s"
+        "UPDATE {s}.outbox SET status = 'done', completed_at = now() WHERE id = ANY(%(ids)s) AND locked_by = %(me)s"
     ).format(s=s)
     params = {"limit": BATCH, "me": f"bare-{os.getpid()}"}
     with psycopg.connect(url, autocommit=True) as conn:
@@ -186,9 +185,7 @@ def worker_main(url: str, schema: str, concurrency: int, trace: str | None) -> N
         EffectRuntime(service, registry, concurrency=concurrency, batch_size=BATCH).run()
 
 
-def start_workers(
-    url: str, schema: str, count: int, concurrency: int, trace: str | None = None
-) -> list[mp.Process]:
+def start_workers(url: str, schema: str, count: int, concurrency: int, trace: str | None = None) -> list[mp.Process]:
     procs = [mp.Process(target=worker_main, args=(url, schema, concurrency, trace)) for _ in range(count)]
     for p in procs:
         p.start()
@@ -252,9 +249,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument(
-        "--url", default=None, help="PostgreSQL URL (default: IRONFLOW_DATABASE_URL or embedded)"
-    )
+    parser.add_argument("--url", default=None, help="PostgreSQL URL (default: IRONFLOW_DATABASE_URL or embedded)")
     parser.add_argument("--effects", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4, help="handler threads per worker process")

@@ -139,9 +139,7 @@ class Attempts:
             error = f"the returned {type(result).__qualname__} could not be applied: {exc}"
             self._failed(claim, entry.policy, reg, effect, error, started)
         else:
-            self._logged(
-                claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value
-            )
+            self._logged(claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value)
         return None
 
     def _heartbeat(self, claim: EffectClaim) -> Any:
@@ -165,9 +163,7 @@ class Attempts:
         delay = policy.delay(claim.attempt, self.random)
         retry_at = self.clock.now() + timedelta(seconds=delay)
         held = self.outbox.retry_effect_later(claim, retry_at, error)
-        self._logged(
-            claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3)
-        )
+        self._logged(claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3))
 
     def _dead(
         self,
@@ -229,8 +225,6 @@ class Attempts:
             delay = self.timer_policy.delay(claim.attempt, self.random)
             retry_at = self.clock.now() + timedelta(seconds=delay)
             self.outbox.retry_timer_later(claim, retry_at, _describe(exc))
-            self.log.warning(
-                "timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started)
-            )
+            self.log.warning("timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started))
         else:
             self.log.info("timer_fired", **context, outcome=outcome.status.value, duration_ms=_ms(started))

@@ -47,9 +47,7 @@ class Outbox:
 
     def _fenced(self, name: str, row_id: int, attempt: int, **params: Any) -> bool:
         with self.store.connection() as conn:
-            cur = conn.execute(
-                self.q[name], {"id": row_id, "worker": self.worker, "attempt": attempt, **params}
-            )
+            cur = conn.execute(self.q[name], {"id": row_id, "worker": self.worker, "attempt": attempt, **params})
             return cur.rowcount == 1
 
     def _batch(self, name: str, ids: Sequence[int], attempts: Sequence[int], now: datetime) -> set[int]:

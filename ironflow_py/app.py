@@ -25,6 +25,4 @@ class App:
     effects: EffectRegistry | None = None
 
     def service(self, store: Store, *, clock: Clock | None = None, logger: Any = None) -> WorkflowService:
-        return WorkflowService(
-            store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger
-        )
+        return WorkflowService(store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger)

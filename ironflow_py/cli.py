@@ -18,10 +18,11 @@ import structlog
 from ironflow_py import _database
 from ironflow_py.app import App
 from ironflow_py.dead_letters import DeadLetters
-from ironflow_py.errors import ConfigurationError, IronflowError
+from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
 from ironflow_py.records import InstanceStatus
 from ironflow_py.runtime import EffectRuntime
 from ironflow_py.service import WorkflowService
+from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.postgres import DEFAULT_SCHEMA, PostgresStore
 
 
@@ -62,17 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("DATABASE_URL") or os.environ.get("DATABASE_URL"),
         help="PostgreSQL URL (IRONFLOW_DATABASE_URL); default: an embedded server in --data-dir",
     )
-    p.add_argument(
-        "--schema", default=_env("SCHEMA", DEFAULT_SCHEMA), help="schema of all tables (IRONFLOW_SCHEMA)"
-    )
+    p.add_argument("--schema", default=_env("SCHEMA", DEFAULT_SCHEMA), help="schema of all tables (IRONFLOW_SCHEMA)")
     p.add_argument(
         "--data-dir",
         default=_env("DATA_DIR", str(_database.DEFAULT_DATA_DIR)),
         help="where the embedded server keeps its data (IRONFLOW_DATA_DIR)",
     )
-    p.add_argument(
-        "--app", default=_env("APP"), help="module:attribute of your ironflow_py.App (IRONFLOW_APP)"
-    )
+    p.add_argument("--app", default=_env("APP"), help="module:attribute of your ironflow_py.App (IRONFLOW_APP)")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(IRONFLOW_LOG_LEVEL)")
     p.add_argument("--json", action="store_true", default=_env("JSON") == "1", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
@@ -92,16 +89,56 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--lease", type=float, default=float(_env("LEASE", "60") or 60), help="seconds")
     worker.add_argument("--poll-interval", type=float, default=float(_env("POLL_INTERVAL", "1") or 1))
     worker.add_argument("--grace", type=float, default=float(_env("GRACE", "30") or 30), help="seconds")
-    dead = sub.add_parser("dead-letters", help="dead-lettered effects").add_subparsers(
-        dest="action", required=True
-    )
+    dead = sub.add_parser("dead-letters", help="dead-lettered effects").add_subparsers(dest="action", required=True)
     dead_list = dead.add_parser("list", help="list dead letters, oldest first")
     dead_list.add_argument("--limit", type=int, default=50)
     dead.add_parser("count", help="how many effects are dead")
     for action, what in (("retry", "run it again with a fresh attempt count"), ("discard", "delete it")):
         one = dead.add_parser(action, help=what)
         one.add_argument("effect_id", type=int)
+    diagram = sub.add_parser("diagram", help="a workflow's state machine, or one instance's path, as text")
+    diagram.add_argument("workflow_type")
+    diagram.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    diagram.add_argument("--instance", help="draw the path this instance took (reads its history)")
+    diagram.add_argument("--output", help="write to this file instead of standard output")
     return p
+
+
+def _diagram(args: argparse.Namespace, app: App, store: PostgresStore | None) -> int:
+    from ironflow_py import diagram
+
+    reg = app.service(store or MemoryStore()).registration(args.workflow_type)
+    wf = reg.workflow
+    if args.instance is None:
+        machine = wf.describe()
+        if machine is None:
+            raise ConfigurationError(f"workflow {wf.type!r} does not describe its states (define describe())")
+        text = diagram.to_mermaid(machine) if args.format == "mermaid" else diagram.to_dot(machine, wf.type)
+    else:
+        service = app.service(store) if store else None
+        assert service is not None
+        history = service.history(wf.type, args.instance)
+        if not history:
+            raise NotFound(f"workflow {wf.type!r} has no instance {args.instance!r}")
+        steps = diagram.instance_path(wf, [(e.seq, e.type_name, e.event) for e in history])
+        initial = wf.state_name(wf.initial_state())
+        terminal = wf.is_terminal(service.state(wf.type, args.instance))
+        if args.format == "mermaid":
+            text = diagram.path_to_mermaid(steps, initial, terminal)
+        else:
+            text = diagram.path_to_dot(steps, initial, terminal, f"{wf.type} {args.instance}")
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _require_app(args: argparse.Namespace) -> App:
+    if args.app is None:
+        raise ConfigurationError("this command needs --app module:attribute (or IRONFLOW_APP)")
+    return load_app(args.app)
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -109,6 +146,8 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "diagram" and args.instance is None:
+        return _diagram(args, _require_app(args), None)
     db = _database.resolve(args.database_url, data_dir=Path(args.data_dir))
     if not args.json:
         print(f"using {db.description}", file=sys.stderr)
@@ -130,9 +169,9 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "dead-letters":
             return _dead_letters(args, DeadLetters(store))
-        if args.app is None:
-            raise ConfigurationError("this command needs --app module:attribute (or IRONFLOW_APP)")
-        app = load_app(args.app)
+        app = _require_app(args)
+        if args.command == "diagram":
+            return _diagram(args, app, store)
         service = app.service(store)
         if args.command == "worker":
             return _worker(args, app, service)
@@ -141,8 +180,7 @@ def _run(args: argparse.Namespace) -> int:
             rows = service.list_instances(args.workflow_type, status, limit=args.limit)
             text = (
                 "\n".join(
-                    f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq}"
-                    for r in rows
+                    f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq}" for r in rows
                 )
                 or "no instances"
             )
@@ -153,8 +191,7 @@ def _run(args: argparse.Namespace) -> int:
             history = service.history(args.workflow_type, args.workflow_id)
             state = service.state(args.workflow_type, args.workflow_id)
             lines = [
-                f"#{e.seq} {e.recorded_at.isoformat()} {e.type_name} {reg.codec.to_data(e.event)}"
-                for e in history
+                f"#{e.seq} {e.recorded_at.isoformat()} {e.type_name} {reg.codec.to_data(e.event)}" for e in history
             ]
             lines.append(f"state: {state!r}")
             data = {
@@ -200,8 +237,7 @@ def _dead_letters(args: argparse.Namespace, dead: DeadLetters) -> int:
         rows = dead.list(limit=args.limit)
         text = (
             "\n".join(
-                f"{r.id:<8} {r.workflow_type}/{r.workflow_id} {r.effect_type} attempts {r.attempts}: "
-                f"{r.last_error}"
+                f"{r.id:<8} {r.workflow_type}/{r.workflow_id} {r.effect_type} attempts {r.attempts}: {r.last_error}"
                 for r in rows
             )
             or "no dead letters"

@@ -76,8 +76,10 @@ class WorkflowCodec:
         events: Mapping[str, type],
         effects: Mapping[str, type],
         converter: cattrs.Converter,
+        state_type: Any = None,
     ) -> None:
         self.workflow_type = workflow_type
+        self.state_type = state_type
         self.converter = converter
         self.inputs = TypeTable(workflow_type, "input", inputs)
         self.events = TypeTable(workflow_type, "event", events)
@@ -115,9 +117,7 @@ class WorkflowCodec:
                 type_name=name,
             ) from exc
 
-    def _decode(
-        self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None
-    ) -> Any:
+    def _decode(self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None) -> Any:
         cls = table.class_of(name)
         if cls is None:
             raise UnknownTypeName(
@@ -130,15 +130,36 @@ class WorkflowCodec:
         try:
             return self._structure[cls](data, cls)
         except Exception as exc:
-            cause = (
-                cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [repr(exc)]
-            )
+            cause = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [repr(exc)]
             raise DecodeError(
                 f"stored {table.kind} payload does not match {cls.__qualname__}: {'; '.join(cause)}",
                 workflow_type=self.workflow_type,
                 workflow_id=workflow_id,
                 type_name=name,
                 seq=seq,
+            ) from exc
+
+    def encode_state(self, state: object, workflow_id: str) -> str:
+        """A state as JSON text, for snapshots (the state type is fixed per workflow, so no name is stored)."""
+        try:
+            return dumps(self.converter.unstructure(state, unstructure_as=self.state_type or type(state)))
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise EncodeError(
+                f"cannot serialize state {type(state).__qualname__}: {exc}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+            ) from exc
+
+    def decode_state(self, data: Any, workflow_id: str, seq: int) -> Any:
+        if self.state_type is None:
+            raise DecodeError("no state type declared", workflow_type=self.workflow_type, workflow_id=workflow_id)
+        try:
+            return self.converter.structure(data, self.state_type)
+        except Exception as exc:
+            raise DecodeError(
+                f"snapshot at sequence {seq} does not match the state type: {exc!r}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
             ) from exc
 
     def encode_event(self, event: object, workflow_id: str) -> tuple[str, str]:

@@ -23,9 +23,7 @@ class DeadLetters:
         """Dead letters oldest first, starting after `after_id` (keyset pagination)."""
         with self.store.connection() as conn:
             cur = conn.cursor(row_factory=args_row(EffectInfo))
-            return cur.execute(
-                self.store.q["dead_letters"], {"limit": limit, "after_id": after_id}
-            ).fetchall()
+            return cur.execute(self.store.q["dead_letters"], {"limit": limit, "after_id": after_id}).fetchall()
 
     def count(self) -> int:
         with self.store.connection() as conn:

@@ -52,8 +52,7 @@ def run_demo(store: PostgresStore, out: Callable[[str], None] = print) -> Outcom
     out("\nhistory:")
     for event in service.history("order", order_id):
         out(
-            f"  #{event.seq} pos {event.position:<6} {event.recorded_at:%H:%M:%S} "
-            f"{event.type_name:<20} {event.event!r}"
+            f"  #{event.seq} pos {event.position:<6} {event.recorded_at:%H:%M:%S} {event.type_name:<20} {event.event!r}"
         )
     info = service.instance("order", order_id)
     out(f"\nstate ({info.status.value if info else 'unknown'}): {service.state('order', order_id)!r}")

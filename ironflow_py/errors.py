@@ -17,8 +17,7 @@ class UnknownInputType(IronflowError):
     def __init__(self, input_class: type) -> None:
         self.input_class = input_class
         super().__init__(
-            "no registered workflow accepts inputs of type "
-            f"{input_class.__module__}.{input_class.__qualname__}"
+            f"no registered workflow accepts inputs of type {input_class.__module__}.{input_class.__qualname__}"
         )
 
 
@@ -28,9 +27,7 @@ class WorkflowError(IronflowError):
     def __init__(self, message: str, *, workflow_type: str, workflow_id: str | None) -> None:
         self.workflow_type = workflow_type
         self.workflow_id = workflow_id
-        where = f"workflow {workflow_type!r}" + (
-            f" instance {workflow_id!r}" if workflow_id is not None else ""
-        )
+        where = f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id is not None else "")
         super().__init__(f"{where}: {message}")
 
 
@@ -78,16 +75,12 @@ class UnknownTypeName(DecodeError):
 class StoreError(IronflowError):
     """The database failed (connection lost, server error); the transaction was rolled back."""
 
-    def __init__(
-        self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None) -> None:
         self.workflow_type = workflow_type
         self.workflow_id = workflow_id
         where = ""
         if workflow_type is not None:
-            where = (
-                f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id else "") + ": "
-            )
+            where = f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id else "") + ": "
         super().__init__(where + message)
 
 

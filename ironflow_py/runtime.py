@@ -270,9 +270,7 @@ class EffectRuntime:
         timers = [c for c in claims if isinstance(c, TimerClaim)]
         now = self.clock.now()
         try:
-            return len(self.outbox.release_effects(effects, now)) + len(
-                self.outbox.release_timers(timers, now)
-            )
+            return len(self.outbox.release_effects(effects, now)) + len(self.outbox.release_timers(timers, now))
         except Exception as exc:  # the leases will expire instead
             self.log.error("release_failed", claims=len(claims), error=f"{type(exc).__name__}: {exc}")
             return 0

@@ -10,12 +10,13 @@ import attrs
 import cattrs
 import structlog
 
+from ironflow_py._cache import StateCache
 from ironflow_py._decider import Decider
 from ironflow_py.clock import Clock, SystemClock
 from ironflow_py.codec import WorkflowCodec, make_converter
 from ironflow_py.errors import ConfigurationError, DecideFailed, InvalidWorkflowId, NotFound, UnknownInputType
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, RecordedEvent
-from ironflow_py.store.base import Loaded, LoadedEvent, Settle, Store
+from ironflow_py.store.base import LoadedEvent, Settle, Store
 from ironflow_py.workflow import AnyWorkflow, Workflow
 
 
@@ -39,11 +40,14 @@ class WorkflowService:
         clock: Clock | None = None,
         converter: cattrs.Converter | None = None,
         logger: Any = None,
+        state_cache_size: int = 10_000,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.converter = converter or make_converter()
         self._log = logger if logger is not None else structlog.get_logger("ironflow_py")
+        #: Latest states kept per workflow type (0 disables); validated against the store on every use.
+        self.state_cache_size = state_cache_size
         self._by_type: dict[str, Registration] = {}
         self._by_input: dict[type, Registration] = {}
         for workflow in workflows:
@@ -62,20 +66,23 @@ class WorkflowService:
         for attr in ("inputs", "events"):
             if not getattr(instance, attr, None):
                 raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
+        state_type = instance.state_type
+        if state_type is None and instance.uses_snapshots():
+            state_type = type(instance.initial_state())
         codec = WorkflowCodec(
             wtype,
             inputs=instance.inputs,
             events=instance.events,
             effects=instance.effects,
             converter=self.converter,
+            state_type=state_type,
         )
-        reg = Registration(instance, codec, Decider(instance, codec, self.store))
+        cache = StateCache(self.state_cache_size) if self.state_cache_size > 0 else None
+        reg = Registration(instance, codec, Decider(instance, codec, self.store, cache=cache, logger=self._log))
         for cls in codec.inputs.classes():
             if cls in self._by_input:
                 other = self._by_input[cls].workflow.type
-                raise ConfigurationError(
-                    f"input {cls.__qualname__} is declared by both {other!r} and {wtype!r}"
-                )
+                raise ConfigurationError(f"input {cls.__qualname__} is declared by both {other!r} and {wtype!r}")
         for cls in codec.inputs.classes():
             self._by_input[cls] = reg
         self._by_type[wtype] = reg
@@ -109,8 +116,7 @@ class WorkflowService:
             ) from exc
         if not isinstance(workflow_id, str) or not workflow_id.strip():
             raise InvalidWorkflowId(
-                f"workflow_id({type(input).__qualname__}) returned {workflow_id!r}; "
-                "it must be a non-empty string",
+                f"workflow_id({type(input).__qualname__}) returned {workflow_id!r}; it must be a non-empty string",
                 workflow_type=wf.type,
                 workflow_id=None,
             )
@@ -135,9 +141,7 @@ class WorkflowService:
             raise UnknownInputType(type(input))
         return self._execute(reg, workflow_id, input, settle)
 
-    def _execute(
-        self, reg: Registration, workflow_id: str, input: object, settle: Settle | None
-    ) -> Outcome[Any, Any]:
+    def _execute(self, reg: Registration, workflow_id: str, input: object, settle: Settle | None) -> Outcome[Any, Any]:
         wf = reg.workflow
         try:
             key = wf.input_key(input)
@@ -184,8 +188,10 @@ class WorkflowService:
         stored = self.store.events(workflow_type, workflow_id)
         if not stored:
             raise NotFound(f"workflow {workflow_type!r} has no instance {workflow_id!r}")
-        loaded = Loaded([LoadedEvent(e.seq, e.type_name, e.data) for e in stored])
-        return reg.decider.rebuild(workflow_id, loaded)[0]
+        state, _ = reg.decider.fold(
+            workflow_id, reg.decider.initial(workflow_id), 0, [LoadedEvent(e.seq, e.type_name, e.data) for e in stored]
+        )
+        return state
 
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
         return self.store.instance(workflow_type, workflow_id)

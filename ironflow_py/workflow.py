@@ -9,9 +9,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ironflow_py.decision import Decision
+
+if TYPE_CHECKING:
+    from ironflow_py.diagram import StateMachine
 
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - the conventional letter for "input" beside S, E, F
@@ -32,6 +35,13 @@ class Workflow(Generic[S, I, E, F]):
     inputs: ClassVar[Mapping[str, builtins.type]]
     events: ClassVar[Mapping[str, builtins.type]]
     effects: ClassVar[Mapping[str, builtins.type]] = {}
+    #: Save the state every N events so rebuilding folds only what came after (None: never).
+    #: Override `should_snapshot` for another rule.
+    snapshot_every: ClassVar[int | None] = None
+    #: Bump when the state's shape changes: snapshots written under another version are ignored and replaced.
+    state_version: ClassVar[int] = 1
+    #: The state's type, for decoding snapshots; None means the class of `initial_state()`.
+    state_type: ClassVar[Any] = None
 
     def initial_state(self) -> S:
         raise NotImplementedError
@@ -57,6 +67,26 @@ class Workflow(Generic[S, I, E, F]):
     def dead_letter_input(self, effect: F, error: str) -> I | None:
         """The input this instance receives when `effect` is dead-lettered (`error` says why), so it can
         compensate instead of waiting forever; None (the default) delivers nothing."""
+        return None
+
+    def should_snapshot(self, state: S, seq: int, events_since_snapshot: int) -> bool:
+        """Whether to save `state` (which includes events up to `seq`) in the deciding transaction."""
+        every = self.snapshot_every
+        return every is not None and events_since_snapshot >= every
+
+    def uses_snapshots(self) -> bool:
+        return self.snapshot_every is not None or type(self).should_snapshot is not Workflow.should_snapshot
+
+    def state_name(self, state: S) -> str:
+        """A short name for the state an instance is in, for diagrams and inspection.
+
+        Default: the state's `status` attribute if it is a string, else the state's class name (which
+        suits states written as a union of classes)."""
+        status = getattr(state, "status", None)
+        return status if isinstance(status, str) else type(state).__name__
+
+    def describe(self) -> StateMachine | None:
+        """The workflow's states and transitions, for `ironflow-py diagram`; None if not described."""
         return None
 
     def fold(self, state: S, events: Iterable[E]) -> S:

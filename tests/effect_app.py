@@ -161,9 +161,7 @@ class Job(Workflow[JobState, JobInput, JobEvent, Work | AsyncWork]):
         if isinstance(input, WorkAbandoned):
             return Decision.accept(Abandoned(input.index, input.error))
         if isinstance(input, Remind):
-            return Decision.accept(Scheduled(input.key)).with_timer(
-                input.key, input.at, Fire(input.job_id, input.key)
-            )
+            return Decision.accept(Scheduled(input.key)).with_timer(input.key, input.at, Fire(input.job_id, input.key))
         if isinstance(input, CancelRemind):
             return Decision.accept().cancel_timer(input.key)
         return Decision.accept(Fired(input.key))

@@ -113,9 +113,7 @@ class Counter(Workflow[CounterState, CounterInput, CounterEvent, Notify]):
             return attrs.evolve(state, finished=True)
         return state
 
-    def decide(
-        self, now: datetime, state: CounterState, input: CounterInput
-    ) -> Decision[CounterEvent, Notify]:
+    def decide(self, now: datetime, state: CounterState, input: CounterInput) -> Decision[CounterEvent, Notify]:
         if isinstance(input, Add):
             total = state.total + input.amount
             if total > self.limit:
@@ -128,9 +126,5 @@ class Counter(Workflow[CounterState, CounterInput, CounterEvent, Notify]):
         if isinstance(input, Tick):
             return Decision.accept(Ticked())
         if isinstance(input, Schedule):
-            return (
-                Decision.accept()
-                .cancel_timer(*input.cancel)
-                .with_timer(input.key, input.at, Tick(input.counter_id))
-            )
+            return Decision.accept().cancel_timer(*input.cancel).with_timer(input.key, input.at, Tick(input.counter_id))
         raise RuntimeError(f"decide refuses {input!r}")

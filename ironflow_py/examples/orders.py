@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from ironflow_py import Decision, Workflow
+from ironflow_py import App, Decision, Workflow
+from ironflow_py.diagram import StateMachine, Transition
 
 APPROVAL_WINDOW = timedelta(hours=24)
 
@@ -139,6 +140,24 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
     def initial_state(self) -> OrderState:
         return OrderState()
 
+    def state_name(self, state: OrderState) -> str:
+        return state.status
+
+    def describe(self) -> StateMachine:
+        """The diagram shown in the README (`ironflow-py diagram order`)."""
+        return StateMachine(
+            initial="new",
+            transitions=(
+                Transition("new", "placed", "PlaceOrder", ("NotifyCustomer",), ("approval-deadline",)),
+                Transition("placed", "approved", "ApproveOrder", ("ChargeCustomer",), cancels=("approval-deadline",)),
+                Transition("approved", "shipped", "ShipOrder", ("NotifyCustomer",)),
+                Transition("placed", "cancelled", "CancelOrder", cancels=("approval-deadline",)),
+                Transition("approved", "cancelled", "CancelOrder", cancels=("approval-deadline",)),
+                Transition("placed", "cancelled", "ApprovalDeadline"),
+            ),
+            terminal=frozenset({"shipped", "cancelled"}),
+        )
+
     def workflow_id(self, input: OrderInput) -> str:
         return input.order_id
 
@@ -160,17 +179,13 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
                 return attrs.evolve(state, status="cancelled", cancel_reason=reason)
         raise TypeError(f"unexpected event {event!r}")
 
-    def decide(
-        self, now: datetime, state: OrderState, input: OrderInput
-    ) -> Decision[OrderEvent, OrderEffect]:
+    def decide(self, now: datetime, state: OrderState, input: OrderInput) -> Decision[OrderEvent, OrderEffect]:
         match input:
             case PlaceOrder(order_id=oid, customer=customer, lines=lines):
                 if state.status != "new":
                     return Decision.reject(OrderRejection("already_placed", f"order {oid} is {state.status}"))
                 if not lines or any(line.quantity <= 0 for line in lines):
-                    return Decision.reject(
-                        OrderRejection("empty_order", "an order needs lines with quantity > 0")
-                    )
+                    return Decision.reject(OrderRejection("empty_order", "an order needs lines with quantity > 0"))
                 total = sum(line.quantity * line.unit_price_cents for line in lines)
                 approve_by = now + APPROVAL_WINDOW
                 return (
@@ -180,9 +195,7 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
                 )
             case ApproveOrder(approver=approver):
                 if state.status != "placed":
-                    return Decision.reject(
-                        OrderRejection("not_awaiting_approval", f"order is {state.status}")
-                    )
+                    return Decision.reject(OrderRejection("not_awaiting_approval", f"order is {state.status}"))
                 return (
                     Decision.accept(OrderApproved(approver))
                     .with_effect(ChargeCustomer(input.order_id, state.customer, state.total_cents))
@@ -202,8 +215,10 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
                 return Decision.accept(OrderCancelled(reason)).cancel_timer("approval-deadline")
             case ApprovalDeadline():
                 if state.status != "placed":
-                    return Decision.reject(
-                        OrderRejection("not_awaiting_approval", f"order is {state.status}")
-                    )
+                    return Decision.reject(OrderRejection("not_awaiting_approval", f"order is {state.status}"))
                 return Decision.accept(OrderCancelled("approval deadline passed"))
         raise TypeError(f"unexpected input {input!r}")
+
+
+#: `ironflow-py --app ironflow_py.examples.orders:app ...`
+app = App(workflows=[OrderWorkflow])

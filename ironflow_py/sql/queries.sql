@@ -14,6 +14,22 @@ FROM {schema}.events
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq > %(after_seq)s
 ORDER BY seq
 
+-- name: load_snapshot_and_events
+-- One statement, so one MVCC snapshot: the latest state snapshot newer than after_seq (if any) and the
+-- events after it. The snapshot row comes first (its event_type is NULL and its seq is below the events').
+WITH snap AS (
+    SELECT seq, state_version, payload
+    FROM {schema}.snapshots
+    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq > %(after_seq)s
+)
+SELECT seq, NULL::text AS event_type, payload, state_version FROM snap
+UNION ALL
+SELECT e.seq, e.event_type, e.payload, NULL::integer
+FROM {schema}.events e
+WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s
+  AND e.seq > greatest(%(after_seq)s, coalesce((SELECT seq FROM snap), 0))
+ORDER BY 1, 2 NULLS FIRST
+
 -- name: load_input_key
 SELECT status
 FROM {schema}.input_keys
@@ -57,6 +73,15 @@ WITH new_events AS (
     WHERE %(touch_instance)s
     ON CONFLICT (workflow_type, workflow_id) DO UPDATE
         SET status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
+    RETURNING 1
+), snapshot AS (
+    -- The state after this decision's events, replacing the previous snapshot of the instance.
+    INSERT INTO {schema}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(last_seq)s, %(snapshot_version)s, %(snapshot_payload)s::jsonb, %(now)s
+    WHERE %(snapshot_payload)s::text IS NOT NULL
+    ON CONFLICT (workflow_type, workflow_id) DO UPDATE
+        SET seq = EXCLUDED.seq, state_version = EXCLUDED.state_version, payload = EXCLUDED.payload,
+            created_at = EXCLUDED.created_at
     RETURNING 1
 ), input_key AS (
     INSERT INTO {schema}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at)
@@ -123,6 +148,11 @@ SELECT id, workflow_type, workflow_id, timer_key, due_at, input_type, payload, a
 FROM {schema}.timers
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 ORDER BY due_at, id
+
+-- name: instance_snapshot
+SELECT seq, state_version, payload
+FROM {schema}.snapshots
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 
 -- name: settle_effect_done
 -- Fenced: only the worker holding this attempt's claim may finish the row. A worker whose lease expired

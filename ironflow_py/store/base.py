@@ -38,12 +38,26 @@ class LoadedEvent(NamedTuple):
 
 
 @attrs.frozen
+class StoredSnapshot:
+    """A saved state: what folding events 1..seq gives, written by code whose state version was `state_version`."""
+
+    seq: int
+    state_version: int
+    data: Any
+
+
+@attrs.frozen
 class Loaded:
-    """What the locked transaction read before deciding."""
+    """What the locked transaction read before deciding: events after `after_seq` (or after `snapshot`)."""
 
     events: Sequence[LoadedEvent]
     #: The status recorded for the input key on an earlier execution, if the key was given and seen.
     key_status: OutcomeStatus | None = None
+    #: The latest snapshot newer than `after_seq`, when asked for; `events` then start after its seq.
+    snapshot: StoredSnapshot | None = None
+    after_seq: int = 0
+    #: Events after a given sequence, read in the same locked transaction (to replay past a bad snapshot).
+    reload: Callable[[int], Sequence[LoadedEvent]] | None = None
 
 
 @attrs.frozen
@@ -51,6 +65,12 @@ class NewTimer:
     key: str
     due_at: datetime
     input_type: str
+    payload: str
+
+
+@attrs.frozen
+class NewSnapshot:
+    state_version: int
     payload: str
 
 
@@ -67,13 +87,15 @@ class Writes:
     completed: bool = False
     input_key: str | None = None
     key_status: OutcomeStatus | None = None
+    #: A snapshot of the state after these events (it covers `last_seq`).
+    snapshot: NewSnapshot | None = None
 
     def touches_instance(self) -> bool:
         """True when the instance row must be created or updated (anything but a bare input key)."""
         return bool(self.events or self.effects or self.timers or self.cancel_timers)
 
     def is_empty(self) -> bool:
-        return not (self.touches_instance() or self.input_key)
+        return not (self.touches_instance() or self.input_key or self.snapshot)
 
 
 @attrs.frozen
@@ -125,12 +147,21 @@ class Store(Protocol):
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        *,
+        after_seq: int = 0,
+        with_snapshot: bool = False,
         settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
-        """Lock the instance, apply `settle` (fenced), load, call `step`, write its plan, commit.
+        """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises.
 
-        Rolls back if anything raises; raises `LeaseLost` (nothing written) if `settle`'s fence fails.
-        """
+        Loads events after `after_seq` (a caller that already knows the state up to there); with
+        `with_snapshot`, also the latest snapshot newer than that, and then only the events after it.
+        `settle` (a fenced outbox/timer change) is applied right after the lock; if its fence matches no
+        row the store raises `LeaseLost` and writes nothing."""
+        ...
+
+    def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        """The instance's latest snapshot, for inspection and tests."""
         ...
 
     def events(self, workflow_type: str, workflow_id: str) -> Sequence[StoredEvent]:

@@ -23,6 +23,7 @@ from ironflow_py.store.base import (
     Settle,
     SettleKind,
     StoredEvent,
+    StoredSnapshot,
     Writes,
     Written,
 )
@@ -63,6 +64,7 @@ class MemoryStore:
         self._events: dict[tuple[str, str], list[StoredEvent]] = {}
         self._instances: dict[tuple[str, str], InstanceInfo] = {}
         self._keys: dict[tuple[str, str, str], OutcomeStatus] = {}
+        self._snapshots: dict[tuple[str, str], StoredSnapshot] = {}
         self.outbox: dict[int, MemoryOutboxRow] = {}
         self.timers_by_key: dict[tuple[str, str, str], MemoryTimer] = {}
         self._position = 0
@@ -80,6 +82,9 @@ class MemoryStore:
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        *,
+        after_seq: int = 0,
+        with_snapshot: bool = False,
         settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         ref = (workflow_type, workflow_id)
@@ -89,9 +94,16 @@ class MemoryStore:
             if settle is not None:
                 self._check_fence(settle)
             stored = self._events.get(ref, [])
-            events = [LoadedEvent(e.seq, e.type_name, e.data) for e in stored]
+
+            def reload(after: int) -> list[LoadedEvent]:
+                return [LoadedEvent(e.seq, e.type_name, e.data) for e in stored if e.seq > after]
+
+            snapshot = self._snapshots.get(ref) if with_snapshot else None
+            if snapshot is not None and snapshot.seq <= after_seq:
+                snapshot = None
+            events = reload(max(after_seq, snapshot.seq if snapshot else 0))
             key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
-            plan = step(Loaded(events, key_status))
+            plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
             written = Written()
             if plan.writes is not None and not plan.writes.is_empty():
                 written = self._write(ref, plan.writes)
@@ -127,6 +139,15 @@ class MemoryStore:
         if settle.error is not None:
             row.last_error = settle.error
 
+    def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        with self._lock:
+            return self._snapshots.get((workflow_type, workflow_id))
+
+    def put_snapshot(self, workflow_type: str, workflow_id: str, snapshot: StoredSnapshot) -> None:
+        """Overwrite a snapshot directly (tests use it to plant a stale or corrupt one)."""
+        with self._lock:
+            self._snapshots[(workflow_type, workflow_id)] = snapshot
+
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
@@ -136,6 +157,9 @@ class MemoryStore:
         events = [(t, json.loads(p)) for t, p in w.events]
         effects = [(t, json.loads(p)) for t, p in w.effects]
         timers = [(t, json.loads(t.payload)) for t in w.timers]
+        snapshot = None
+        if w.snapshot is not None:
+            snapshot = StoredSnapshot(w.last_seq, w.snapshot.state_version, json.loads(w.snapshot.payload))
         stored = self._events.setdefault(ref, [])
         base = w.last_seq - len(events)
         if stored and stored[-1].seq != base:
@@ -161,6 +185,8 @@ class MemoryStore:
             status = InstanceStatus.COMPLETED if w.completed else InstanceStatus.RUNNING
             created = old.created_at if old else w.now
             self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now)
+        if snapshot is not None:
+            self._snapshots[ref] = snapshot
         if w.input_key is not None and w.key_status is not None:
             self._keys[(*ref, w.input_key)] = w.key_status
         return Written(positions=positions, effect_ids=effect_ids)
@@ -175,11 +201,7 @@ class MemoryStore:
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
         with self._lock:
-            rows = [
-                r
-                for r in self.outbox.values()
-                if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)
-            ]
+            rows = [r for r in self.outbox.values() if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)]
             return [
                 EffectInfo(
                     r.id,
@@ -206,14 +228,7 @@ class MemoryStore:
             ]
             return [
                 TimerInfo(
-                    t.id,
-                    t.workflow_type,
-                    t.workflow_id,
-                    t.timer_key,
-                    t.due_at,
-                    t.input_type,
-                    t.payload,
-                    t.attempts,
+                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts
                 )
                 for t in sorted(rows, key=lambda t: (t.due_at, t.id))
             ]

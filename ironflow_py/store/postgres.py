@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +12,7 @@ import psycopg
 import psycopg.errors
 import psycopg_pool
 from psycopg.rows import args_row
+from psycopg.types.json import set_json_loads
 
 from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, StoreError
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
@@ -22,6 +24,7 @@ from ironflow_py.store.base import (
     Settle,
     SettleKind,
     StoredEvent,
+    StoredSnapshot,
     Writes,
     Written,
 )
@@ -41,6 +44,34 @@ def notify_channel(schema: str) -> str:
     if len(channel.encode()) > 63:
         channel = "ironflow_" + hashlib.sha1(schema.encode(), usedforsecurity=False).hexdigest()
     return channel
+
+
+def _make_json_loads() -> Callable[[str | bytes], Any]:
+    """orjson when installed (about 1.5 µs less per event, see design/codec.md), else the stdlib parser.
+
+    orjson refuses integers beyond 64 bits; those payloads fall back to the stdlib parser, which keeps them
+    exact, so the result never depends on which parser ran."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+
+    fast, decode_error = orjson.loads, orjson.JSONDecodeError
+
+    def loads(data: str | bytes) -> Any:
+        try:
+            return fast(data)
+        except decode_error:
+            return json.loads(data)
+
+    return loads
+
+
+json_loads = _make_json_loads()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(json_loads, conn)
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
@@ -75,6 +106,7 @@ class PostgresStore:
                 min_size=min_size,
                 max_size=max_size,
                 kwargs={"autocommit": True, "application_name": application_name},
+                configure=_configure,
                 timeout=timeout,
                 open=False,
             )
@@ -151,6 +183,9 @@ class PostgresStore:
         workflow_id: str,
         input_key: str | None,
         step: Callable[[Loaded], Plan],
+        *,
+        after_seq: int = 0,
+        with_snapshot: bool = False,
         settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         q = self.q
@@ -159,13 +194,25 @@ class PostgresStore:
             conn.execute(q["lock_instance"], ids)
             if settle is not None:
                 self._settle(conn, settle)
-            cur = conn.cursor(row_factory=args_row(LoadedEvent))
-            events = cur.execute(q["load_events"], {**ids, "after_seq": 0}).fetchall()
+            events_cur = conn.cursor(row_factory=args_row(LoadedEvent))
+
+            def reload(after: int) -> list[LoadedEvent]:
+                return events_cur.execute(q["load_events"], {**ids, "after_seq": after}).fetchall()
+
+            snapshot = None
+            if with_snapshot:
+                rows = conn.execute(q["load_snapshot_and_events"], {**ids, "after_seq": after_seq}).fetchall()
+                if rows and rows[0][1] is None:
+                    seq, _, data, version = rows.pop(0)
+                    snapshot = StoredSnapshot(seq, version, data)
+                events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows]
+            else:
+                events = reload(after_seq)
             key_status = None
             if input_key is not None:
                 row = conn.execute(q["load_input_key"], {**ids, "input_key": input_key}).fetchone()
                 key_status = OutcomeStatus(row[0]) if row else None
-            plan = step(Loaded(events, key_status))
+            plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
             if plan.writes is None or plan.writes.is_empty():
                 return plan, Written()
             return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
@@ -184,9 +231,7 @@ class PostgresStore:
             # Raised inside the transaction block, so everything this transaction did is rolled back.
             raise LeaseLost(what, settle.id, settle.worker)
 
-    def _write(
-        self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes
-    ) -> Written:
+    def _write(self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes) -> Written:
         params = {
             "workflow_type": workflow_type,
             "workflow_id": workflow_id,
@@ -206,6 +251,8 @@ class PostgresStore:
             "cancel_keys": list(w.cancel_timers),
             "input_key": w.input_key,
             "key_status": None if w.key_status is None else w.key_status.value,
+            "snapshot_version": w.snapshot.state_version if w.snapshot else None,
+            "snapshot_payload": w.snapshot.payload if w.snapshot else None,
             "notify": bool(w.effects or w.timers),
             "channel": self.channel,
         }
@@ -227,6 +274,13 @@ class PostgresStore:
             cur = conn.cursor(row_factory=args_row(_instance_info))
             return cur.execute(
                 self.q["instance"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
+            ).fetchone()
+
+    def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(StoredSnapshot))
+            return cur.execute(
+                self.q["instance_snapshot"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
             ).fetchone()
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:

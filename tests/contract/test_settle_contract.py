@@ -63,9 +63,7 @@ def done(effect_id: int, worker: str, attempt: int) -> Settle:
     return Settle(SettleKind.EFFECT_DONE, effect_id, worker, attempt, T0)
 
 
-def test_the_input_and_the_done_mark_commit_together(
-    service: WorkflowService, store: Store, claim: Claim
-) -> None:
+def test_the_input_and_the_done_mark_commit_together(service: WorkflowService, store: Store, claim: Claim) -> None:
     (effect_id,) = service.execute(Add("c", 1)).effect_ids
     attempt = claim("outbox", effect_id, "w1")
     service.execute(Add("c", 10), settle=done(effect_id, "w1", attempt))

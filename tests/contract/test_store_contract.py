@@ -205,9 +205,7 @@ def test_effect_payload_round_trips(service: WorkflowService, store: Store) -> N
     service.execute(Add("c1", 2, effect_note={"k": [1, "two", None]}))
     (row,) = store.effects("counter", "c1")
     reg = service.registration("counter")
-    assert reg.codec.decode_effect(row.effect_type, row.payload, "c1") == Notify(
-        "c1", 2, {"k": [1, "two", None]}
-    )
+    assert reg.codec.decode_effect(row.effect_type, row.payload, "c1") == Notify("c1", 2, {"k": [1, "two", None]})
 
 
 # -- a workflow whose timer carries another workflow's input ------------------------------------------------

@@ -33,9 +33,7 @@ def test_demo_runs_an_order_end_to_end(pg_url: str, schema: str) -> None:
     assert "state (completed)" in out
 
 
-def test_migrate_then_inspect_with_an_app(
-    pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_migrate_then_inspect_with_an_app(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
     env = {"IRONFLOW_DATABASE_URL": pg_url}
     os.environ.update(env)
     try:
@@ -68,6 +66,23 @@ def test_migrate_then_inspect_with_an_app(
             "order.shipped/1",
         ]
         assert shown["state"]["status"] == "shipped"
+        assert (
+            main(
+                [
+                    "--schema",
+                    schema,
+                    "--app",
+                    "tests.apps:orders",
+                    "diagram",
+                    "order",
+                    "--instance",
+                    rows[0]["workflow_id"],
+                ]
+            )
+            == 0
+        )
+        path = capsys.readouterr().out
+        assert "new --> placed: #1 order.placed/1" in path and "shipped --> [*]" in path
         assert main(["--schema", schema, "--app", "tests.apps:nothing", "inspect", "instances"]) == 1
         assert "not an ironflow_py.App" in capsys.readouterr().err
     finally:

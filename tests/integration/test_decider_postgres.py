@@ -58,9 +58,7 @@ def test_eight_threads_on_one_instance_serialize_without_gaps(pg_store: Postgres
     assert positions == sorted(positions)
     # Every event knows its writing transaction, and transaction ids rise with the sequence too.
     txs = admin.execute(
-        sql.SQL("SELECT tx_id::text::bigint FROM {}.events ORDER BY seq").format(
-            sql.Identifier(pg_store.schema)
-        )
+        sql.SQL("SELECT tx_id::text::bigint FROM {}.events ORDER BY seq").format(sql.Identifier(pg_store.schema))
     ).fetchall()
     assert [t[0] for t in txs] == sorted(t[0] for t in txs)
 
@@ -81,9 +79,7 @@ def test_input_key_applied_once_under_four_concurrent_callers(pg_store: Postgres
     assert len(service.history("counter", "c1")) == 2
 
 
-def test_killed_connection_mid_transaction_writes_nothing(
-    pg_store: PostgresStore, admin: Conn, pg_url: str
-) -> None:
+def test_killed_connection_mid_transaction_writes_nothing(pg_store: PostgresStore, admin: Conn, pg_url: str) -> None:
     """The backend is terminated while `decide` runs (lock held, nothing written yet)."""
     inside, release = threading.Event(), threading.Event()
 
@@ -178,6 +174,8 @@ def test_stored_event_the_code_cannot_read_fails_clearly_and_writes_nothing(
     service.execute(Add("c1", 1))
     _tamper(admin, pg_store.schema, 2, column, value)
     before = counts(admin, pg_store.schema)
+    # A new process (empty state cache), as after deploying code that no longer reads the old history.
+    service = WorkflowService(pg_store, workflows=[Counter])
     with pytest.raises(error) as info:
         service.execute(Add("c1", 1))
     message = str(info.value)
@@ -205,3 +203,17 @@ def test_async_facade_executes_through_the_same_engine(pg_store: PostgresStore) 
 
     assert asyncio.run(main()) == list(range(1, 11))
     assert asyncio.run(service.state("counter", "c1")).total == 10
+
+
+def test_payload_integers_beyond_64_bits_round_trip_exactly(pg_store: PostgresStore) -> None:
+    from ironflow_py.store.postgres import json_loads
+
+    class BigCounter(Counter):
+        limit = 2**80
+
+    assert json_loads('{"n": 1180591620717411303424}') == {"n": 2**70}
+    service = WorkflowService(pg_store, workflows=[BigCounter])
+    assert service.execute(Add("big", 2**70)).accepted
+    fresh = WorkflowService(pg_store, workflows=[BigCounter])
+    assert fresh.history("counter", "big")[0].event.amount == 2**70
+    assert fresh.execute(Add("big", 1)).state.total == 2**70 + 1

@@ -50,9 +50,9 @@ def runtime(service: WorkflowService, registry: EffectRegistry, *, seed: int = 7
 
 def outbox(admin: Conn, schema: str) -> list[tuple[Any, ...]]:
     return admin.execute(
-        sql.SQL(
-            "SELECT id, status, attempts, available_at, locked_by, last_error FROM {}.outbox ORDER BY id"
-        ).format(sql.Identifier(schema))
+        sql.SQL("SELECT id, status, attempts, available_at, locked_by, last_error FROM {}.outbox ORDER BY id").format(
+            sql.Identifier(schema)
+        )
     ).fetchall()
 
 
@@ -66,9 +66,7 @@ def test_returned_input_is_applied_and_the_effect_marked_done(
     assert [(r[1], r[2]) for r in rows] == [("done", 1)] * 3
 
 
-def test_returned_input_for_another_workflow_routes_by_its_own_id(
-    service: WorkflowService, tmp_path: Path
-) -> None:
+def test_returned_input_for_another_workflow_routes_by_its_own_id(service: WorkflowService, tmp_path: Path) -> None:
     service.execute(Start("j2", 2, "other"))
     runtime(service, make_registry(tmp_path)).run_once()
     assert sorted(service.state("tally", "tally-j2")) == [0, 1]
@@ -247,9 +245,7 @@ def test_the_daemon_survives_its_connections_being_killed(
     caller = WorkflowService(pg_store, workflows=[Job, Tally])
     with PostgresStore.connect(pg_url, schema=pg_store.schema, application_name=app_name) as store:
         service = WorkflowService(store, workflows=[Job, Tally])
-        rt = EffectRuntime(
-            service, make_registry(tmp_path), handle_signals=False, listen=False, poll_interval=0.05
-        )
+        rt = EffectRuntime(service, make_registry(tmp_path), handle_signals=False, listen=False, poll_interval=0.05)
         thread = threading.Thread(target=rt.run)
         thread.start()
         try:

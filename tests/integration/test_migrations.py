@@ -61,6 +61,14 @@ EXPECTED_COLUMNS = {
         ("name", "text", False),
         ("applied_at", "timestamp with time zone", False),
     ],
+    "snapshots": [
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("seq", "bigint", False),
+        ("state_version", "integer", False),
+        ("payload", "jsonb", False),
+        ("created_at", "timestamp with time zone", False),
+    ],
     "timers": [
         ("id", "bigint", False),
         ("workflow_type", "text", False),
@@ -82,6 +90,7 @@ EXPECTED_INDEXES = {
     "input_keys_pkey",
     "instances_by_status",
     "instances_pkey",
+    "snapshots_pkey",
     "outbox_by_instance",
     "outbox_dead",
     "outbox_due",
@@ -104,8 +113,7 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
         actual.setdefault(table, []).append((column, data_type, nullable))
     assert actual == EXPECTED_COLUMNS
     indexes = {
-        r[0]
-        for r in admin.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_store.schema,))
+        r[0] for r in admin.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_store.schema,))
     }
     assert indexes == EXPECTED_INDEXES
     assert pg_store.applied_migrations() == [m.version for m in load_migrations(pg_store.schema)]

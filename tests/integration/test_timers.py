@@ -99,9 +99,7 @@ def test_a_timer_claimed_before_its_cancellation_committed_fires_nothing(
     assert (left.key, left.due_at) == ("moved", T0 + timedelta(hours=1))
 
 
-def test_two_timer_workers_never_fire_the_same_timer_twice(
-    service: WorkflowService, clock: ManualClock
-) -> None:
+def test_two_timer_workers_never_fire_the_same_timer_twice(service: WorkflowService, clock: ManualClock) -> None:
     for i in range(200):
         service.execute(Remind(f"e{i % 20}", f"k{i}", T0))
     runtimes = [runtime(service, batch_size=7, concurrency=2) for _ in range(2)]
@@ -134,9 +132,7 @@ def test_a_timer_fires_in_real_time_woken_by_notify(pg_store: PostgresStore, tmp
         assert rt.listener.ready.wait(10)
         due = datetime.now(UTC) + timedelta(milliseconds=500)
         service.execute(Remind("rt", "ping", due))
-        while (
-            not fired(service, "rt") and thread.is_alive() and datetime.now(UTC) < due + timedelta(seconds=10)
-        ):
+        while not fired(service, "rt") and thread.is_alive() and datetime.now(UTC) < due + timedelta(seconds=10):
             listening.wait(0.01)
         assert fired(service, "rt") == ("ping",)
         fired_at = service.history("job", "rt")[-1].recorded_at  # the firing transaction's `now`

@@ -186,10 +186,7 @@ def test_sigterm_finishes_in_flight_handlers_releases_the_rest_and_exits_0(
     assert proc.wait(60) == 0
     assert len(lines(tmp_path / "started.log")) == 2, "nothing new started after SIGTERM"
     rows = outbox(admin, pg_store)
-    assert (
-        sorted((r[1], r[2], r[3] is None) for r in rows)
-        == [("done", 1, False)] * 2 + [("pending", 0, True)] * 4
-    )
+    assert sorted((r[1], r[2], r[3] is None) for r in rows) == [("done", 1, False)] * 2 + [("pending", 0, True)] * 4
 
 
 @pytest.mark.slow

@@ -16,9 +16,7 @@ from ironflow_py.examples.orders import Line, OrderPlaced, OrderWorkflow
 
 def codec() -> WorkflowCodec:
     wf = OrderWorkflow()
-    return WorkflowCodec(
-        wf.type, inputs=wf.inputs, events=wf.events, effects=wf.effects, converter=make_converter()
-    )
+    return WorkflowCodec(wf.type, inputs=wf.inputs, events=wf.events, effects=wf.effects, converter=make_converter())
 
 
 lines = st.lists(
@@ -82,9 +80,7 @@ def test_unknown_name_and_bad_payload_name_type_instance_and_sequence() -> None:
 
 def test_declaring_a_class_twice_or_a_non_attrs_class_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="declared twice"):
-        WorkflowCodec(
-            "w", inputs={}, events={"a/1": Line, "b/1": Line}, effects={}, converter=make_converter()
-        )
+        WorkflowCodec("w", inputs={}, events={"a/1": Line, "b/1": Line}, effects={}, converter=make_converter())
     with pytest.raises(ConfigurationError, match="attrs class"):
         WorkflowCodec("w", inputs={}, events={"a/1": dict}, effects={}, converter=make_converter())
 

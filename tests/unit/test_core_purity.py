@@ -9,7 +9,18 @@ import pytest
 
 import ironflow_py
 
-CORE = ["workflow.py", "decision.py", "codec.py", "errors.py", "records.py", "store/base.py", "effects.py"]
+CORE = [
+    "workflow.py",
+    "decision.py",
+    "codec.py",
+    "errors.py",
+    "records.py",
+    "diagram.py",
+    "effects.py",
+    "store/base.py",
+    "testing/harness.py",
+    "testing/replay.py",
+]
 BANNED = {"psycopg", "psycopg_pool", "structlog", "time", "random", "uuid", "os", "socket", "threading"}
 
 

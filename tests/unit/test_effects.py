@@ -36,9 +36,7 @@ def test_exhausted_after_max_attempts() -> None:
     assert [policy.exhausted(n) for n in (1, 2, 3)] == [False, False, True]
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"max_attempts": 0}, {"base_delay": -1.0}, {"factor": 0.5}, {"max_delay": -2.0}]
-)
+@pytest.mark.parametrize("kwargs", [{"max_attempts": 0}, {"base_delay": -1.0}, {"factor": 0.5}, {"max_delay": -2.0}])
 def test_nonsense_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]

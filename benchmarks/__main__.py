@@ -1,0 +1,20 @@
+"""`python -m benchmarks [section ...]`: run the benchmark sections in one process, print one table each."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import decisions, decode, history
+from benchmarks._common import database_url
+
+SECTIONS = {"decisions": decisions.main, "history": history.main, "decode": decode.main}
+
+
+def main(argv: list[str]) -> None:
+    url = database_url()
+    for name in argv or list(SECTIONS):
+        SECTIONS[name](url)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,99 @@
+"""Snapshots on both stores: written every N events, used on a cold start, never trusted when stale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ironflow_py import MemoryStore, WorkflowService
+from ironflow_py.codec import loads
+from ironflow_py.store.base import Store
+from ironflow_py.testing import WorkflowSpec
+from tests.snapshot_workflows import SnappyCounter, plant_snapshot
+from tests.workflows import Add, Added, CounterState
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        yield request.getfixturevalue("pg_store")
+
+
+def cold(store: Store) -> WorkflowService:
+    """A service with no state cache: every decision rebuilds from the store, like a fresh process."""
+    return WorkflowService(store, workflows=[SnappyCounter], state_cache_size=0)
+
+
+def test_snapshot_is_written_every_n_events_in_the_deciding_transaction(store: Store) -> None:
+    service = cold(store)
+    for _ in range(2):
+        service.execute(Add("c1", 5))
+    assert store.latest_snapshot("snappy", "c1") is None
+    service.execute(Add("c1", 5))
+    snap = store.latest_snapshot("snappy", "c1")
+    assert snap is not None and (snap.seq, snap.state_version) == (3, 1)
+    assert snap.data == {"total": 15, "finished": False, "adds": 3}
+    for _ in range(4):
+        service.execute(Add("c1", 1))
+    snap = store.latest_snapshot("snappy", "c1")
+    assert snap is not None and snap.seq == 6 and snap.data["total"] == 18
+
+
+def test_cold_rebuild_uses_the_snapshot_and_folds_only_the_tail(store: Store) -> None:
+    service = cold(store)
+    for _ in range(4):
+        service.execute(Add("c1", 1))
+    # A planted snapshot with a different count proves the engine starts from it rather than replaying.
+    plant_snapshot(store, "c1", 3, 1, {"total": 3, "finished": False, "adds": 50})
+    outcome = service.execute(Add("c1", 1))
+    assert outcome.state == CounterState(total=5, adds=52)
+
+
+@pytest.mark.parametrize(
+    ("version", "data"),
+    [(2, {"total": 100, "finished": False, "adds": 3}), (1, {"total": "not a number", "adds": None})],
+    ids=["other-version", "undecodable"],
+)
+def test_stale_or_broken_snapshot_is_ignored_and_replaced(store: Store, version: int, data: object) -> None:
+    service = cold(store)
+    for _ in range(4):
+        service.execute(Add("c1", 1))
+    plant_snapshot(store, "c1", 3, version, data)
+    outcome = service.execute(Add("c1", 1))
+    assert outcome.state == CounterState(total=5, adds=5), "full replay, the snapshot was not trusted"
+    snap = store.latest_snapshot("snappy", "c1")
+    assert snap is not None and (snap.seq, snap.state_version) == (5, 1)
+    assert snap.data == {"total": 5, "finished": False, "adds": 5}
+
+
+@settings(max_examples=40, deadline=None)
+@given(amounts=st.lists(st.integers(-1000, 1000), min_size=1, max_size=30), every=st.integers(1, 7))
+def test_engine_state_from_snapshot_plus_tail_equals_full_fold(amounts: list[int], every: int) -> None:
+    class Every(SnappyCounter):
+        snapshot_every = every
+
+    store = MemoryStore()
+    for amount in amounts:
+        WorkflowService(store, workflows=[Every], state_cache_size=0).execute(Add("c1", amount))
+    full = Every().fold(CounterState(), [Added(a, sum(amounts[: i + 1])) for i, a in enumerate(amounts)])
+    assert WorkflowService(store, workflows=[Every], state_cache_size=0).state("snappy", "c1") == full
+    snap = store.latest_snapshot("snappy", "c1")
+    assert (snap is None) == (len(amounts) < every)
+    assert cold(store).execute(Add("c1", 0)).state == Every().evolve(full, Added(0, full.total))
+
+
+@given(amounts=st.lists(st.integers(-(2**31), 2**31), max_size=40), split=st.integers(0, 40))
+def test_snapshot_codec_plus_tail_equals_full_fold(amounts: list[int], split: int) -> None:
+    wf = SnappyCounter()
+    codec = WorkflowSpec(wf).codec
+    codec.state_type = CounterState
+    events = [Added(a, sum(amounts[: i + 1])) for i, a in enumerate(amounts)]
+    k = min(split, len(events))
+    head = wf.fold(wf.initial_state(), events[:k])
+    restored = codec.decode_state(loads(codec.encode_state(head, "c1")), "c1", k)
+    assert wf.fold(restored, events[k:]) == wf.fold(wf.initial_state(), events)
