@@ -1,6 +1,7 @@
 """Effect runtime throughput and wake-up latency, next to a bare-SQL claim-then-mark-done loop.
 
-Run by hand:  python -m benchmarks.effects [--url URL] [--effects 20000] [--samples 500]
+Run by hand:  python -m benchmarks effects   (BENCH_EFFECTS, BENCH_EFFECT_SAMPLES, BENCH_EFFECT_CONCURRENCY)
+         or:  python -m benchmarks.effects [--url URL] [--effects 20000] [--samples 500] [--concurrency 4]
 
 Every phase runs in a fresh schema on the same server, in the same run:
 - bare loop: N pre-inserted outbox rows drained by 1 and 2 processes, each looping "claim 100 rows
@@ -44,6 +45,8 @@ from ironflow_py import (
 from ironflow_py.store.postgres import notify_channel
 
 BATCH = 100
+# Worker processes are started fresh (spawn), never forked from a process holding pools and threads.
+SPAWN = mp.get_context("spawn")
 
 
 @attrs.frozen
@@ -149,8 +152,8 @@ def run_bare(url: str, n: int, connections: int) -> float:
     schema = fresh_schema(url)
     try:
         insert_rows(url, schema, n)
-        barrier = mp.Barrier(connections + 1)
-        procs = [mp.Process(target=bare_main, args=(url, schema, barrier)) for _ in range(connections)]
+        barrier = SPAWN.Barrier(connections + 1)
+        procs = [SPAWN.Process(target=bare_main, args=(url, schema, barrier)) for _ in range(connections)]
         for p in procs:
             p.start()
         barrier.wait()
@@ -185,8 +188,8 @@ def worker_main(url: str, schema: str, concurrency: int, trace: str | None) -> N
         EffectRuntime(service, registry, concurrency=concurrency, batch_size=BATCH).run()
 
 
-def start_workers(url: str, schema: str, count: int, concurrency: int, trace: str | None = None) -> list[mp.Process]:
-    procs = [mp.Process(target=worker_main, args=(url, schema, concurrency, trace)) for _ in range(count)]
+def start_workers(url: str, schema: str, count: int, concurrency: int, trace: str | None = None) -> list[Any]:
+    procs = [SPAWN.Process(target=worker_main, args=(url, schema, concurrency, trace)) for _ in range(count)]
     for p in procs:
         p.start()
     channel = notify_channel(schema)
@@ -196,7 +199,7 @@ def start_workers(url: str, schema: str, count: int, concurrency: int, trace: st
     return procs
 
 
-def stop_workers(procs: list[mp.Process]) -> None:
+def stop_workers(procs: list[Any]) -> None:
     for p in procs:
         p.terminate()  # SIGTERM: a clean shutdown
     for p in procs:
@@ -247,26 +250,16 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--url", default=None, help="PostgreSQL URL (default: IRONFLOW_DATABASE_URL or embedded)")
-    parser.add_argument("--effects", type=int, default=20_000)
-    parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=4, help="handler threads per worker process")
-    args = parser.parse_args()
+def run(url: str, n: int, samples: int, concurrency: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    url = _database.resolve(args.url).url
-    n = args.effects
-    mp.set_start_method("spawn")
-
     rows: list[tuple[str, float]] = []
     bare = {c: n / run_bare(url, n, c) for c in (1, 2)}
     rows += [(f"bare claim+done (batches of {BATCH}), {c} connection(s)", bare[c]) for c in (1, 2)]
-    runtime = {p: n / run_runtime(url, n, p, args.concurrency) for p in (1, 2)}
+    runtime = {p: n / run_runtime(url, n, p, concurrency) for p in (1, 2)}
     rows += [(f"EffectRuntime no-op handler, {p} worker process(es)", runtime[p]) for p in (1, 2)]
-    latency = run_latency(url, args.samples, args.concurrency)
+    latency = run_latency(url, samples, concurrency)
 
-    print(f"\n{n} effects per phase, concurrency {args.concurrency} per worker, {os.cpu_count()} CPUs")
+    print(f"\n{n} effects per phase, {concurrency} handler threads per worker, workers log at warning")
     print(f"{'phase':<58} {'effects/s':>10} {'vs bare':>8}")
     for name, rate in rows:
         versus = ""
@@ -279,5 +272,26 @@ def main() -> None:
     )
 
 
+def main(url: str) -> None:
+    """The `effects` section of `python -m benchmarks`."""
+    env = os.environ.get
+    run(
+        url,
+        int(env("BENCH_EFFECTS", "20000")),
+        int(env("BENCH_EFFECT_SAMPLES", "500")),
+        int(env("BENCH_EFFECT_CONCURRENCY", "4")),
+    )
+
+
+def _cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--url", help="PostgreSQL URL (default: IRONFLOW_DATABASE_URL, else embedded)")
+    parser.add_argument("--effects", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=4, help="handler threads per worker process")
+    args = parser.parse_args()
+    run(_database.resolve(args.url).url, args.effects, args.samples, args.concurrency)
+
+
 if __name__ == "__main__":
-    main()
+    _cli()
