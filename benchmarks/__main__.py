@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import decisions, decode, history
+from benchmarks import decisions, decode, effects, history
 from benchmarks._common import database_url
 
-SECTIONS = {"decisions": decisions.main, "history": history.main, "decode": decode.main}
+SECTIONS = {
+    "decisions": decisions.main,
+    "history": history.main,
+    "decode": decode.main,
+    "effects": effects.main,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -3,7 +3,9 @@
 from ironflow_py.app import App
 from ironflow_py.clock import Clock, ManualClock, SystemClock
 from ironflow_py.codec import make_converter
+from ironflow_py.dead_letters import DeadLetters
 from ironflow_py.decision import Decision, Timer
+from ironflow_py.effects import EffectContext, EffectRegistry, RetryPolicy
 from ironflow_py.errors import (
     CodecError,
     ConcurrencyConflict,
@@ -13,14 +15,25 @@ from ironflow_py.errors import (
     EncodeError,
     InvalidWorkflowId,
     IronflowError,
+    LeaseLost,
     MigrationError,
     NotFound,
+    Permanent,
+    Retryable,
     StoreError,
     UnknownInputType,
     UnknownTypeName,
     WorkflowError,
 )
-from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
+from ironflow_py.records import (
+    EffectInfo,
+    InstanceInfo,
+    InstanceStatus,
+    Outcome,
+    OutcomeStatus,
+    RecordedEvent,
+)
+from ironflow_py.runtime import EffectRuntime
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.postgres import PostgresStore
@@ -32,22 +45,31 @@ __all__ = [
     "CodecError",
     "ConcurrencyConflict",
     "ConfigurationError",
+    "DeadLetters",
     "DecideFailed",
     "Decision",
     "DecodeError",
+    "EffectContext",
+    "EffectInfo",
+    "EffectRegistry",
+    "EffectRuntime",
     "EncodeError",
     "InstanceInfo",
     "InstanceStatus",
     "InvalidWorkflowId",
     "IronflowError",
+    "LeaseLost",
     "ManualClock",
     "MemoryStore",
     "MigrationError",
     "NotFound",
     "Outcome",
     "OutcomeStatus",
+    "Permanent",
     "PostgresStore",
     "RecordedEvent",
+    "RetryPolicy",
+    "Retryable",
     "StoreError",
     "SystemClock",
     "Timer",

@@ -18,7 +18,7 @@ from ironflow_py.codec import WorkflowCodec
 from ironflow_py.decision import Decision
 from ironflow_py.errors import CodecError, DecideFailed, DecodeError, StoreError
 from ironflow_py.records import Outcome, OutcomeStatus, RecordedEvent
-from ironflow_py.store.base import Loaded, LoadedEvent, NewSnapshot, NewTimer, Plan, Store, Writes
+from ironflow_py.store.base import Loaded, LoadedEvent, NewSnapshot, NewTimer, Plan, Settle, Store, Writes
 from ironflow_py.workflow import AnyWorkflow
 
 
@@ -125,7 +125,15 @@ class Decider:
 
     # -- executing --------------------------------------------------------------------------------------
 
-    def execute(self, input: Any, workflow_id: str, input_key: str | None, now: datetime) -> Outcome[Any, Any]:
+    def execute(
+        self,
+        input: Any,
+        workflow_id: str,
+        input_key: str | None,
+        now: datetime,
+        settle: Settle | None = None,
+    ) -> Outcome[Any, Any]:
+        """Run `input` on one instance; `settle` (a fenced outbox/timer change) joins the same transaction."""
         cached = self.cache.get(workflow_id) if self.cache is not None else None
 
         def step(loaded: Loaded) -> Plan:
@@ -133,7 +141,13 @@ class Decider:
 
         after = cached.seq - 1 if cached is not None else 0
         plan, written = self.store.run_locked(
-            self.type, workflow_id, input_key, step, after_seq=after, with_snapshot=self.snapshots
+            self.type,
+            workflow_id,
+            input_key,
+            step,
+            after_seq=after,
+            with_snapshot=self.snapshots,
+            settle=settle,
         )
         result = plan.result
         if self.cache is not None:

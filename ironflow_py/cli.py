@@ -1,4 +1,4 @@
-"""`ironflow-py`: migrate the schema, run the demo, inspect instances; the one place logging is configured."""
+"""`ironflow-py`: migrate, demo, inspect, run the worker, manage dead letters; sets up logging."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ import structlog
 
 from ironflow_py import _database
 from ironflow_py.app import App
+from ironflow_py.dead_letters import DeadLetters
 from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
 from ironflow_py.records import InstanceStatus
+from ironflow_py.runtime import EffectRuntime
+from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.postgres import DEFAULT_SCHEMA, PostgresStore
 
@@ -80,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     show = inspect.add_parser("show", help="one instance: history and state")
     show.add_argument("workflow_type")
     show.add_argument("workflow_id")
+    worker = sub.add_parser("worker", help="run effect handlers and fire timers until SIGTERM/SIGINT")
+    worker.add_argument("--concurrency", type=int, default=int(_env("CONCURRENCY", "8") or 8))
+    worker.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", "100") or 100))
+    worker.add_argument("--lease", type=float, default=float(_env("LEASE", "60") or 60), help="seconds")
+    worker.add_argument("--poll-interval", type=float, default=float(_env("POLL_INTERVAL", "1") or 1))
+    worker.add_argument("--grace", type=float, default=float(_env("GRACE", "30") or 30), help="seconds")
+    dead = sub.add_parser("dead-letters", help="dead-lettered effects").add_subparsers(dest="action", required=True)
+    dead_list = dead.add_parser("list", help="list dead letters, oldest first")
+    dead_list.add_argument("--limit", type=int, default=50)
+    dead.add_parser("count", help="how many effects are dead")
+    for action, what in (("retry", "run it again with a fresh attempt count"), ("discard", "delete it")):
+        one = dead.add_parser(action, help=what)
+        one.add_argument("effect_id", type=int)
     diagram = sub.add_parser("diagram", help="a workflow's state machine, or one instance's path, as text")
     diagram.add_argument("workflow_type")
     diagram.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
@@ -135,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
     db = _database.resolve(args.database_url, data_dir=Path(args.data_dir))
     if not args.json:
         print(f"using {db.description}", file=sys.stderr)
-    with PostgresStore.connect(db.url, schema=args.schema, max_size=4) as store:
+    pool_size = args.concurrency + 2 if args.command == "worker" else 4
+    with PostgresStore.connect(db.url, schema=args.schema, max_size=pool_size) as store:
         if args.command == "migrate":
             applied = store.migrate()
             _print(
@@ -150,10 +167,14 @@ def _run(args: argparse.Namespace) -> int:
             store.migrate()
             run_demo(store)
             return 0
+        if args.command == "dead-letters":
+            return _dead_letters(args, DeadLetters(store))
         app = _require_app(args)
         if args.command == "diagram":
             return _diagram(args, app, store)
         service = app.service(store)
+        if args.command == "worker":
+            return _worker(args, app, service)
         if args.what == "instances":
             status = InstanceStatus(args.status) if args.status else None
             rows = service.list_instances(args.workflow_type, status, limit=args.limit)
@@ -189,6 +210,49 @@ def _run(args: argparse.Namespace) -> int:
             _print(args, data, "\n".join(lines))
             return 0
     return 2
+
+
+def _worker(args: argparse.Namespace, app: App, service: WorkflowService) -> int:
+    runtime = EffectRuntime(
+        service,
+        app.effects,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        lease=args.lease,
+        poll_interval=args.poll_interval,
+        grace=args.grace,
+    )
+    runtime.run()
+    if runtime.abandoned:
+        # Handlers that outlived the grace period still run on pool threads; their claims are released,
+        # so leave without joining them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace, dead: DeadLetters) -> int:
+    if args.action == "list":
+        rows = dead.list(limit=args.limit)
+        text = (
+            "\n".join(
+                f"{r.id:<8} {r.workflow_type}/{r.workflow_id} {r.effect_type} attempts {r.attempts}: {r.last_error}"
+                for r in rows
+            )
+            or "no dead letters"
+        )
+        _print(args, [attrs.asdict(r) for r in rows], text)
+    elif args.action == "count":
+        count = dead.count()
+        _print(args, {"count": count}, str(count))
+    elif args.action == "retry":
+        dead.retry(args.effect_id)
+        _print(args, {"retried": args.effect_id}, f"effect {args.effect_id} is pending again")
+    else:
+        dead.discard(args.effect_id)
+        _print(args, {"discarded": args.effect_id}, f"effect {args.effect_id} discarded")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

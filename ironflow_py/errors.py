@@ -94,3 +94,25 @@ class MigrationError(StoreError):
 
 class NotFound(IronflowError):
     """A workflow type or instance that was asked for does not exist."""
+
+
+class LeaseLost(IronflowError):
+    """A worker's claim on an outbox row or timer no longer holds (lease taken over, timer cancelled or
+    replaced, row released); the change it wanted to make, and anything it carried, was not applied."""
+
+    def __init__(self, what: str, row_id: int, worker: str) -> None:
+        self.what = what
+        self.row_id = row_id
+        self.worker = worker
+        super().__init__(f"{what} {row_id}: worker {worker!r} no longer holds its claim; nothing was applied")
+
+
+class Retryable(IronflowError):
+    """Raised by an effect handler: this attempt failed, try again later under the effect's RetryPolicy.
+
+    Any other unexpected exception is treated the same way.
+    """
+
+
+class Permanent(IronflowError):
+    """Raised by an effect handler: retrying cannot help; dead-letter the effect at once."""

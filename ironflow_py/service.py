@@ -16,7 +16,7 @@ from ironflow_py.clock import Clock, SystemClock
 from ironflow_py.codec import WorkflowCodec, make_converter
 from ironflow_py.errors import ConfigurationError, DecideFailed, InvalidWorkflowId, NotFound, UnknownInputType
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, RecordedEvent
-from ironflow_py.store.base import LoadedEvent, Store
+from ironflow_py.store.base import LoadedEvent, Settle, Store
 from ironflow_py.workflow import AnyWorkflow, Workflow
 
 
@@ -122,9 +122,26 @@ class WorkflowService:
             )
         return reg, workflow_id
 
-    def execute(self, input: object) -> Outcome[Any, Any]:
-        """Run one input through its workflow's Decider; all its writes commit together or not at all."""
+    def execute(self, input: object, *, settle: Settle | None = None) -> Outcome[Any, Any]:
+        """Run one input through its workflow's Decider; all its writes commit together or not at all.
+
+        `settle` is for the effect runtime: a fenced change to a claimed outbox row or timer that commits
+        in the same transaction, or makes the whole call fail with `LeaseLost` and write nothing.
+        """
         reg, workflow_id = self.route(input)
+        return self._execute(reg, workflow_id, input, settle)
+
+    def execute_on(
+        self, workflow_type: str, workflow_id: str, input: object, *, settle: Settle | None = None
+    ) -> Outcome[Any, Any]:
+        """Run `input` on a given instance, not the one `workflow_id(input)` names: how a timer fires on
+        the instance that scheduled it."""
+        reg = self.registration(workflow_type)
+        if type(input) not in reg.codec.inputs:
+            raise UnknownInputType(type(input))
+        return self._execute(reg, workflow_id, input, settle)
+
+    def _execute(self, reg: Registration, workflow_id: str, input: object, settle: Settle | None) -> Outcome[Any, Any]:
         wf = reg.workflow
         try:
             key = wf.input_key(input)
@@ -135,7 +152,7 @@ class WorkflowService:
                 workflow_id=workflow_id,
             ) from exc
         started = time.perf_counter()
-        outcome = reg.decider.execute(input, workflow_id, key, self.clock.now())
+        outcome = reg.decider.execute(input, workflow_id, key, self.clock.now(), settle)
         self._log.debug(
             "input_executed",
             workflow_type=wf.type,

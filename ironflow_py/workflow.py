@@ -64,6 +64,11 @@ class Workflow(Generic[S, I, E, F]):
         """An idempotency key: the same key on the same instance is applied once."""
         return None
 
+    def dead_letter_input(self, effect: F, error: str) -> I | None:
+        """The input this instance receives when `effect` is dead-lettered (`error` says why), so it can
+        compensate instead of waiting forever; None (the default) delivers nothing."""
+        return None
+
     def should_snapshot(self, state: S, seq: int, events_since_snapshot: int) -> bool:
         """Whether to save `state` (which includes events up to `seq`) in the deciding transaction."""
         every = self.snapshot_every

@@ -90,7 +90,10 @@ WITH new_events AS (
     RETURNING 1
 )
 SELECT (SELECT coalesce(array_agg(position ORDER BY seq), '{{}}') FROM new_events),
-       (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM new_effects)
+       (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM new_effects),
+       -- Wake the workers when this commits (NOTIFY is delivered at commit, never on rollback). Polling
+       -- stays the source of truth: a lost notification only costs latency.
+       CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL
 
 -- name: history
 SELECT seq, position, event_type, payload, recorded_at
@@ -150,3 +153,138 @@ ORDER BY due_at, id
 SELECT seq, state_version, payload
 FROM {schema}.snapshots
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+
+-- name: settle_effect_done
+-- Fenced: only the worker holding this attempt's claim may finish the row. A worker whose lease expired
+-- and was taken over matches nothing, and its whole transaction (returned input included) rolls back.
+UPDATE {schema}.outbox
+SET status = 'done', completed_at = %(now)s, locked_until = NULL
+WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+
+-- name: settle_effect_dead
+-- Fenced like settle_effect_done; the dead-letter input (if any) commits in the same transaction.
+UPDATE {schema}.outbox
+SET status = 'dead', completed_at = %(now)s, locked_until = NULL, last_error = %(error)s
+WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+
+-- name: settle_timer_fired
+-- Fenced on the timer's id, which a reschedule replaces and a cancellation deletes: a claim on an old or
+-- cancelled timer matches nothing, so its input is never applied. Runs under the instance lock, which
+-- the deciding transaction that cancels or replaces timers also takes, so the two cannot interleave.
+DELETE FROM {schema}.timers
+WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s
+
+-- name: claim_effects
+-- One statement claims a batch. FOR UPDATE SKIP LOCKED: concurrent workers take disjoint rows without
+-- waiting for each other. The lease end is written to available_at as well as locked_until, so a row
+-- whose lease expires becomes due again through the same partial index, with no second predicate to
+-- scan past live claims. attempts counts claims; with locked_by it fences every later change of the row.
+WITH due AS (
+    SELECT id FROM {schema}.outbox
+    WHERE status = 'pending' AND available_at <= %(now)s
+    ORDER BY available_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.outbox o
+SET locked_by = %(worker)s, locked_until = %(until)s, available_at = %(until)s, attempts = o.attempts + 1
+FROM due
+WHERE o.id = due.id
+RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts
+
+-- name: complete_effects
+-- Batch completion of handlers that returned nothing, fenced per row (this worker, this attempt): rows
+-- taken over by another worker are left alone and reported missing from the RETURNING list.
+UPDATE {schema}.outbox o
+SET status = 'done', completed_at = %(now)s, locked_until = NULL
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempt)
+WHERE o.id = c.id AND o.attempts = c.attempt AND o.locked_by = %(worker)s AND o.status = 'pending'
+RETURNING o.id
+
+-- name: retry_effect_later
+-- Fenced: a failed attempt schedules the next one only if this worker still holds the claim.
+UPDATE {schema}.outbox
+SET available_at = %(retry_at)s, locked_by = NULL, locked_until = NULL, last_error = %(error)s
+WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+
+-- name: release_effects
+-- Fenced: hand back claims this worker holds but will not finish (shutdown); the claim does not count as
+-- an attempt, and the row is due at once for any worker.
+UPDATE {schema}.outbox o
+SET available_at = %(now)s, locked_by = NULL, locked_until = NULL, attempts = o.attempts - 1
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempt)
+WHERE o.id = c.id AND o.attempts = c.attempt AND o.locked_by = %(worker)s AND o.status = 'pending'
+RETURNING o.id
+
+-- name: heartbeat_effect
+-- Fenced: a worker extends only its own live claim; a lost claim returns no row.
+UPDATE {schema}.outbox
+SET locked_until = %(until)s, available_at = %(until)s
+WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+RETURNING locked_until
+
+-- name: claim_timers
+-- FOR UPDATE SKIP LOCKED: concurrent timer workers take disjoint timers. The lease keeps a claimed
+-- timer from being claimed again until it expires; attempts and locked_by fence the firing.
+WITH due AS (
+    SELECT id FROM {schema}.timers
+    WHERE due_at <= %(now)s AND (locked_until IS NULL OR locked_until <= %(now)s)
+    ORDER BY due_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.timers t
+SET locked_by = %(worker)s, locked_until = %(until)s, attempts = t.attempts + 1
+FROM due
+WHERE t.id = due.id
+RETURNING t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts
+
+-- name: retry_timer_later
+-- Fenced: a failed firing schedules the next try only if this worker still holds the claim.
+UPDATE {schema}.timers
+SET locked_by = NULL, locked_until = %(retry_at)s, last_error = %(error)s
+WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s
+
+-- name: release_timers
+-- Fenced: hand back unfired timer claims at shutdown; due again at once, not counted as an attempt.
+UPDATE {schema}.timers t
+SET locked_by = NULL, locked_until = NULL, attempts = t.attempts - 1
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempt)
+WHERE t.id = c.id AND t.attempts = c.attempt AND t.locked_by = %(worker)s
+RETURNING t.id
+
+-- name: next_due
+-- When the idle loop should look again: the earliest pending effect (new, retrying, or a lease that will
+-- expire) and the earliest unclaimed timer. Both read an index in order and stop at the first row.
+SELECT (SELECT available_at FROM {schema}.outbox WHERE status = 'pending'
+        ORDER BY available_at, id LIMIT 1),
+       (SELECT coalesce(greatest(due_at, locked_until), due_at) FROM {schema}.timers
+        ORDER BY due_at, id LIMIT 1)
+
+-- name: notify
+SELECT pg_notify(%(channel)s, '')
+
+-- name: dead_letters
+SELECT id, workflow_type, workflow_id, effect_type, payload, status, attempts, available_at, locked_by,
+       locked_until, last_error
+FROM {schema}.outbox
+WHERE status = 'dead' AND id > %(after_id)s
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: count_dead_letters
+SELECT count(*) FROM {schema}.outbox WHERE status = 'dead'
+
+-- name: retry_dead_letter
+-- Only a dead row is revived; a fresh attempt count gives it the full retry policy again.
+WITH revived AS (
+    UPDATE {schema}.outbox
+    SET status = 'pending', attempts = 0, available_at = %(now)s, locked_by = NULL, locked_until = NULL,
+        completed_at = NULL
+    WHERE id = %(id)s AND status = 'dead'
+    RETURNING id
+)
+SELECT id, pg_notify(%(channel)s, '') IS NULL FROM revived
+
+-- name: discard_dead_letter
+DELETE FROM {schema}.outbox WHERE id = %(id)s AND status = 'dead' RETURNING id

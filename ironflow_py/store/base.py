@@ -7,6 +7,7 @@ and pass one contract suite.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -113,6 +114,30 @@ class Plan:
     result: Any = None
 
 
+class SettleKind(enum.Enum):
+    EFFECT_DONE = "effect_done"
+    EFFECT_DEAD = "effect_dead"
+    TIMER_FIRED = "timer_fired"
+
+
+@attrs.frozen
+class Settle:
+    """A fenced change to a claimed outbox row or timer, made inside a decision's transaction.
+
+    The store applies it right after taking the instance lock, only while `worker` still holds claim
+    `attempt` on row `id`; if the fence matches no row the whole transaction is abandoned (`LeaseLost`), so
+    a handler's returned input and the "done" mark (or a timer's input and its deletion) commit together
+    or not at all.
+    """
+
+    kind: SettleKind
+    id: int
+    worker: str
+    attempt: int
+    now: datetime
+    error: str | None = None
+
+
 class Store(Protocol):
     """A durable home for workflow instances; see the module docstring for the transaction contract."""
 
@@ -125,11 +150,14 @@ class Store(Protocol):
         *,
         after_seq: int = 0,
         with_snapshot: bool = False,
+        settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises.
 
         Loads events after `after_seq` (a caller that already knows the state up to there); with
-        `with_snapshot`, also the latest snapshot newer than that, and then only the events after it."""
+        `with_snapshot`, also the latest snapshot newer than that, and then only the events after it.
+        `settle` (a fenced outbox/timer change) is applied right after the lock; if its fence matches no
+        row the store raises `LeaseLost` and writes nothing."""
         ...
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:

@@ -14,8 +14,19 @@ from typing import Any
 
 import attrs
 
+from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
-from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, StoredSnapshot, Writes, Written
+from ironflow_py.store.base import (
+    Loaded,
+    LoadedEvent,
+    Plan,
+    Settle,
+    SettleKind,
+    StoredEvent,
+    StoredSnapshot,
+    Writes,
+    Written,
+)
 
 
 @attrs.define
@@ -28,6 +39,8 @@ class MemoryOutboxRow:
     available_at: datetime
     status: str = "pending"
     attempts: int = 0
+    locked_by: str | None = None
+    last_error: str | None = None
 
 
 @attrs.define
@@ -39,6 +52,8 @@ class MemoryTimer:
     due_at: datetime
     input_type: str
     payload: Any
+    attempts: int = 0
+    locked_by: str | None = None
 
 
 class MemoryStore:
@@ -70,9 +85,14 @@ class MemoryStore:
         *,
         after_seq: int = 0,
         with_snapshot: bool = False,
+        settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         ref = (workflow_type, workflow_id)
         with self._lock:
+            # Check the fence first and apply it last: under the one lock that is the same all-or-nothing
+            # as PostgreSQL's fenced update at the start of the transaction.
+            if settle is not None:
+                self._check_fence(settle)
             stored = self._events.get(ref, [])
 
             def reload(after: int) -> list[LoadedEvent]:
@@ -84,9 +104,40 @@ class MemoryStore:
             events = reload(max(after_seq, snapshot.seq if snapshot else 0))
             key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
             plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
-            if plan.writes is None or plan.writes.is_empty():
-                return plan, Written()
-            return plan, self._write(ref, plan.writes)
+            written = Written()
+            if plan.writes is not None and not plan.writes.is_empty():
+                written = self._write(ref, plan.writes)
+            if settle is not None:
+                self._apply_settle(settle)
+            return plan, written
+
+    def _timer_by_id(self, timer_id: int) -> MemoryTimer | None:
+        return next((t for t in self.timers_by_key.values() if t.id == timer_id), None)
+
+    def _check_fence(self, settle: Settle) -> None:
+        if settle.kind is SettleKind.TIMER_FIRED:
+            timer = self._timer_by_id(settle.id)
+            if timer is None or (timer.locked_by, timer.attempts) != (settle.worker, settle.attempt):
+                raise LeaseLost("timer", settle.id, settle.worker)
+            return
+        row = self.outbox.get(settle.id)
+        if row is None or (row.status, row.locked_by, row.attempts) != (
+            "pending",
+            settle.worker,
+            settle.attempt,
+        ):
+            raise LeaseLost("effect", settle.id, settle.worker)
+
+    def _apply_settle(self, settle: Settle) -> None:
+        if settle.kind is SettleKind.TIMER_FIRED:
+            timer = self._timer_by_id(settle.id)
+            if timer is not None:  # None: this very decision rescheduled the key, which replaced it
+                del self.timers_by_key[(timer.workflow_type, timer.workflow_id, timer.timer_key)]
+            return
+        row = self.outbox[settle.id]
+        row.status = "done" if settle.kind is SettleKind.EFFECT_DONE else "dead"
+        if settle.error is not None:
+            row.last_error = settle.error
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
         with self._lock:
@@ -161,9 +212,9 @@ class MemoryStore:
                     r.status,
                     r.attempts,
                     r.available_at,
+                    r.locked_by,
                     None,
-                    None,
-                    None,
+                    r.last_error,
                 )
                 for r in sorted(rows, key=lambda r: r.id)
             ]
@@ -176,7 +227,9 @@ class MemoryStore:
                 if (t.workflow_type, t.workflow_id) == (workflow_type, workflow_id)
             ]
             return [
-                TimerInfo(t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, 0)
+                TimerInfo(
+                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts
+                )
                 for t in sorted(rows, key=lambda t: (t.due_at, t.id))
             ]
 

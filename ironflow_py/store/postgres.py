@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,12 +14,36 @@ import psycopg_pool
 from psycopg.rows import args_row
 from psycopg.types.json import set_json_loads
 
-from ironflow_py.errors import ConcurrencyConflict, MigrationError, StoreError
+from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, StoreError
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._sql import load_migrations, load_queries
-from ironflow_py.store.base import Loaded, LoadedEvent, Plan, StoredEvent, StoredSnapshot, Writes, Written
+from ironflow_py.store.base import (
+    Loaded,
+    LoadedEvent,
+    Plan,
+    Settle,
+    SettleKind,
+    StoredEvent,
+    StoredSnapshot,
+    Writes,
+    Written,
+)
 
 DEFAULT_SCHEMA = "ironflow"
+
+_SETTLE_QUERY = {
+    SettleKind.EFFECT_DONE: "settle_effect_done",
+    SettleKind.EFFECT_DEAD: "settle_effect_dead",
+    SettleKind.TIMER_FIRED: "settle_timer_fired",
+}
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of one schema (channel names are identifiers: at most 63 bytes)."""
+    channel = f"ironflow_{schema}"
+    if len(channel.encode()) > 63:
+        channel = "ironflow_" + hashlib.sha1(schema.encode(), usedforsecurity=False).hexdigest()
+    return channel
 
 
 def _make_json_loads() -> Callable[[str | bytes], Any]:
@@ -61,6 +86,7 @@ class PostgresStore:
         self.pool = pool
         self.schema = schema
         self.q = load_queries(schema)
+        self.channel = notify_channel(schema)
 
     @classmethod
     def connect(
@@ -160,11 +186,14 @@ class PostgresStore:
         *,
         after_seq: int = 0,
         with_snapshot: bool = False,
+        settle: Settle | None = None,
     ) -> tuple[Plan, Written]:
         q = self.q
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
         with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
             conn.execute(q["lock_instance"], ids)
+            if settle is not None:
+                self._settle(conn, settle)
             events_cur = conn.cursor(row_factory=args_row(LoadedEvent))
 
             def reload(after: int) -> list[LoadedEvent]:
@@ -188,6 +217,20 @@ class PostgresStore:
                 return plan, Written()
             return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
 
+    def _settle(self, conn: psycopg.Connection[Any], settle: Settle) -> None:
+        """Apply the fenced change first: a lost claim costs no decoding or deciding, and writes nothing."""
+        params = {
+            "id": settle.id,
+            "worker": settle.worker,
+            "attempt": settle.attempt,
+            "now": settle.now,
+            "error": settle.error,
+        }
+        if conn.execute(self.q[_SETTLE_QUERY[settle.kind]], params).rowcount != 1:
+            what = "timer" if settle.kind is SettleKind.TIMER_FIRED else "effect"
+            # Raised inside the transaction block, so everything this transaction did is rolled back.
+            raise LeaseLost(what, settle.id, settle.worker)
+
     def _write(self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes) -> Written:
         params = {
             "workflow_type": workflow_type,
@@ -210,6 +253,8 @@ class PostgresStore:
             "key_status": None if w.key_status is None else w.key_status.value,
             "snapshot_version": w.snapshot.state_version if w.snapshot else None,
             "snapshot_payload": w.snapshot.payload if w.snapshot else None,
+            "notify": bool(w.effects or w.timers),
+            "channel": self.channel,
         }
         row = conn.execute(self.q["write_decision"], params).fetchone()
         assert row is not None

@@ -16,6 +16,7 @@ CORE = [
     "errors.py",
     "records.py",
     "diagram.py",
+    "effects.py",
     "store/base.py",
     "testing/harness.py",
     "testing/replay.py",

@@ -1,0 +1,230 @@
+"""One effect attempt and one timer firing: decode, call the handler, feed back, retry or dead-letter.
+
+Runs on the runtime's worker threads. Whatever a handler returns goes through the Decider together with
+the fenced "done" mark (one transaction); a lost claim (`LeaseLost`) means another worker owns the row
+and this attempt changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from ironflow_py._outbox import EffectClaim, Outbox, TimerClaim
+from ironflow_py.clock import Clock
+from ironflow_py.effects import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
+from ironflow_py.errors import DecodeError, IronflowError, LeaseLost, NotFound, Permanent, StoreError
+from ironflow_py.service import Registration, WorkflowService
+from ironflow_py.store.base import Settle, SettleKind
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+class _LoopThread:
+    """One asyncio loop on its own thread, shared by every `async def` handler of a runtime."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="ironflow-async", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@attrs.define
+class Attempts:
+    """Runs attempts for one worker; holds what every attempt needs."""
+
+    service: WorkflowService
+    registry: EffectRegistry
+    outbox: Outbox
+    clock: Clock
+    random: Callable[[], float]
+    lease: timedelta
+    timer_policy: RetryPolicy
+    log: Any
+    _loop: _LoopThread | None = None
+    _loop_lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+
+    def _call(self, entry: Registered, effect: object, ctx: EffectContext) -> Any:
+        if not entry.is_async:
+            return entry.handler(effect, ctx)
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = _LoopThread()
+        return self._loop.run(entry.handler(effect, ctx))  # type: ignore[arg-type]
+
+    def _logged(self, claim: EffectClaim, outcome: str, started: float, **extra: Any) -> None:
+        level = self.log.info if outcome == "done" else self.log.warning
+        level(
+            "effect_attempt",
+            effect_id=claim.id,
+            workflow_type=claim.workflow_type,
+            workflow_id=claim.workflow_id,
+            effect_type=claim.effect_type,
+            attempt=claim.attempt,
+            outcome=outcome,
+            duration_ms=_ms(started),
+            **extra,
+        )
+
+    def log_done(self, claim: EffectClaim, started: float, held: bool) -> None:
+        """The log line of a handler that returned nothing, once the batched "done" mark is known."""
+        self._logged(claim, "done" if held else "lease_lost", started)
+
+    # -- effects ------------------------------------------------------------------------------------------
+
+    def run_effect(self, claim: EffectClaim) -> tuple[EffectClaim, float] | None:
+        """Run one attempt. Returns (claim, start time) when the handler returned nothing: the caller marks
+        those done in one batched statement. Everything else is settled here."""
+        started = time.perf_counter()
+        try:
+            reg = self.service.registration(claim.workflow_type)
+            effect = reg.codec.decode_effect(claim.effect_type, claim.payload, claim.workflow_id)
+        except (NotFound, DecodeError) as exc:
+            # A row this code cannot read will not become readable by retrying: dead-letter it now.
+            self._dead(claim, None, None, _describe(exc), started)
+            return None
+        entry = self.registry.lookup(type(effect))
+        if entry is None:
+            error = f"no handler is registered for effect {type(effect).__qualname__} ({claim.effect_type!r})"
+            self._dead(claim, reg, effect, error, started)
+            return None
+        ctx = EffectContext(
+            claim.id,
+            claim.workflow_type,
+            claim.workflow_id,
+            claim.attempt,
+            idempotency_key(claim.workflow_type, claim.workflow_id, claim.id),
+            heartbeat=lambda: self._heartbeat(claim),
+        )
+        try:
+            result = self._call(entry, effect, ctx)
+        except Permanent as exc:
+            self._dead(claim, reg, effect, _describe(exc), started)
+            return None
+        except Exception as exc:  # Retryable, or anything unexpected: both retry under the policy
+            self._failed(claim, entry.policy, reg, effect, _describe(exc), started)
+            return None
+        if result is None:
+            return claim, started
+        settle = Settle(SettleKind.EFFECT_DONE, claim.id, self.outbox.worker, claim.attempt, self.clock.now())
+        try:
+            outcome = self.service.execute(result, settle=settle)
+        except LeaseLost:
+            self._logged(claim, "lease_lost", started)
+        except StoreError:
+            raise  # the database is unwell: leave the row to its lease, another attempt will come
+        except IronflowError as exc:
+            error = f"the returned {type(result).__qualname__} could not be applied: {exc}"
+            self._failed(claim, entry.policy, reg, effect, error, started)
+        else:
+            self._logged(claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value)
+        return None
+
+    def _heartbeat(self, claim: EffectClaim) -> Any:
+        until = self.outbox.heartbeat(claim, self.clock.now() + self.lease)
+        if until is None:
+            raise LeaseLost("effect", claim.id, self.outbox.worker)
+        return until
+
+    def _failed(
+        self,
+        claim: EffectClaim,
+        policy: RetryPolicy,
+        reg: Registration,
+        effect: object,
+        error: str,
+        started: float,
+    ) -> None:
+        if policy.exhausted(claim.attempt):
+            self._dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started)
+            return
+        delay = policy.delay(claim.attempt, self.random)
+        retry_at = self.clock.now() + timedelta(seconds=delay)
+        held = self.outbox.retry_effect_later(claim, retry_at, error)
+        self._logged(claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3))
+
+    def _dead(
+        self,
+        claim: EffectClaim,
+        reg: Registration | None,
+        effect: object,
+        error: str,
+        started: float,
+    ) -> None:
+        now = self.clock.now()
+        input = None
+        if reg is not None:
+            try:
+                input = reg.workflow.dead_letter_input(effect, error)
+            except Exception as exc:
+                error += f"; dead_letter_input raised {_describe(exc)}"
+        held = False
+        if input is not None:
+            settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.attempt, now, error)
+            try:
+                self.service.execute(input, settle=settle)
+                held = True
+            except LeaseLost:
+                pass
+            except StoreError:
+                raise
+            except IronflowError as exc:
+                # The compensation itself is broken (bad input, decide raised): record why, still dead.
+                error += f"; its dead-letter input {type(input).__qualname__} failed: {exc}"
+                input = None
+        if input is None:
+            held = self.outbox.mark_dead(claim, now, error)
+        self._logged(claim, "dead" if held else "lease_lost", started, error=error)
+
+    # -- timers -------------------------------------------------------------------------------------------
+
+    def fire_timer(self, claim: TimerClaim) -> None:
+        """Deliver the timer's input to the instance that scheduled it, deleting the timer in the same
+        transaction; a cancelled or replaced timer (its id is gone) fires nothing."""
+        started = time.perf_counter()
+        settle = Settle(SettleKind.TIMER_FIRED, claim.id, self.outbox.worker, claim.attempt, self.clock.now())
+        context = {
+            "timer_id": claim.id,
+            "workflow_type": claim.workflow_type,
+            "workflow_id": claim.workflow_id,
+            "timer_key": claim.key,
+            "attempt": claim.attempt,
+        }
+        try:
+            reg = self.service.registration(claim.workflow_type)
+            input = reg.codec.decode_input(claim.input_type, claim.payload, claim.workflow_id)
+            outcome = self.service.execute_on(claim.workflow_type, claim.workflow_id, input, settle=settle)
+        except LeaseLost:
+            self.log.info("timer_fired", **context, outcome="skipped", duration_ms=_ms(started))
+        except StoreError:
+            raise
+        except IronflowError as exc:
+            # Timers are never dropped: a broken one is retried (capped backoff) and its error recorded.
+            delay = self.timer_policy.delay(claim.attempt, self.random)
+            retry_at = self.clock.now() + timedelta(seconds=delay)
+            self.outbox.retry_timer_later(claim, retry_at, _describe(exc))
+            self.log.warning("timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started))
+        else:
+            self.log.info("timer_fired", **context, outcome=outcome.status.value, duration_ms=_ms(started))

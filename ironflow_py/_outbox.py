@@ -1,0 +1,119 @@
+"""Claims and fenced updates of outbox rows and timers on PostgreSQL: the runtime's storage calls.
+
+Each method is one statement on a pooled autocommit connection; the "why" of each lives beside its SQL
+in queries.sql. Every change to a claimed row is fenced on (id, locked_by, attempts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from psycopg.rows import args_row
+
+from ironflow_py.store.postgres import PostgresStore
+
+
+class EffectClaim(NamedTuple):
+    """A claimed outbox row (a tuple: thousands go through the hot path)."""
+
+    id: int
+    workflow_type: str
+    workflow_id: str
+    effect_type: str
+    payload: Any
+    attempt: int
+
+
+class TimerClaim(NamedTuple):
+    id: int
+    workflow_type: str
+    workflow_id: str
+    key: str
+    due_at: datetime
+    input_type: str
+    payload: Any
+    attempt: int
+
+
+class Outbox:
+    """The claim/complete/fail/release statements of one worker, bound to its store and worker id."""
+
+    def __init__(self, store: PostgresStore, worker: str) -> None:
+        self.store = store
+        self.worker = worker
+        self.q = store.q
+
+    def _fenced(self, name: str, row_id: int, attempt: int, **params: Any) -> bool:
+        with self.store.connection() as conn:
+            cur = conn.execute(self.q[name], {"id": row_id, "worker": self.worker, "attempt": attempt, **params})
+            return cur.rowcount == 1
+
+    def _batch(self, name: str, ids: Sequence[int], attempts: Sequence[int], now: datetime) -> set[int]:
+        if not ids:
+            return set()
+        params = {"ids": list(ids), "attempts": list(attempts), "worker": self.worker, "now": now}
+        with self.store.connection() as conn:
+            return {row[0] for row in conn.execute(self.q[name], params)}
+
+    # -- effects ------------------------------------------------------------------------------------------
+
+    def claim_effects(self, now: datetime, lease: timedelta, limit: int) -> list[EffectClaim]:
+        params = {"now": now, "until": now + lease, "limit": limit, "worker": self.worker}
+        with self.store.connection() as conn:
+            cur = conn.cursor(row_factory=args_row(EffectClaim))
+            return cur.execute(self.q["claim_effects"], params).fetchall()
+
+    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+        """Mark done, in one statement; returns the ids whose claim still held."""
+        return self._batch("complete_effects", [c.id for c in claims], [c.attempt for c in claims], now)
+
+    def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+        released = self._batch("release_effects", [c.id for c in claims], [c.attempt for c in claims], now)
+        if released:
+            self.notify()
+        return released
+
+    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
+        return self._fenced("retry_effect_later", claim.id, claim.attempt, retry_at=retry_at, error=error)
+
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
+        return self._fenced("settle_effect_dead", claim.id, claim.attempt, now=now, error=error)
+
+    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
+        """Extend the lease; None if the claim was lost."""
+        params = {"id": claim.id, "worker": self.worker, "attempt": claim.attempt, "until": until}
+        with self.store.connection() as conn:
+            row = conn.execute(self.q["heartbeat_effect"], params).fetchone()
+        return None if row is None else row[0]
+
+    # -- timers -------------------------------------------------------------------------------------------
+
+    def claim_timers(self, now: datetime, lease: timedelta, limit: int) -> list[TimerClaim]:
+        params = {"now": now, "until": now + lease, "limit": limit, "worker": self.worker}
+        with self.store.connection() as conn:
+            cur = conn.cursor(row_factory=args_row(TimerClaim))
+            return cur.execute(self.q["claim_timers"], params).fetchall()
+
+    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
+        return self._fenced("retry_timer_later", claim.id, claim.attempt, retry_at=retry_at, error=error)
+
+    def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
+        released = self._batch("release_timers", [c.id for c in claims], [c.attempt for c in claims], now)
+        if released:
+            self.notify()
+        return released
+
+    # -- wake-ups -----------------------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        """The earliest time a pending effect or an unclaimed timer becomes due (None: nothing waits)."""
+        with self.store.connection() as conn:
+            row = conn.execute(self.q["next_due"]).fetchone()
+        times = [t for t in row or () if t is not None]
+        return min(times) if times else None
+
+    def notify(self) -> None:
+        with self.store.connection() as conn:
+            conn.execute(self.q["notify"], {"channel": self.store.channel})

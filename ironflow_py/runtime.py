@@ -1,0 +1,287 @@
+"""`EffectRuntime`: the daemon that runs effect handlers and fires timers, on PostgreSQL.
+
+One loop thread claims due rows in batches (timers first, then effects) and hands them to a thread pool;
+handlers that return nothing are marked done in one batched, fenced statement. LISTEN/NOTIFY wakes the
+loop when a deciding transaction commits; polling every `poll_interval` is the fallback and the source
+of truth. See design/effects.md and design/timers.md.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from ironflow_py._attempt import Attempts
+from ironflow_py._outbox import EffectClaim, Outbox, TimerClaim
+from ironflow_py._wakeup import Listener
+from ironflow_py.effects import EffectRegistry, RetryPolicy
+from ironflow_py.errors import ConfigurationError, StoreError
+from ironflow_py.service import WorkflowService
+from ironflow_py.store.postgres import PostgresStore
+
+Claim = EffectClaim | TimerClaim
+DEFAULT_TIMER_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, factor=2.0, max_delay=300.0)
+
+
+def new_worker_id() -> str:
+    """Unique per process start: a restarted worker never mistakes its old claims for its own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class EffectRuntime:
+    """Runs effects and timers until `stop()` (or SIGTERM/SIGINT when `handle_signals`).
+
+    `concurrency` handlers run at once; up to `batch_size` more wait, claimed, in the pool's queue.
+    `lease` seconds is how long a claim holds without a heartbeat; `grace` is how long shutdown waits for
+    in-flight handlers. `rng` makes retry jitter reproducible. With `registry=None` the runtime only
+    fires timers and leaves the outbox alone (an empty registry would dead-letter every effect).
+    """
+
+    def __init__(
+        self,
+        service: WorkflowService,
+        registry: EffectRegistry | None,
+        *,
+        concurrency: int = 8,
+        batch_size: int = 100,
+        lease: float = 60.0,
+        poll_interval: float = 1.0,
+        grace: float = 30.0,
+        timer_policy: RetryPolicy = DEFAULT_TIMER_POLICY,
+        rng: random.Random | None = None,
+        worker_id: str | None = None,
+        handle_signals: bool = True,
+        listen: bool = True,
+        logger: Any = None,
+    ) -> None:
+        if not isinstance(service.store, PostgresStore):
+            raise ConfigurationError("EffectRuntime runs on a PostgresStore (see design/effects.md)")
+        if concurrency < 1 or batch_size < 1 or lease <= 0:
+            raise ConfigurationError("EffectRuntime needs concurrency >= 1, batch_size >= 1 and lease > 0")
+        self.service = service
+        self.store: PostgresStore = service.store
+        self.clock = service.clock
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease)
+        self.poll_interval = poll_interval
+        self.grace = grace
+        self.handle_signals = handle_signals
+        self.listen = listen
+        self.worker_id = worker_id or new_worker_id()
+        base_log = logger if logger is not None else structlog.get_logger("ironflow_py")
+        self.log = base_log.bind(worker_id=self.worker_id)
+        self.outbox = Outbox(self.store, self.worker_id)
+        self.run_effects = registry is not None
+        self.attempts = Attempts(
+            service,
+            registry or EffectRegistry(),
+            self.outbox,
+            self.clock,
+            (rng or random.Random()).random,
+            self.lease,
+            timer_policy,
+            self.log,
+        )
+        self.listener: Listener | None = None
+        #: handlers still running when shutdown gave up on them (their claims were released)
+        self.abandoned = 0
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self._inflight: dict[Future[Any], Claim] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- control ------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming now; `run()` then finishes in-flight work (up to `grace`), returns. Thread-safe."""
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Work until stopped. On return every claim this worker still held has been released."""
+        restore = self._install_signals()
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ironflow-effect")
+        if self.listen:
+            conninfo = self.store.pool.conninfo
+            assert isinstance(conninfo, str)  # PostgresStore.connect passes a URL, never a callable
+            self.listener = Listener(conninfo, self.store.channel, self._wake.set, self.log)
+            self.listener.start()
+        self.log.info("worker_started", concurrency=self.concurrency, batch_size=self.batch_size)
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                self._settle_finished()
+                try:
+                    claimed = self._claim()
+                except StoreError as exc:
+                    # The database is away: keep the process, try again after a poll interval.
+                    self.log.error("claim_failed", error=str(exc))
+                    self._stopping.wait(self.poll_interval)
+                    continue
+                if claimed == 0 and self._finished.empty():
+                    self._wake.wait(self._idle_timeout())
+        finally:
+            self._shutdown()
+            for signum, handler in restore.items():
+                signal.signal(signum, handler)
+
+    def run_once(self) -> int:
+        """Claim what is due now, run it to the end, settle it; returns how many rows were claimed.
+
+        For tests (with a `ManualClock`) and for embedding in a scheduler of your own.
+        """
+        own = self._executor is None
+        if own:
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ironflow-effect")
+        try:
+            claimed = self._claim()
+            while self._inflight:
+                self._settle_finished(block=True)
+            return claimed
+        finally:
+            if own:
+                assert self._executor is not None
+                self._executor.shutdown()
+                self._executor = None
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def _claim(self) -> int:
+        outstanding = len(self._inflight)
+        if outstanding > self.concurrency:
+            return 0  # the pool's queue still holds most of a batch; claiming more would only age leases
+        room = self.concurrency + self.batch_size - outstanding
+        now = self.clock.now()
+        assert self._executor is not None
+        # Submit the timers before claiming effects: if that claim fails, no claimed timer is stranded.
+        timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
+        for timer in timers:
+            self._submit(self._executor.submit(self.attempts.fire_timer, timer), timer)
+        limit = min(room - len(timers), self.batch_size) if self.run_effects else 0
+        effects = self.outbox.claim_effects(now, self.lease, limit) if limit > 0 else []
+        run_effect = self.attempts.run_effect
+        for claim in effects:
+            self._submit(self._executor.submit(run_effect, claim), claim)
+        return len(timers) + len(effects)
+
+    def _submit(self, future: Future[Any], claim: Claim) -> None:
+        self._inflight[future] = claim
+        future.add_done_callback(self._on_finished)
+
+    def _on_finished(self, future: Future[Any]) -> None:
+        self._finished.put(future)
+        self._wake.set()
+
+    def _settle_finished(self, *, block: bool = False) -> list[Claim]:
+        """Collect finished attempts, mark the handlers that returned nothing done in one statement.
+
+        `block` waits for at least one attempt to finish. Returns the claims of cancelled (never started)
+        attempts, which the caller releases.
+        """
+        done: list[tuple[EffectClaim, float]] = []
+        cancelled: list[Claim] = []
+        while True:
+            try:
+                future = self._finished.get(block=block)
+            except queue.Empty:
+                break
+            block = False
+            claim = self._inflight.pop(future)
+            if future.cancelled():
+                cancelled.append(claim)
+                continue
+            exc = future.exception()
+            if exc is not None:
+                # Only infrastructure errors get here (the attempt itself settles user errors); the row
+                # keeps its lease and is tried again when it expires.
+                self.log.error("attempt_failed", row_id=claim.id, error=f"{type(exc).__name__}: {exc}")
+            elif (result := future.result()) is not None:
+                done.append(result)
+        if done:
+            try:
+                held = self.outbox.complete_effects([c for c, _ in done], self.clock.now())
+            except Exception as exc:
+                self.log.error("complete_failed", effects=len(done), error=f"{type(exc).__name__}: {exc}")
+            else:
+                for claim, started in done:
+                    self.attempts.log_done(claim, started, claim.id in held)
+        return cancelled
+
+    def _idle_timeout(self) -> float:
+        if self._inflight:
+            return self.poll_interval  # a finishing handler sets the wake event
+        try:
+            due = self.outbox.next_due()
+        except Exception as exc:
+            self.log.error("poll_failed", error=f"{type(exc).__name__}: {exc}")
+            return self.poll_interval
+        if due is None:
+            return self.poll_interval
+        # The floor: a due row that another worker is claiming right now must not make this loop spin.
+        return min(self.poll_interval, max(0.01, (due - self.clock.now()).total_seconds()))
+
+    # -- shutdown -----------------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        started = time.monotonic()
+        self.log.info("worker_stopping", in_flight=len(self._inflight), grace_s=self.grace)
+        for future in list(self._inflight):
+            future.cancel()  # succeeds only for attempts that have not started
+        # Hand back what will never start right away, so other workers take it during our grace period.
+        released = self._release(self._settle_finished())
+        deadline = started + self.grace
+        while self._inflight and (remaining := deadline - time.monotonic()) > 0:
+            self._wake.wait(remaining)
+            self._wake.clear()
+            self._settle_finished()
+        self.abandoned = len(self._inflight)
+        released += self._release(list(self._inflight.values()))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        if self.listener is not None:
+            self.listener.stop()
+        self.attempts.close()
+        self.log.info(
+            "worker_stopped",
+            released=released,
+            abandoned=self.abandoned,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+        )
+
+    def _release(self, claims: list[Claim]) -> int:
+        if not claims:
+            return 0
+        effects = [c for c in claims if isinstance(c, EffectClaim)]
+        timers = [c for c in claims if isinstance(c, TimerClaim)]
+        now = self.clock.now()
+        try:
+            return len(self.outbox.release_effects(effects, now)) + len(self.outbox.release_timers(timers, now))
+        except Exception as exc:  # the leases will expire instead
+            self.log.error("release_failed", claims=len(claims), error=f"{type(exc).__name__}: {exc}")
+            return 0
+
+    def _install_signals(self) -> dict[int, Any]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                os._exit(128 + signum)  # a second signal: leave at once, leases will expire
+            self.stop()
+
+        return {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

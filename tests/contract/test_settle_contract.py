@@ -1,0 +1,141 @@
+"""The settle seam on both stores: a fenced outbox/timer change commits with the decision or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from psycopg import sql
+
+from ironflow_py import (
+    DecideFailed,
+    LeaseLost,
+    ManualClock,
+    MemoryStore,
+    PostgresStore,
+    UnknownInputType,
+    WorkflowService,
+)
+from ironflow_py.store.base import Settle, SettleKind, Store
+from tests.workflows import Add, Boom, Counter, Schedule, Tick
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+Claim = Callable[[str, int, str], int]  # (table, id, worker) -> attempt
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        yield request.getfixturevalue("pg_store")
+
+
+@pytest.fixture
+def claim(store: Store) -> Claim:
+    """Put a worker's claim on a row the way the runtime's claim does: owner set, attempts + 1."""
+
+    def take(table: str, row_id: int, worker: str) -> int:
+        if isinstance(store, MemoryStore):
+            row = store.outbox[row_id] if table == "outbox" else store._timer_by_id(row_id)
+            assert row is not None
+            row.locked_by, row.attempts = worker, row.attempts + 1
+            return row.attempts
+        assert isinstance(store, PostgresStore)
+        query = sql.SQL(
+            "UPDATE {}.{} SET locked_by = %s, attempts = attempts + 1 WHERE id = %s RETURNING attempts"
+        ).format(sql.Identifier(store.schema), sql.Identifier(table))
+        with store.connection() as conn:
+            row = conn.execute(query, (worker, row_id)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    return take
+
+
+@pytest.fixture
+def service(store: Store) -> WorkflowService:
+    return WorkflowService(store, workflows=[Counter], clock=ManualClock(T0))
+
+
+def done(effect_id: int, worker: str, attempt: int) -> Settle:
+    return Settle(SettleKind.EFFECT_DONE, effect_id, worker, attempt, T0)
+
+
+def test_the_input_and_the_done_mark_commit_together(service: WorkflowService, store: Store, claim: Claim) -> None:
+    (effect_id,) = service.execute(Add("c", 1)).effect_ids
+    attempt = claim("outbox", effect_id, "w1")
+    service.execute(Add("c", 10), settle=done(effect_id, "w1", attempt))
+    assert service.state("counter", "c").total == 11
+    assert [e.status for e in store.effects("counter", "c")] == ["done", "pending"]
+
+
+@pytest.mark.parametrize("who", ["another worker", "a stale attempt", "nobody"])
+def test_a_lost_claim_applies_nothing(service: WorkflowService, store: Store, claim: Claim, who: str) -> None:
+    (effect_id,) = service.execute(Add("c", 1)).effect_ids
+    worker, attempt = "w1", 0
+    if who != "nobody":
+        attempt = claim("outbox", effect_id, "w1")
+        # The lease expired and the row was claimed again: by someone else, or by this worker id later.
+        claim("outbox", effect_id, "w2" if who == "another worker" else "w1")
+    with pytest.raises(LeaseLost, match=f"effect {effect_id}"):
+        service.execute(Add("c", 10), settle=done(effect_id, worker, attempt))
+    assert service.state("counter", "c").total == 1
+    assert [e.status for e in store.effects("counter", "c")] == ["pending"]
+
+
+def test_a_failing_decision_leaves_the_claimed_row_untouched(
+    service: WorkflowService, store: Store, claim: Claim
+) -> None:
+    (effect_id,) = service.execute(Add("c", 1)).effect_ids
+    attempt = claim("outbox", effect_id, "w1")
+    with pytest.raises(DecideFailed):
+        service.execute(Boom("c"), settle=done(effect_id, "w1", attempt))
+    assert [e.status for e in store.effects("counter", "c")] == ["pending"]
+    service.execute(Add("c", 2), settle=done(effect_id, "w1", attempt))  # the claim still holds
+    assert [e.status for e in store.effects("counter", "c")] == ["done", "pending"]
+
+
+def test_dead_settle_records_the_error(service: WorkflowService, store: Store, claim: Claim) -> None:
+    (effect_id,) = service.execute(Add("c", 1)).effect_ids
+    attempt = claim("outbox", effect_id, "w1")
+    dead = Settle(SettleKind.EFFECT_DEAD, effect_id, "w1", attempt, T0, "card declined")
+    service.execute(Add("c", 5), settle=dead)
+    (effect, _) = store.effects("counter", "c")
+    assert (effect.status, effect.last_error) == ("dead", "card declined")
+
+
+def test_firing_a_timer_deletes_it_in_the_same_transaction(
+    service: WorkflowService, store: Store, claim: Claim
+) -> None:
+    service.execute(Schedule("c", "t", T0))
+    (timer,) = store.timers("counter", "c")
+    attempt = claim("timers", timer.id, "w1")
+    fire = Settle(SettleKind.TIMER_FIRED, timer.id, "w1", attempt, T0)
+    service.execute_on("counter", "c", Tick("c"), settle=fire)
+    assert store.timers("counter", "c") == []
+    assert [e.type_name for e in service.history("counter", "c")][-1] == "counter.ticked/1"
+
+
+@pytest.mark.parametrize("change", ["replaced", "cancelled"])
+def test_a_replaced_or_cancelled_timer_fires_nothing(
+    service: WorkflowService, store: Store, claim: Claim, change: str
+) -> None:
+    service.execute(Schedule("c", "t", T0))
+    (timer,) = store.timers("counter", "c")
+    attempt = claim("timers", timer.id, "w1")
+    if change == "replaced":
+        service.execute(Schedule("c", "t", T0 + timedelta(hours=1)))
+    else:
+        service.execute(Schedule("c", "other", T0, cancel=("t",)))
+    fire = Settle(SettleKind.TIMER_FIRED, timer.id, "w1", attempt, T0)
+    with pytest.raises(LeaseLost, match=f"timer {timer.id}"):
+        service.execute_on("counter", "c", Tick("c"), settle=fire)
+    assert "counter.ticked/1" not in [e.type_name for e in service.history("counter", "c")]
+    assert [t.key for t in store.timers("counter", "c")] == ["other" if change == "cancelled" else "t"]
+
+
+def test_execute_on_refuses_an_input_the_workflow_does_not_declare(service: WorkflowService) -> None:
+    with pytest.raises(UnknownInputType):
+        service.execute_on("counter", "c", object())
