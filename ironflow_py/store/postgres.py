@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,28 +47,25 @@ def notify_channel(schema: str) -> str:
     return channel
 
 
-def _make_json_loads() -> Callable[[str | bytes], Any]:
+_orjson: Any
+try:
+    _orjson = importlib.import_module("orjson")
+except ImportError:  # the optional `fast` extra
+    _orjson = None
+
+
+def json_loads(data: str | bytes) -> Any:
     """orjson when installed (about 1.5 µs less per event, see design/codec.md), else the stdlib parser.
 
     orjson refuses integers beyond 64 bits; those payloads fall back to the stdlib parser, which keeps them
-    exact, so the result never depends on which parser ran."""
-    try:
-        import orjson
-    except ImportError:
-        return json.loads
-
-    fast, decode_error = orjson.loads, orjson.JSONDecodeError
-
-    def loads(data: str | bytes) -> Any:
+    exact, so the result never depends on which parser ran. A module-level function, not a closure:
+    psycopg caches loaders per function object."""
+    if _orjson is not None:
         try:
-            return fast(data)
-        except decode_error:
-            return json.loads(data)
-
-    return loads
-
-
-json_loads = _make_json_loads()
+            return _orjson.loads(data)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
