@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_py._outbox import EffectClaim, Outbox, TimerClaim
+from ironflow_py._outbox import EffectClaim, OutboxPort, TimerClaim
 from ironflow_py.clock import Clock
 from ironflow_py.effects import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
 from ironflow_py.errors import DecodeError, IronflowError, LeaseLost, NotFound, Permanent, StoreError
@@ -53,7 +53,7 @@ class Attempts:
 
     service: WorkflowService
     registry: EffectRegistry
-    outbox: Outbox
+    outbox: OutboxPort
     clock: Clock
     random: Callable[[], float]
     lease: timedelta

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from psycopg.rows import args_row
 
@@ -35,6 +35,21 @@ class TimerClaim(NamedTuple):
     input_type: str
     payload: Any
     attempt: int
+
+
+class OutboxPort(Protocol):
+    """What one effect attempt or timer firing needs besides the Decider: fenced updates of its own claim.
+    `Outbox` (PostgreSQL) and `MemoryOutbox` (the scenario runner) implement it."""
+
+    worker: str
+
+    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool: ...
+
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool: ...
+
+    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None: ...
+
+    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool: ...
 
 
 class Outbox:

@@ -54,6 +54,8 @@ class MemoryTimer:
     payload: Any
     attempts: int = 0
     locked_by: str | None = None
+    locked_until: datetime | None = None
+    last_error: str | None = None
 
 
 class MemoryStore:

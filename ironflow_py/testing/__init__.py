@@ -1,6 +1,8 @@
-"""Testing workflows without a database: given/when/then, replay checks, and (for PostgreSQL) fixtures."""
+"""Testing workflows without a database: given/when/then, whole-life scenarios in memory, replay checks;
+and, in `pytest_plugin`, PostgreSQL fixtures."""
 
 from ironflow_py.testing.harness import Expectation, WorkflowSpec
 from ironflow_py.testing.replay import check_codec_round_trip, check_replay_determinism
+from ironflow_py.testing.scenario import Scenario
 
-__all__ = ["Expectation", "WorkflowSpec", "check_codec_round_trip", "check_replay_determinism"]
+__all__ = ["Expectation", "Scenario", "WorkflowSpec", "check_codec_round_trip", "check_replay_determinism"]
