@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import structlog
 
-from ironflow_py import _database
+from ironflow_py import _database, inspection
 from ironflow_py.app import App
 from ironflow_py.dead_letters import DeadLetters
 from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
@@ -80,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--type", dest="workflow_type")
     lst.add_argument("--status", choices=[s.value for s in InstanceStatus])
     lst.add_argument("--limit", type=int, default=50)
-    show = inspect.add_parser("show", help="one instance: history and state")
+    show = inspect.add_parser("show", help="one instance: why it waits, its events, state, effects and timers")
     show.add_argument("workflow_type")
     show.add_argument("workflow_id")
+    inspect.add_parser("outbox", help="effects pending, running, retrying and dead; timers; load per worker")
     worker = sub.add_parser("worker", help="run effect handlers and fire timers until SIGTERM/SIGINT")
     worker.add_argument("--concurrency", type=int, default=int(_env("CONCURRENCY", "8") or 8))
     worker.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", "100") or 100))
@@ -101,7 +102,26 @@ def _parser() -> argparse.ArgumentParser:
     diagram.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     diagram.add_argument("--instance", help="draw the path this instance took (reads its history)")
     diagram.add_argument("--output", help="write to this file instead of standard output")
+    _env_defaults(p)
     return p
+
+
+def _env_defaults(parser: argparse.ArgumentParser) -> None:
+    """Give every flag, in every subcommand, an IRONFLOW_<NAME> environment twin as its default."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _env_defaults(sub)
+            continue
+        if not action.option_strings or action.dest == "help":
+            continue
+        raw = os.environ.get(f"IRONFLOW_{action.dest.upper()}")
+        if raw is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            action.default = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            action.default = action.type(raw) if callable(action.type) else raw
 
 
 def _diagram(args: argparse.Namespace, app: App, store: PostgresStore | None) -> int:
@@ -169,47 +189,91 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "dead-letters":
             return _dead_letters(args, DeadLetters(store))
+        if args.command == "inspect" and args.what == "outbox":
+            return _outbox(args, store)
         app = _require_app(args)
         if args.command == "diagram":
             return _diagram(args, app, store)
         service = app.service(store)
         if args.command == "worker":
             return _worker(args, app, service)
-        if args.what == "instances":
-            status = InstanceStatus(args.status) if args.status else None
-            rows = service.list_instances(args.workflow_type, status, limit=args.limit)
-            text = (
-                "\n".join(
-                    f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq}" for r in rows
-                )
-                or "no instances"
-            )
-            _print(args, [attrs.asdict(r) for r in rows], text)
-            return 0
-        if args.what == "show":
-            reg = service.registration(args.workflow_type)
-            history = service.history(args.workflow_type, args.workflow_id)
-            state = service.state(args.workflow_type, args.workflow_id)
-            lines = [
-                f"#{e.seq} {e.recorded_at.isoformat()} {e.type_name} {reg.codec.to_data(e.event)}" for e in history
-            ]
-            lines.append(f"state: {state!r}")
-            data = {
-                "events": [
-                    {
-                        "seq": e.seq,
-                        "position": e.position,
-                        "type": e.type_name,
-                        "recorded_at": e.recorded_at,
-                        "payload": reg.codec.to_data(e.event),
-                    }
-                    for e in history
-                ],
-                "state": reg.codec.to_data(state),
-            }
-            _print(args, data, "\n".join(lines))
-            return 0
+        return _inspect(args, service)
     return 2
+
+
+def _inspect(args: argparse.Namespace, service: WorkflowService) -> int:
+    if args.what == "instances":
+        status = InstanceStatus(args.status) if args.status else None
+        rows = service.list_instances(args.workflow_type, status, limit=args.limit)
+        text = "\n".join(
+            f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq:<6} "
+            f"updated {r.updated_at:%Y-%m-%d %H:%M:%S}"
+            for r in rows
+        )
+        _print(args, [attrs.asdict(r) for r in rows], text or "no instances")
+        return 0
+    report = inspection.instance_report(service, args.workflow_type, args.workflow_id)
+    if report.info is None and not report.events:
+        raise NotFound(f"workflow {args.workflow_type!r} has no instance {args.workflow_id!r}")
+    codec = service.registration(args.workflow_type).codec
+    now = service.clock.now()
+    lines = [f"{args.workflow_type} {args.workflow_id}: {report.diagnosis(now)}", "", "events:"]
+    lines += [
+        f"  #{e.seq:<4} {e.recorded_at:%Y-%m-%d %H:%M:%S} {e.type_name:<28} {codec.to_data(e.event)}"
+        for e in report.events
+    ]
+    lines += ["", f"state: {report.state!r}", "", "effects:"]
+    lines += [
+        f"  {e.id:<6} {e.effect_type:<28} {e.status:<8} attempts {e.attempts}"
+        + (f" lease {e.locked_by} until {e.locked_until:%H:%M:%S}" if e.locked_until and e.locked_until > now else "")
+        + (f" next {e.available_at:%Y-%m-%d %H:%M:%S}" if e.status == "pending" else "")
+        + (f" error: {e.last_error}" if e.last_error else "")
+        for e in report.effects
+    ] or ["  none"]
+    lines += ["", "timers:"]
+    lines += [
+        f"  {t.key:<20} due {t.due_at:%Y-%m-%d %H:%M:%S} {t.input_type} attempts {t.attempts}" for t in report.timers
+    ] or ["  none"]
+    data = {
+        "diagnosis": report.diagnosis(now),
+        "instance": attrs.asdict(report.info) if report.info else None,
+        "events": [
+            {
+                "seq": e.seq,
+                "position": e.position,
+                "type": e.type_name,
+                "recorded_at": e.recorded_at,
+                "payload": codec.to_data(e.event),
+            }
+            for e in report.events
+        ],
+        "state": codec.to_data(report.state),
+        "state_name": report.state_name,
+        "effects": [attrs.asdict(e) for e in report.effects],
+        "timers": [attrs.asdict(t) for t in report.timers],
+    }
+    _print(args, data, "\n".join(lines))
+    return 0
+
+
+def _outbox(args: argparse.Namespace, store: PostgresStore) -> int:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    h = inspection.outbox_health(store, now)
+    age = f"{(now - h.oldest_pending_at).total_seconds():.1f}s" if h.oldest_pending_at else "-"
+    lines = [
+        f"effects pending {h.pending} (due now {h.due_now}, running {h.in_flight}, waiting to retry {h.retrying}), "
+        f"oldest pending {age}, dead {h.dead}",
+        *(
+            f"  worker {w.worker}: {w.in_flight} in flight, earliest lease end {w.earliest_lease_end:%H:%M:%S}"
+            for w in h.workers
+        ),
+        f"timers {h.timers} (overdue {h.timers_overdue}), next due "
+        + (f"{h.next_timer_at:%Y-%m-%d %H:%M:%S}" if h.next_timer_at else "-"),
+    ]
+    _print(args, attrs.asdict(h), "\n".join(lines))
+    return 0
 
 
 def _worker(args: argparse.Namespace, app: App, service: WorkflowService) -> int:

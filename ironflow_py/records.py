@@ -102,3 +102,26 @@ class TimerInfo:
     input_type: str
     payload: Any
     attempts: int
+
+
+@attrs.frozen
+class WorkerLoad:
+    worker: str
+    in_flight: int
+    earliest_lease_end: datetime
+
+
+@attrs.frozen
+class OutboxHealth:
+    """What `ironflow-py inspect outbox` shows: effects waiting, running, retrying and dead; timers."""
+
+    pending: int
+    due_now: int
+    in_flight: int
+    retrying: int
+    dead: int
+    oldest_pending_at: datetime | None
+    workers: tuple[WorkerLoad, ...]
+    timers: int
+    timers_overdue: int
+    next_timer_at: datetime | None

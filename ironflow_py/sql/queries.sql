@@ -288,3 +288,26 @@ SELECT id, pg_notify(%(channel)s, '') IS NULL FROM revived
 
 -- name: discard_dead_letter
 DELETE FROM {schema}.outbox WHERE id = %(id)s AND status = 'dead' RETURNING id
+
+-- name: outbox_health
+-- One scan of the outbox for `ironflow-py inspect outbox`: what waits, what runs, what died. Not for the
+-- hot path; the partial indexes keep pending and dead rows cheap to find.
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND available_at <= %(now)s) AS due_now,
+       count(*) FILTER (WHERE status = 'pending' AND locked_until > %(now)s) AS in_flight,
+       count(*) FILTER (WHERE status = 'pending' AND attempts > 0 AND locked_by IS NULL) AS retrying,
+       count(*) FILTER (WHERE status = 'dead') AS dead,
+       min(created_at) FILTER (WHERE status = 'pending') AS oldest_pending_at
+FROM {schema}.outbox
+WHERE status <> 'done'
+
+-- name: outbox_in_flight_by_worker
+SELECT locked_by, count(*), min(locked_until)
+FROM {schema}.outbox
+WHERE status = 'pending' AND locked_until > %(now)s
+GROUP BY locked_by
+ORDER BY locked_by
+
+-- name: timer_health
+SELECT count(*), count(*) FILTER (WHERE due_at <= %(now)s), min(due_at)
+FROM {schema}.timers

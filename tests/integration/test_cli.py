@@ -87,3 +87,48 @@ def test_migrate_then_inspect_with_an_app(pg_url: str, schema: str, capsys: pyte
         assert "not an ironflow_py.App" in capsys.readouterr().err
     finally:
         os.environ.pop("IRONFLOW_DATABASE_URL")
+
+
+def test_why_is_it_stuck_answered_from_the_cli(
+    pg_url: str, schema: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from ironflow_py import PostgresStore
+    from ironflow_py.examples.onboarding import StartOnboarding
+    from ironflow_py.runtime import EffectRuntime
+    from tests.apps import onboarding_broken
+
+    monkeypatch.setenv("IRONFLOW_DATABASE_URL", pg_url)
+    monkeypatch.setenv("IRONFLOW_SCHEMA", schema)
+    monkeypatch.setenv("IRONFLOW_APP", "tests.apps:onboarding_broken")
+    assert main(["migrate"]) == 0
+    with PostgresStore.connect(pg_url, schema=schema) as store:
+        service = onboarding_broken.service(store)
+        service.execute(StartOnboarding("u42", "ada@example", "r1"))
+        service.execute(StartOnboarding("u43", "bob@example.com", "r2"))
+        capsys.readouterr()
+
+        assert main(["inspect", "show", "onboarding", "u42"]) == 0
+        out = capsys.readouterr().out
+        assert "waits for a worker" in out and "onboarding.send_verification_email/1" in out
+
+        assert main(["--json", "inspect", "outbox"]) == 0
+        health = json.loads(capsys.readouterr().out)
+        assert (health["pending"], health["due_now"], health["dead"]) == (2, 2, 0)
+
+        runtime = EffectRuntime(
+            service, onboarding_broken.effects, handle_signals=False, listen=False, rng=random.Random(0)
+        )
+        runtime.run_once()
+        assert main(["inspect", "show", "onboarding", "u42"]) == 0
+        out = capsys.readouterr().out
+        assert "is dead: Permanent: mail provider rejected the address" in out
+        assert "dead-letters retry" in out
+
+        assert main(["--json", "inspect", "outbox"]) == 0
+        assert json.loads(capsys.readouterr().out)["dead"] == 2
+
+        monkeypatch.setenv("IRONFLOW_LIMIT", "1")  # every flag has an IRONFLOW_ twin, subcommand flags too
+        assert main(["--json", "inspect", "instances"]) == 0
+        assert len(json.loads(capsys.readouterr().out)) == 1

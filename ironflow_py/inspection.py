@@ -1,0 +1,87 @@
+"""Read-only views for operators: one instance with everything pending on it, and the outbox's health.
+
+What the inspect CLI prints, available from Python too, so "why is order 42 stuck?" has one answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo, WorkerLoad
+from ironflow_py.service import WorkflowService
+from ironflow_py.store.postgres import PostgresStore
+
+
+@attrs.frozen
+class InstanceReport:
+    info: InstanceInfo | None
+    events: Sequence[RecordedEvent[Any]]
+    state: Any
+    state_name: str
+    terminal: bool
+    effects: Sequence[EffectInfo]
+    timers: Sequence[TimerInfo]
+
+    @property
+    def pending_effects(self) -> list[EffectInfo]:
+        return [e for e in self.effects if e.status == "pending"]
+
+    @property
+    def dead_effects(self) -> list[EffectInfo]:
+        return [e for e in self.effects if e.status == "dead"]
+
+    def diagnosis(self, now: datetime) -> str:
+        """One sentence on what the instance is waiting for."""
+        if self.terminal:
+            return f"completed in state {self.state_name!r}"
+        parts = []
+        for e in self.dead_effects:
+            parts.append(f"effect {e.id} ({e.effect_type}) is dead: {e.last_error}; `dead-letters retry {e.id}`")
+        for e in self.pending_effects:
+            if e.locked_until is not None and e.locked_until > now:
+                parts.append(f"effect {e.id} ({e.effect_type}) is running on {e.locked_by} (attempt {e.attempts})")
+            elif e.attempts > 0:
+                parts.append(
+                    f"effect {e.id} ({e.effect_type}) failed {e.attempts}x, "
+                    f"next try at {e.available_at:%Y-%m-%d %H:%M:%S} ({e.last_error})"
+                )
+            else:
+                parts.append(f"effect {e.id} ({e.effect_type}) waits for a worker (is `ironflow-py worker` running?)")
+        for t in self.timers:
+            when = "overdue: is a worker running?" if t.due_at <= now else f"due {t.due_at:%Y-%m-%d %H:%M:%S}"
+            parts.append(f"timer {t.key!r} ({t.input_type}) {when}")
+        if not parts:
+            return f"in state {self.state_name!r}, nothing pending: it waits for an input from outside"
+        return f"in state {self.state_name!r}; " + "; ".join(parts)
+
+
+def instance_report(service: WorkflowService, workflow_type: str, workflow_id: str) -> InstanceReport:
+    reg = service.registration(workflow_type)
+    events = service.history(workflow_type, workflow_id)
+    wf = reg.workflow
+    state = wf.fold(wf.initial_state(), [e.event for e in events])
+    return InstanceReport(
+        service.instance(workflow_type, workflow_id),
+        events,
+        state,
+        wf.state_name(state),
+        wf.is_terminal(state),
+        service.store.effects(workflow_type, workflow_id),
+        service.store.timers(workflow_type, workflow_id),
+    )
+
+
+def outbox_health(store: PostgresStore, now: datetime) -> OutboxHealth:
+    q = store.q
+    with store.connection() as conn:
+        row = conn.execute(q["outbox_health"], {"now": now}).fetchone()
+        workers = tuple(WorkerLoad(*r) for r in conn.execute(q["outbox_in_flight_by_worker"], {"now": now}))
+        timers = conn.execute(q["timer_health"], {"now": now}).fetchone()
+    assert row is not None and timers is not None
+    pending, due_now, in_flight, retrying, dead, oldest = row
+    scheduled, overdue, next_at = timers
+    return OutboxHealth(pending, due_now, in_flight, retrying, dead, oldest, workers, scheduled, overdue, next_at)
