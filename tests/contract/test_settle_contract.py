@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,14 +22,6 @@ from tests.workflows import Add, Boom, Counter, Schedule, Tick
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 Claim = Callable[[str, int, str], int]  # (table, id, worker) -> attempt
-
-
-@pytest.fixture(params=["memory", "postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        yield request.getfixturevalue("pg_store")
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,14 +12,6 @@ from ironflow_py.store.base import Store
 from ironflow_py.testing import WorkflowSpec
 from tests.snapshot_workflows import SnappyCounter, plant_snapshot
 from tests.workflows import Add, Added, CounterState
-
-
-@pytest.fixture(params=["memory", "postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        yield request.getfixturevalue("pg_store")
 
 
 def cold(store: Store) -> WorkflowService:

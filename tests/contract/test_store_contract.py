@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -15,7 +14,6 @@ from ironflow_py import (
     EncodeError,
     InstanceStatus,
     ManualClock,
-    MemoryStore,
     NotFound,
     OutcomeStatus,
     Workflow,
@@ -25,14 +23,6 @@ from ironflow_py.store.base import Store
 from tests.workflows import Add, Boom, Counter, CounterState, Finish, Notify, Schedule, TooLarge
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["memory", "postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        yield request.getfixturevalue("pg_store")
 
 
 @pytest.fixture
