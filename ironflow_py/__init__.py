@@ -15,11 +15,17 @@ from ironflow_py.errors import (
     IronflowError,
     MigrationError,
     NotFound,
+    ProjectionError,
+    ProjectionGap,
+    ProjectionHandlerFailed,
     StoreError,
     UnknownInputType,
     UnknownTypeName,
     WorkflowError,
 )
+from ironflow_py.projection import InMemoryProjection, OnError, Projection
+from ironflow_py.projection_control import ProjectionControl, ProjectionStatus
+from ironflow_py.projection_worker import ProjectionWorker, RetryPolicy
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
@@ -36,6 +42,7 @@ __all__ = [
     "Decision",
     "DecodeError",
     "EncodeError",
+    "InMemoryProjection",
     "InstanceInfo",
     "InstanceStatus",
     "InvalidWorkflowId",
@@ -44,10 +51,19 @@ __all__ = [
     "MemoryStore",
     "MigrationError",
     "NotFound",
+    "OnError",
     "Outcome",
     "OutcomeStatus",
     "PostgresStore",
+    "Projection",
+    "ProjectionControl",
+    "ProjectionError",
+    "ProjectionGap",
+    "ProjectionHandlerFailed",
+    "ProjectionStatus",
+    "ProjectionWorker",
     "RecordedEvent",
+    "RetryPolicy",
     "StoreError",
     "SystemClock",
     "Timer",

@@ -1,4 +1,5 @@
-"""`ironflow-py`: migrate the schema, run the demo, inspect instances; the one place logging is configured."""
+"""`ironflow-py`: migrate the schema, run the demo, inspect instances, run projections; the one place
+logging is configured."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ import structlog
 from ironflow_py import _database
 from ironflow_py.app import App
 from ironflow_py.errors import ConfigurationError, IronflowError
+from ironflow_py.projection import OnError
+from ironflow_py.projection_control import ProjectionControl
+from ironflow_py.projection_worker import ProjectionWorker, RetryPolicy
 from ironflow_py.records import InstanceStatus
+from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import DEFAULT_SCHEMA, PostgresStore
 
 
@@ -83,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     show = inspect.add_parser("show", help="one instance: history and state")
     show.add_argument("workflow_type")
     show.add_argument("workflow_id")
+    proj = sub.add_parser("projections", help="run and look after projections")
+    proj_sub = proj.add_subparsers(dest="what", required=True)
+    run = proj_sub.add_parser("run", help="run projection workers until SIGTERM")
+    run.add_argument("names", nargs="*", metavar="NAME", help="default: every projection of the app")
+    run.add_argument("--batch-size", type=int, default=int(_env("PROJECTION_BATCH_SIZE", "1000") or 1000))
+    run.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls without NOTIFY")
+    run.add_argument("--max-attempts", type=int, default=5, help="failures on one event before --on-error")
+    run.add_argument("--on-error", choices=[o.value for o in OnError], default=OnError.STOP.value)
+    status = proj_sub.add_parser("status", help="checkpoint, lag and horizon of projections")
+    status.add_argument("names", nargs="*", metavar="NAME")
+    rebuild = proj_sub.add_parser("rebuild", help="reset a projection's checkpoint and read model")
+    rebuild.add_argument("name", metavar="NAME")
     return p
 
 
@@ -111,7 +128,10 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.app is None:
             raise ConfigurationError("this command needs --app module:attribute (or IRONFLOW_APP)")
-        service = load_app(args.app).service(store)
+        app = load_app(args.app)
+        service = app.service(store)
+        if args.command == "projections":
+            return _projections(args, app, service)
         if args.what == "instances":
             status = InstanceStatus(args.status) if args.status else None
             rows = service.list_instances(args.workflow_type, status, limit=args.limit)
@@ -149,6 +169,47 @@ def _run(args: argparse.Namespace) -> int:
             _print(args, data, "\n".join(lines))
             return 0
     return 2
+
+
+def _projections(args: argparse.Namespace, app: App, service: WorkflowService) -> int:
+    if not isinstance(service.store, PostgresStore):
+        raise ConfigurationError("projections need a PostgresStore")
+    control = ProjectionControl(service.store)
+    if args.what == "run":
+        worker = ProjectionWorker(
+            service,
+            app.select_projections(args.names),
+            batch_size=args.batch_size,
+            poll_interval=args.poll_interval,
+            retry=RetryPolicy(max_attempts=args.max_attempts, on_error=OnError(args.on_error)),
+        )
+        worker.run(handle_signals=True)
+        return 0
+    if args.what == "rebuild":
+        projection = app.select_projections([args.name])[0]
+        control.rebuild(projection)
+        _print(args, {"rebuilt": projection.name}, f"projection {projection.name} will replay from the start")
+        return 0
+    names = [p.name for p in app.select_projections(args.names)]
+    rows = control.status(names)
+    horizon = control.horizon()
+    lines = [
+        f"{r.name:<24} position {r.position:<12} applied {r.applied:<10} lag {r.lag_events} events"
+        + (f", {r.lag_seconds:.1f}s" if r.lag_seconds is not None else "")
+        for r in rows
+    ]
+    if horizon.held_back:
+        age = horizon.blocker_age_seconds or 0.0
+        lines.append(
+            f"horizon held back: {horizon.held_back_events} committed events wait for the transaction of pid "
+            f"{horizon.blocker_pid} ({horizon.blocker_application}, open {age:.1f}s)"
+        )
+    _print(
+        args,
+        {"projections": [attrs.asdict(r) for r in rows], "horizon": attrs.asdict(horizon)},
+        "\n".join(lines) or "no projection has run yet",
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

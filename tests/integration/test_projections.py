@@ -1,0 +1,328 @@
+"""Projection workers on real PostgreSQL: late commits, the gap guard, failing handlers, rebuild, status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ironflow_py import (
+    InMemoryProjection,
+    OnError,
+    PostgresStore,
+    ProjectionGap,
+    ProjectionHandlerFailed,
+    ProjectionWorker,
+    RecordedEvent,
+    RetryPolicy,
+    WorkflowService,
+)
+from tests.projection_apps import NAME, counter_projection, create_read_model
+from tests.workflows import Add, Added, Counter, Finish
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+@pytest.fixture
+def service(pg_store: PostgresStore, admin: Conn) -> WorkflowService:
+    create_read_model(admin, pg_store.schema)
+    return WorkflowService(pg_store, workflows=[Counter])
+
+
+@pytest.fixture
+def worker(service: WorkflowService) -> Iterator[ProjectionWorker]:
+    w = ProjectionWorker(service, [counter_projection(service.store.schema)])  # type: ignore[attr-defined]
+    yield w
+    w.close()
+
+
+def drain(worker: ProjectionWorker, position: int, timeout: float = 30.0) -> None:
+    """Run rounds until the event at `position` is applied. The xmin horizon is cluster-wide, so another
+    session's open transaction can delay (never drop) an event; this waits that out instead of flaking."""
+    deadline = time.monotonic() + timeout
+    while not worker.control.caught_up(NAME, position):
+        assert time.monotonic() < deadline, f"position {position} not applied within {timeout}s"
+        if worker.run_until_idle() == 0:
+            worker.wait_until_caught_up(NAME, position, 0.05)
+
+
+def applied(admin: Conn, schema: str) -> list[tuple[str, int, int]]:
+    query = sql.SQL("SELECT workflow_id, seq, position FROM {}.rm_applied ORDER BY id")
+    return [tuple(r) for r in admin.execute(query.format(sql.Identifier(schema))).fetchall()]
+
+
+def totals(admin: Conn, schema: str) -> dict[str, tuple[int, int, int]]:
+    query = sql.SQL("SELECT workflow_id, total, adds, last_seq FROM {}.rm_totals")
+    return {r[0]: (r[1], r[2], r[3]) for r in admin.execute(query.format(sql.Identifier(schema)))}
+
+
+def checkpoint(admin: Conn, schema: str) -> int:
+    query = sql.SQL("SELECT position FROM {}.projection_checkpoints WHERE name = %s")
+    row = admin.execute(query.format(sql.Identifier(schema)), (NAME,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def append(conn: Conn, schema: str, workflow_id: str, seq: int, amount: int = 1) -> int:
+    """What the Decider writes for one Added event: instance lock first, then the row."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))", ("counter", workflow_id)
+    )
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+            "VALUES ('counter', %s, %s, 'counter.added/1', %s::jsonb, now()) RETURNING position"
+        ).format(sql.Identifier(schema)),
+        (workflow_id, seq, f'{{"amount": {amount}, "total": {amount * seq}}}'),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def tx_a(pg_url: str) -> Iterator[Conn]:
+    with psycopg.connect(pg_url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def tx_b(pg_url: str) -> Iterator[Conn]:
+    with psycopg.connect(pg_url) as conn:
+        yield conn
+
+
+def test_a_late_commit_with_a_lower_position_is_applied_exactly_once(
+    worker: ProjectionWorker, tx_a: Conn, tx_b: Conn, admin: Conn
+) -> None:
+    schema = worker.store.schema
+    pos_a = append(tx_a, schema, "x", 1)  # stays open
+    pos_b = append(tx_b, schema, "y", 1)
+    tx_b.commit()
+    assert pos_a < pos_b
+    # B is committed but A (older) is open: the cursor waits at the horizon rather than pass A by.
+    worker.run_until_idle()
+    assert applied(admin, schema) == []
+    assert checkpoint(admin, schema) == 0
+    tx_a.commit()
+    drain(worker, pos_b)
+    assert worker.run_until_idle() == 0
+    # Transaction order: A took its xid (at its first write) before B.
+    assert applied(admin, schema) == [("x", 1, pos_a), ("y", 1, pos_b)]
+    assert totals(admin, schema) == {"x": (1, 1, 1), "y": (1, 1, 1)}
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_a_transaction_appending_around_a_committed_one_is_applied_in_order_once(
+    service: WorkflowService, tx_a: Conn, tx_b: Conn, admin: Conn, batch_size: int
+) -> None:
+    """A appends x#1, B appends y#1 and commits, A appends x#2: positions x1 < y1 < x2. A position-only
+    cursor that read y1 would then skip x1 (or, reading x2 first, skip y1); batches of one also resume
+    inside A's transaction."""
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], batch_size=batch_size)
+    try:
+        x1 = append(tx_a, schema, "x", 1)
+        y1 = append(tx_b, schema, "y", 1)
+        tx_b.commit()
+        x2 = append(tx_a, schema, "x", 2)
+        assert x1 < y1 < x2
+        worker.run_until_idle()
+        assert applied(admin, schema) == []
+        tx_a.commit()
+        drain(worker, y1)
+        assert worker.run_until_idle() == 0
+        assert applied(admin, schema) == [("x", 1, x1), ("x", 2, x2), ("y", 1, y1)]
+        assert totals(admin, schema) == {"x": (2, 2, 2), "y": (1, 1, 1)}
+    finally:
+        worker.close()
+
+
+def test_a_gap_in_an_instance_stops_the_worker_and_applies_nothing(
+    service: WorkflowService, worker: ProjectionWorker, admin: Conn
+) -> None:
+    schema = worker.store.schema
+    first = service.execute(Add("x", 1)).events[0].position
+    drain(worker, first)
+    before = checkpoint(admin, schema)
+    # A writer that bypassed the Decider left out sequence 2. A fresh worker (empty cache) must still know,
+    # from the durable per-instance table, that 1 was the last applied.
+    append(admin, schema, "x", 3)
+    worker.close()
+    fresh = ProjectionWorker(service, [counter_projection(schema)])
+    try:
+        with pytest.raises(ProjectionGap, match=r"instance 'x': expected sequence 2, got 3") as info:
+            fresh.run_until_idle()
+    finally:
+        fresh.close()
+    assert (info.value.workflow_type, info.value.expected_seq, info.value.seq) == ("counter", 2, 3)
+    assert checkpoint(admin, schema) == before
+    assert applied(admin, schema) == [("x", 1, first)]
+
+
+def test_a_failing_handler_rolls_back_the_whole_batch_and_is_retried(
+    service: WorkflowService, admin: Conn
+) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    broken = {"on": True}
+    projection = counter_projection(
+        schema, fail_on=lambda e: broken["on"] and isinstance(e.event, Added) and e.event.amount == 13
+    )
+    worker = ProjectionWorker(service, [projection], retry=RetryPolicy(max_attempts=10, initial=0.0))
+    try:
+        positions = [
+            service.execute(Add(f"c{i}", amount)).events[0].position for i, amount in enumerate([1, 2, 13, 4])
+        ]
+        for attempt in (1, 2):
+            assert worker.run_once() == 0
+            failure = worker.failing[NAME]
+            assert (failure.workflow_id, failure.seq, failure.position, failure.attempts) == (
+                "c2",
+                1,
+                positions[2],
+                attempt,
+            )
+            # Events 1 and 2 were handled before the failure, in the same batch: none of it is visible.
+            assert applied(admin, schema) == []
+            assert checkpoint(admin, schema) == 0
+        broken["on"] = False
+        drain(worker, positions[-1])
+        assert worker.failing == {}
+        assert [r[0] for r in applied(admin, schema)] == ["c0", "c1", "c2", "c3"]
+        assert totals(admin, schema)["c2"] == (13, 1, 1)
+    finally:
+        worker.close()
+
+
+def test_stop_policy_raises_after_max_attempts_without_moving(service: WorkflowService, admin: Conn) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    projection = counter_projection(schema, fail_on=lambda e: e.workflow_id == "bad")
+    worker = ProjectionWorker(
+        service, [projection], retry=RetryPolicy(max_attempts=3, initial=0.0, on_error=OnError.STOP)
+    )
+    try:
+        service.execute(Add("good", 1))
+        service.execute(Add("bad", 1))
+        with pytest.raises(ProjectionHandlerFailed, match=r"instance 'bad' sequence 1 .*attempt 3") as info:
+            for _ in range(100):
+                worker.run_once()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert checkpoint(admin, schema) == 0
+        assert applied(admin, schema) == []
+    finally:
+        worker.close()
+
+
+def test_dead_letter_policy_records_the_event_and_moves_past_it(
+    service: WorkflowService, admin: Conn
+) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    projection = counter_projection(schema, fail_on=lambda e: e.workflow_id == "bad")
+    worker = ProjectionWorker(
+        service, [projection], retry=RetryPolicy(max_attempts=2, initial=0.0, on_error=OnError.DEAD_LETTER)
+    )
+    try:
+        service.execute(Add("good", 1))
+        bad = service.execute(Add("bad", 5)).events[0].position
+        last = service.execute(Add("bad", 1)).events[0].position
+        drain(worker, last)
+        letters = worker.control.dead_letters(NAME)
+        # Both events of "bad" fail twice and are dead-lettered: each is recorded, none is lost silently.
+        assert [(d.workflow_id, d.seq, d.position, d.attempts) for d in letters] == [
+            ("bad", 1, bad, 2),
+            ("bad", 2, last, 2),
+        ]
+        assert "handler refuses bad#1" in letters[0].error
+        assert [r[0] for r in applied(admin, schema)] == ["good"]
+        assert checkpoint(admin, schema) == last
+    finally:
+        worker.close()
+
+
+def test_rebuild_gives_the_same_read_model_as_the_live_run(
+    service: WorkflowService, worker: ProjectionWorker, admin: Conn
+) -> None:
+    schema = worker.store.schema
+    last = 0
+    for i in range(60):
+        last = service.execute(Add(f"c{i % 7}", i + 1)).events[0].position
+        if i % 20 == 19:
+            drain(worker, last)  # live: several catch-ups interleaved with writes
+    service.execute(Finish("c3"))
+    last = service.execute(Add("c4", 100)).events[0].position
+    drain(worker, last)
+    live_totals, live_applied = totals(admin, schema), applied(admin, schema)
+    worker.control.rebuild(worker._tracks[NAME].projection)
+    assert totals(admin, schema) == {} and checkpoint(admin, schema) == 0
+    drain(worker, last)
+    assert totals(admin, schema) == live_totals
+    assert sorted(applied(admin, schema)) == sorted(live_applied)
+
+
+def test_status_reports_lag_and_a_horizon_held_back_by_an_open_transaction(
+    service: WorkflowService, worker: ProjectionWorker, pg_url: str
+) -> None:
+    first = service.execute(Add("a", 1)).events[0].position
+    drain(worker, first)
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("SELECT pg_current_xact_id()")  # holds an xid: the horizon cannot pass it
+        held = [service.execute(Add("a", 1)).events[0].position for _ in range(3)]
+        assert worker.run_until_idle() == 0
+        status = worker.control.status([NAME])[0]
+        assert status.position == first and status.lag_events >= 3 and status.lag_seconds is not None
+        assert status.horizon.held_back and status.horizon.held_back_events >= 3
+        assert status.horizon.blocker_pid is not None
+        assert not worker.control.caught_up(NAME, held[0])
+        blocker.rollback()
+    drain(worker, held[-1])
+    status = worker.control.status([NAME])[0]
+    assert status.applied == 4 and status.lag_events == 0 and status.lag_seconds is None
+
+
+def test_wait_until_caught_up_returns_false_on_timeout_and_true_once_applied(
+    service: WorkflowService, worker: ProjectionWorker
+) -> None:
+    position = service.execute(Add("w", 1)).events[0].position
+    assert worker.wait_until_caught_up(NAME, position, 0.01) is False
+    drain(worker, position)
+    assert worker.wait_until_caught_up(NAME, position, 0.01) is True
+
+
+def test_in_memory_fold_matches_the_worker_and_filters_by_event_class(service: WorkflowService) -> None:
+    def add(total: int, event: RecordedEvent[Any]) -> int:
+        return total + int(event.event.amount)
+
+    memory = InMemoryProjection("sum_added", 0, add, event_classes=[Added])
+    worker = ProjectionWorker(service, [memory.projection()])
+    try:
+        outcomes = [service.execute(Add("m", n)) for n in (3, 4)]
+        outcomes.append(service.execute(Finish("m")))
+        last = outcomes[-1].events[0].position
+        while not worker.control.caught_up("sum_added", last):
+            worker.run_until_idle()
+        assert memory.state == 7
+        assert memory.fold(e for o in outcomes for e in o.events) == 7
+        assert memory.fold(service.history("counter", "m")) == 7
+    finally:
+        worker.close()
+
+
+def test_a_second_worker_is_a_standby_until_the_first_closes(service: WorkflowService) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    first = ProjectionWorker(service, [counter_projection(schema)], worker_id="first")
+    second = ProjectionWorker(service, [counter_projection(schema)], worker_id="second")
+    try:
+        position = service.execute(Add("s", 1)).events[0].position
+        first.run_once()
+        assert first.leading == {NAME}
+        assert second.run_once() == 0 and second.leading == frozenset()
+        first.close()
+        position = service.execute(Add("s", 1)).events[0].position
+        while not second.control.caught_up(NAME, position):
+            second.run_until_idle()
+        assert second.leading == {NAME}
+    finally:
+        first.close()
+        second.close()
