@@ -22,8 +22,8 @@ from ironflow_py.records import RecordedEvent
 
 #: (workflow_type, type_name, data, workflow_id, seq) -> the decoded event
 Decode = Callable[[str, str, Any, str, int], Any]
-#: Above this many cached instances the cache is dropped; the table answers instead (bounded memory).
-CACHE_LIMIT = 200_000
+#: Above this many cached instances the cache is dropped and the events table answers (bounded memory).
+CACHE_LIMIT = 100_000
 
 
 class Row(NamedTuple):
@@ -84,11 +84,9 @@ def run_batch(
     """Apply the next batch of `track.projection` in one transaction (the caller holds the lead)."""
     started = time.perf_counter()
     proj = track.projection
-    name = proj.name
-    staged: dict[tuple[str, str], int] = {}
     try:
         with conn.transaction():
-            row = conn.execute(q["projection_checkpoint_for_update"], {"name": name}).fetchone()
+            row = conn.execute(q["projection_checkpoint_for_update"], {"name": proj.name}).fetchone()
             assert row is not None, "the worker creates the checkpoint row before its first batch"
             tx_id, position, generation = row
             if generation != track.generation:
@@ -100,32 +98,30 @@ def run_batch(
             ).fetchall()
             if not rows:
                 return BatchResult(0, 0, 0, time.perf_counter() - started)
-            handled, dead = _apply(conn, q, track, decode, rows, staged)
+            handled, dead = _apply(conn, q, track, decode, rows, tx_id, position)
             last_row = rows[-1]
             conn.execute(
                 q["projection_save"],
                 {
-                    "name": name,
-                    "types": [k[0] for k in staged],
-                    "ids": [k[1] for k in staged],
-                    "seqs": list(staged.values()),
+                    "name": proj.name,
                     "tx_id": last_row.tx_id,
                     "position": last_row.position,
                     "handled": handled,
+                    "channel": applied_channel,
                 },
             )
-            conn.execute(q["projection_notify_applied"], {"channel": applied_channel, "name": name})
     except BaseException:
+        # The cache was updated as events went by; after a rollback it may be ahead of what committed.
+        track.forget()
         if proj.on_rollback is not None:
             proj.on_rollback()
         raise
     if proj.on_commit is not None:
         proj.on_commit()
-    for position in [p for p in track.dead if p <= last_row.position]:
-        del track.dead[position]
-    if len(track.last_seqs) + len(staged) > CACHE_LIMIT:
+    for p in [p for p in track.dead if p <= last_row.position]:
+        del track.dead[p]
+    if len(track.last_seqs) > CACHE_LIMIT:
         track.last_seqs.clear()
-    track.last_seqs.update(staged)
     return BatchResult(len(rows), handled, dead, time.perf_counter() - started)
 
 
@@ -135,46 +131,44 @@ def _apply(
     track: Track,
     decode: Decode,
     rows: Sequence[Row],
-    staged: dict[tuple[str, str], int],
+    tx_id: str,
+    position: int,
 ) -> tuple[int, int]:
     """Guard each instance's order, then hand the wanted events to the handler; (handled, dead-lettered)."""
     proj = track.projection
     cache = track.last_seqs
-    found = _stored_seqs(conn, q, track, rows)
+    found = _last_applied(conn, q, track, rows, tx_id, position)
     handled = dead = 0
-    wants_type, wanted, handler = proj.wants_type, track.wanted, proj.handler
+    types, wanted, handler, dead_positions = proj.workflow_types, track.wanted, proj.handler, track.dead
     for r in rows:
-        if not wants_type(r.workflow_type):
+        wtype = r.workflow_type
+        if types is not None and wtype not in types:
             continue
-        key = (r.workflow_type, r.workflow_id)
-        last = staged.get(key)
+        key = (wtype, r.workflow_id)
+        last = cache.get(key)
         if last is None:
-            last = cache.get(key)
-            if last is None:
-                last = found.get(key, 0)
+            last = found[key]
         if r.seq != last + 1:
             raise ProjectionGap(
                 projection=proj.name,
-                workflow_type=r.workflow_type,
+                workflow_type=wtype,
                 workflow_id=r.workflow_id,
                 expected_seq=last + 1,
                 seq=r.seq,
                 position=r.position,
             )
-        staged[key] = r.seq
-        if wanted is not None and (r.workflow_type, r.event_type) not in wanted:
+        cache[key] = r.seq
+        if wanted is not None and (wtype, r.event_type) not in wanted:
             continue
-        if r.position in track.dead:
-            error, attempts = track.dead[r.position]
+        if dead_positions and r.position in dead_positions:
+            error, attempts = dead_positions[r.position]
             conn.execute(q["projection_dead_letter"], _dead_params(proj.name, r, error, attempts))
             dead += 1
             continue
         try:
-            event = decode(r.workflow_type, r.event_type, r.payload, r.workflow_id, r.seq)
+            event = decode(wtype, r.event_type, r.payload, r.workflow_id, r.seq)
             handler(
-                RecordedEvent(
-                    r.workflow_type, r.workflow_id, r.seq, r.position, r.event_type, event, r.recorded_at
-                ),
+                RecordedEvent(wtype, r.workflow_id, r.seq, r.position, r.event_type, event, r.recorded_at),
                 conn,
             )
         except Exception as exc:
@@ -183,23 +177,39 @@ def _apply(
     return handled, dead
 
 
-def _stored_seqs(
-    conn: psycopg.Connection[Any], q: dict[str, str], track: Track, rows: Sequence[Row]
+def _last_applied(
+    conn: psycopg.Connection[Any],
+    q: dict[str, str],
+    track: Track,
+    rows: Sequence[Row],
+    tx_id: str,
+    position: int,
 ) -> dict[tuple[str, str], int]:
-    """The stored last sequence of the instances in `rows` that the cache does not know (one query)."""
-    cache = track.last_seqs
-    missing = {
-        (r.workflow_type, r.workflow_id)
-        for r in rows
-        if (r.workflow_type, r.workflow_id) not in cache and track.projection.wants_type(r.workflow_type)
-    }
-    if not missing:
+    """For instances the cache does not know: the last sequence the cursor has passed (one query).
+
+    Within a lead the cache holds what this worker applied, which catches any reorder or skip. For an
+    instance first seen now, the events table says which earlier events are behind the checkpoint; an
+    earlier event still ahead of it (a reorder) or missing shows up as a gap.
+    """
+    cache, types = track.last_seqs, track.projection.workflow_types
+    first: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (r.workflow_type, r.workflow_id)
+        if key not in cache and key not in first and (types is None or r.workflow_type in types):
+            first[key] = r.seq
+    if not first:
         return {}
     found = conn.execute(
-        q["projection_last_seqs"],
-        {"name": track.projection.name, "types": [k[0] for k in missing], "ids": [k[1] for k in missing]},
+        q["projection_last_applied"],
+        {
+            "types": [k[0] for k in first],
+            "ids": [k[1] for k in first],
+            "seqs": list(first.values()),
+            "tx_id": tx_id,
+            "position": position,
+        },
     ).fetchall()
-    return {(wtype, wid): last_seq for wtype, wid, last_seq in found}
+    return {(wtype, wid): last for wtype, wid, last in found}
 
 
 def _dead_params(name: str, r: Row, error: str, attempts: int) -> dict[str, Any]:

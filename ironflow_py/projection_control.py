@@ -126,8 +126,8 @@ class ProjectionControl:
         return Horizon(int(xmin), held, pid, app, age, state)
 
     def rebuild(self, projection: Projection | str) -> None:
-        """Reset the checkpoint and the per-instance sequences, and run the projection's `reset` hook, in
-        one transaction; a running worker replays from the start with its next batch."""
+        """Reset the checkpoint and run the projection's `reset` hook in one transaction; a running worker
+        replays from the start with its next batch."""
         with self.store.connection() as conn:
             rebuild_on(conn, self.q, projection)
 
@@ -178,6 +178,5 @@ def rebuild_on(conn: psycopg.Connection[Any], q: dict[str, str], projection: Pro
         conn.execute(q["projection_ensure"], {"name": name})
         conn.execute(q["projection_checkpoint_for_update"], {"name": name})
         conn.execute(q["projection_reset"], {"name": name})
-        conn.execute(q["projection_forget_instances"], {"name": name})
         if not isinstance(projection, str) and projection.reset is not None:
             projection.reset(conn)

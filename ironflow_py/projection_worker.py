@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -101,6 +101,7 @@ class ProjectionWorker:
         self._stop = threading.Event()
         self._applied = applied_channel(self.store.schema)
         self._codecs = {t: service.registration(t).codec for t in service.workflow_types}
+        self._hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]] = {}
 
     def _wanted(self, projection: Projection) -> frozenset[tuple[str, str]] | None:
         """The (workflow type, stored event name) pairs of the projection's event classes."""
@@ -122,10 +123,21 @@ class ProjectionWorker:
         return frozenset(pairs)
 
     def _decode(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any:
+        """Decode with the structure hook cached per stored name; any failure goes through the codec, which
+        raises the typed error naming the event."""
+        fast = self._hooks.get((workflow_type, type_name))
+        if fast is not None:
+            try:
+                return fast[1](data, fast[0])
+            except Exception:
+                pass
         codec = self._codecs.get(workflow_type)
         if codec is None:
             codec = self.service.registration(workflow_type).codec  # raises NotFound, a handler failure
-        return codec.decode_event(type_name, data, workflow_id, seq)
+        event = codec.decode_event(type_name, data, workflow_id, seq)
+        cls = type(event)
+        self._hooks[(workflow_type, type_name)] = (cls, self.service.converter.get_structure_hook(cls))
+        return event
 
     # -- connection and leadership ----------------------------------------------------------------------
 

@@ -149,35 +149,38 @@ FOR UPDATE
 -- means every transaction we read has finished, and any transaction that commits later has a larger
 -- tx_id than everything we have read. Within one transaction rows are read in position order, so a
 -- batch boundary inside a transaction resumes where it stopped. One statement: one snapshot.
-SELECT tx_id::text, position, workflow_type, workflow_id, seq, event_type, payload, recorded_at
-FROM {schema}.events
-WHERE (tx_id, position) > (%(tx_id)s::xid8, %(position)s::bigint)
-  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx_id, position
+-- ORDER BY names the table's columns (e.tx_id): a bare `tx_id` would sort by the text output column.
+SELECT e.tx_id::text, e.position, e.workflow_type, e.workflow_id, e.seq, e.event_type, e.payload, e.recorded_at
+FROM {schema}.events e
+WHERE (e.tx_id, e.position) > (%(tx_id)s::xid8, %(position)s::bigint)
+  AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.tx_id, e.position
 LIMIT %(limit)s
 
--- name: projection_last_seqs
-SELECT p.workflow_type, p.workflow_id, p.last_seq
-FROM {schema}.projection_instances p
-JOIN unnest(%(types)s::text[], %(ids)s::text[]) AS u(t, i) ON p.workflow_type = u.t AND p.workflow_id = u.i
-WHERE p.projection = %(name)s
+-- name: projection_last_applied
+-- The gap guard's answer for instances the worker has not seen since it took the lead: the highest
+-- sequence below the one in hand that the cursor has already passed (0: none). If that is not the one
+-- just before, an earlier event is still ahead of the cursor (reordered) or missing, and the worker stops.
+SELECT u.t, u.i, coalesce(p.seq, 0)
+FROM unnest(%(types)s::text[], %(ids)s::text[], %(seqs)s::bigint[]) AS u(t, i, s)
+LEFT JOIN LATERAL (
+    SELECT e.seq FROM {schema}.events e
+    WHERE e.workflow_type = u.t AND e.workflow_id = u.i AND e.seq < u.s
+      AND (e.tx_id, e.position) <= (%(tx_id)s::xid8, %(position)s::bigint)
+    ORDER BY e.seq DESC
+    LIMIT 1
+) AS p ON true
 
 -- name: projection_save
--- The checkpoint and the per-instance sequences move in the same transaction as the read model's writes.
-WITH seqs AS (
-    INSERT INTO {schema}.projection_instances (projection, workflow_type, workflow_id, last_seq)
-    SELECT %(name)s, t, i, s FROM unnest(%(types)s::text[], %(ids)s::text[], %(seqs)s::bigint[]) AS u(t, i, s)
-    ON CONFLICT (projection, workflow_type, workflow_id) DO UPDATE SET last_seq = EXCLUDED.last_seq
-    RETURNING 1
+-- The checkpoint moves in the same transaction as the read model's writes. The notification (delivered
+-- at commit) wakes wait_until_caught_up callers.
+WITH saved AS (
+    UPDATE {schema}.projection_checkpoints
+    SET tx_id = %(tx_id)s::xid8, position = %(position)s, applied = applied + %(handled)s, updated_at = now()
+    WHERE name = %(name)s
+    RETURNING name
 )
-UPDATE {schema}.projection_checkpoints
-SET tx_id = %(tx_id)s::xid8, position = %(position)s, applied = applied + %(handled)s, updated_at = now()
-WHERE name = %(name)s
-RETURNING (SELECT count(*) FROM seqs)
-
--- name: projection_notify_applied
--- Delivered at commit: wakes wait_until_caught_up callers.
-SELECT pg_notify(%(channel)s, %(name)s)
+SELECT pg_notify(%(channel)s, name) FROM saved
 
 -- name: projection_dead_letter
 INSERT INTO {schema}.projection_dead_letters
@@ -195,9 +198,6 @@ ORDER BY id
 UPDATE {schema}.projection_checkpoints
 SET tx_id = '0', position = 0, applied = 0, generation = generation + 1, updated_at = now()
 WHERE name = %(name)s
-
--- name: projection_forget_instances
-DELETE FROM {schema}.projection_instances WHERE projection = %(name)s
 
 -- name: projection_status
 -- Lag counts the visible events after the checkpoint, including those still behind the horizon.

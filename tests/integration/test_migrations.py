@@ -77,12 +77,6 @@ EXPECTED_COLUMNS = {
         ("attempts", "integer", False),
         ("recorded_at", "timestamp with time zone", False),
     ],
-    "projection_instances": [
-        ("projection", "text", False),
-        ("workflow_type", "text", False),
-        ("workflow_id", "text", False),
-        ("last_seq", "bigint", False),
-    ],
     "schema_migrations": [
         ("version", "integer", False),
         ("name", "text", False),
@@ -116,7 +110,6 @@ EXPECTED_INDEXES = {
     "projection_checkpoints_pkey",
     "projection_dead_letters_by_projection",
     "projection_dead_letters_pkey",
-    "projection_instances_pkey",
     "schema_migrations_pkey",
     "timers_due",
     "timers_id_key",

@@ -148,7 +148,7 @@ def test_a_gap_in_an_instance_stops_the_worker_and_applies_nothing(
     drain(worker, first)
     before = checkpoint(admin, schema)
     # A writer that bypassed the Decider left out sequence 2. A fresh worker (empty cache) must still know,
-    # from the durable per-instance table, that 1 was the last applied.
+    # from the events behind the checkpoint, that 1 was the last applied.
     append(admin, schema, "x", 3)
     worker.close()
     fresh = ProjectionWorker(service, [counter_projection(schema)])
@@ -160,6 +160,57 @@ def test_a_gap_in_an_instance_stops_the_worker_and_applies_nothing(
     assert (info.value.workflow_type, info.value.expected_seq, info.value.seq) == ("counter", 2, 3)
     assert checkpoint(admin, schema) == before
     assert applied(admin, schema) == [("x", 1, first)]
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["same-worker", "fresh-worker"])
+def test_an_instance_reordered_across_transactions_stops_the_worker(
+    service: WorkflowService, worker: ProjectionWorker, tx_a: Conn, tx_b: Conn, admin: Conn, fresh: bool
+) -> None:
+    """Writers that skip the instance lock can commit x#3 in an older transaction than x#2; the cursor then
+    meets 3 before 2, and the guard refuses to apply it, with or without the worker's cache."""
+    schema = worker.store.schema
+    first = service.execute(Add("x", 1)).events[0].position
+    drain(worker, first)
+    tx_a.execute(
+        sql.SQL(
+            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, "
+            "recorded_at) VALUES ('counter', 'x', 3, 'counter.added/1', "
+            '\'{{"amount": 1, "total": 3}}\', now())'
+        ).format(sql.Identifier(schema))
+    )
+    tx_b.execute(
+        sql.SQL(
+            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, "
+            "recorded_at) VALUES ('counter', 'x', 2, 'counter.added/1', "
+            '\'{{"amount": 1, "total": 2}}\', now())'
+        ).format(sql.Identifier(schema))
+    )
+    tx_b.commit()
+    tx_a.commit()
+    if fresh:
+        worker.close()
+        worker = ProjectionWorker(service, [counter_projection(schema)])
+    try:
+        with pytest.raises(ProjectionGap, match=r"expected sequence 2, got 3"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # wait out other sessions holding the horizon
+                worker.run_until_idle()
+                worker.wait_until_caught_up(NAME, first, 0.05)
+    finally:
+        worker.close()
+    assert checkpoint(admin, schema) == first
+    assert applied(admin, schema) == [("x", 1, first)]
+
+
+def test_the_cursor_is_served_in_index_order(pg_store: PostgresStore, admin: Conn) -> None:
+    """No sort node: ordering by the text form of tx_id would misorder xids of different lengths."""
+    admin.execute("SET enable_seqscan = off")
+    plan = admin.execute(
+        "EXPLAIN " + pg_store.q["projection_read"], {"tx_id": "0", "position": 0, "limit": 10}
+    ).fetchall()
+    admin.execute("RESET enable_seqscan")
+    text = "\n".join(r[0] for r in plan)
+    assert "events_by_tx" in text and "Sort" not in text, text
 
 
 def test_a_failing_handler_rolls_back_the_whole_batch_and_is_retried(

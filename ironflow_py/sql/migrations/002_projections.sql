@@ -1,24 +1,15 @@
--- 002 (to be renumbered 003 at merge): projection checkpoints, per-instance applied sequences, the
--- projection dead-letter table, and a NOTIFY on every event append so workers wake without polling.
+-- 002 (to be renumbered 003 at merge): projection checkpoints, the projection dead-letter table, and a
+-- NOTIFY on every event append so workers wake without polling.
 
 CREATE TABLE {schema}.projection_checkpoints (
     name        text        PRIMARY KEY,
     -- The cursor (tx_id, position) of the last event handled; see design/projections.md.
     tx_id       xid8        NOT NULL DEFAULT '0',
     position    bigint      NOT NULL DEFAULT 0,
-    -- Bumped by a rebuild, so a running worker knows its per-instance cache is stale.
+    -- Bumped by a rebuild, so a running worker knows its per-instance sequence cache is stale.
     generation  bigint      NOT NULL DEFAULT 0,
     applied     bigint      NOT NULL DEFAULT 0,
     updated_at  timestamptz NOT NULL DEFAULT now()
-);
-
--- The last sequence each projection handled per instance: the durable half of the gap guard.
-CREATE TABLE {schema}.projection_instances (
-    projection    text   NOT NULL,
-    workflow_type text   NOT NULL,
-    workflow_id   text   NOT NULL,
-    last_seq      bigint NOT NULL,
-    PRIMARY KEY (projection, workflow_type, workflow_id)
 );
 
 CREATE TABLE {schema}.projection_dead_letters (
