@@ -99,6 +99,7 @@ class ProjectionWorker:
         self._failing: dict[str, _Failing] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
+        self._held_back_delay = 0.0
         self._applied = applied_channel(self.store.schema)
         self._codecs = {t: service.registration(t).codec for t in service.workflow_types}
         self._hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]] = {}
@@ -218,7 +219,8 @@ class ProjectionWorker:
             except ProjectionError as exc:
                 self._log.error("projection_stopped", projection=name, error=str(exc))
                 raise
-            self._failing.pop(name, None)
+            if result.read:
+                self._failing.pop(name, None)
             handled += result.handled
             self._log_batch(name, result)
             if result.read < self.batch_size:
@@ -303,18 +305,25 @@ class ProjectionWorker:
             self._log.info("projection_worker_stopped")
 
     def _wait(self) -> None:
-        """Sleep until an append is notified, a retry is due, a standby check is due, or stop()."""
+        """Sleep until an append is notified, a retry is due, a standby check is due, or stop(). While
+        committed events wait behind the horizon, wake soon (10 ms doubling to 1 s): the transaction holding
+        it may end without any NOTIFY."""
         timeout = self.poll_interval
         if len(self._leading) < len(self._tracks):
             timeout = min(timeout, self.standby_interval)
         now = time.monotonic()
         for failing in self._failing.values():
             timeout = min(timeout, max(0.0, failing.retry_at - now))
-        deadline = now + timeout
         conn = self._conn
         if conn is None:
             return
         try:
+            if self._leading and self._held_back(conn):
+                self._held_back_delay = min(1.0, max(0.01, self._held_back_delay * 2))
+                timeout = min(timeout, self._held_back_delay)
+            else:
+                self._held_back_delay = 0.0
+            deadline = now + timeout
             while not self._stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -327,6 +336,10 @@ class ProjectionWorker:
         except psycopg.Error as exc:
             self._log.warning("projection_listen_failed", error=str(exc))
             self._drop_connection()
+
+    def _held_back(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(self.store.q["projection_held_back"]).fetchone()
+        return bool(row and row[0])
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()

@@ -182,6 +182,11 @@ WITH saved AS (
 )
 SELECT pg_notify(%(channel)s, name) FROM saved
 
+-- name: projection_held_back
+-- Committed events the cursor cannot read yet: an older transaction still holds the horizon. It ends
+-- without a NOTIFY if it wrote no events, so the worker polls soon instead of waiting for one.
+SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))
+
 -- name: projection_dead_letter
 INSERT INTO {schema}.projection_dead_letters
     (projection, tx_id, position, workflow_type, workflow_id, seq, event_type, error, attempts)

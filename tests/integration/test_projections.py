@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,9 +12,12 @@ import pytest
 from psycopg import sql
 
 from ironflow_py import (
+    ConfigurationError,
     InMemoryProjection,
+    MemoryStore,
     OnError,
     PostgresStore,
+    Projection,
     ProjectionGap,
     ProjectionHandlerFailed,
     ProjectionWorker,
@@ -48,6 +52,15 @@ def drain(worker: ProjectionWorker, position: int, timeout: float = 30.0) -> Non
         assert time.monotonic() < deadline, f"position {position} not applied within {timeout}s"
         if worker.run_until_idle() == 0:
             worker.wait_until_caught_up(NAME, position, 0.05)
+
+
+def run_until_raises(worker: ProjectionWorker, timeout: float = 30.0) -> None:
+    """Run rounds until one raises (the test expects it to); other sessions may hold the horizon a while."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.run_until_idle() == 0:
+            time.sleep(0.01)  # waiting out someone else's transaction, not ordering anything
+    raise AssertionError(f"nothing raised within {timeout}s")
 
 
 def applied(admin: Conn, schema: str) -> list[tuple[str, int, int]]:
@@ -154,7 +167,7 @@ def test_a_gap_in_an_instance_stops_the_worker_and_applies_nothing(
     fresh = ProjectionWorker(service, [counter_projection(schema)])
     try:
         with pytest.raises(ProjectionGap, match=r"instance 'x': expected sequence 2, got 3") as info:
-            fresh.run_until_idle()
+            run_until_raises(fresh)
     finally:
         fresh.close()
     assert (info.value.workflow_type, info.value.expected_seq, info.value.seq) == ("counter", 2, 3)
@@ -192,10 +205,7 @@ def test_an_instance_reordered_across_transactions_stops_the_worker(
         worker = ProjectionWorker(service, [counter_projection(schema)])
     try:
         with pytest.raises(ProjectionGap, match=r"expected sequence 2, got 3"):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:  # wait out other sessions holding the horizon
-                worker.run_until_idle()
-                worker.wait_until_caught_up(NAME, first, 0.05)
+            run_until_raises(worker)
     finally:
         worker.close()
     assert checkpoint(admin, schema) == first
@@ -227,7 +237,9 @@ def test_a_failing_handler_rolls_back_the_whole_batch_and_is_retried(
             service.execute(Add(f"c{i}", amount)).events[0].position for i, amount in enumerate([1, 2, 13, 4])
         ]
         for attempt in (1, 2):
-            assert worker.run_once() == 0
+            deadline = time.monotonic() + 30
+            while (f := worker.failing.get(NAME)) is None or f.attempts < attempt:
+                assert worker.run_once() == 0 and time.monotonic() < deadline
             failure = worker.failing[NAME]
             assert (failure.workflow_id, failure.seq, failure.position, failure.attempts) == (
                 "c2",
@@ -257,8 +269,7 @@ def test_stop_policy_raises_after_max_attempts_without_moving(service: WorkflowS
         service.execute(Add("good", 1))
         service.execute(Add("bad", 1))
         with pytest.raises(ProjectionHandlerFailed, match=r"instance 'bad' sequence 1 .*attempt 3") as info:
-            for _ in range(100):
-                worker.run_once()
+            run_until_raises(worker)
         assert isinstance(info.value.__cause__, RuntimeError)
         assert checkpoint(admin, schema) == 0
         assert applied(admin, schema) == []
@@ -377,3 +388,50 @@ def test_a_second_worker_is_a_standby_until_the_first_closes(service: WorkflowSe
     finally:
         first.close()
         second.close()
+
+
+def test_a_running_worker_is_woken_by_notify_not_by_its_poll_interval(service: WorkflowService) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0)
+    tail = threading.Thread(target=worker.run)
+    tail.start()
+    try:
+        for amount in (1, 2, 3):
+            position = service.execute(Add("live", amount)).events[0].position
+            # Far below the 600 s poll interval: only the append's NOTIFY can have woken the worker.
+            assert worker.wait_until_caught_up(NAME, position, 30)
+    finally:
+        worker.stop()
+        tail.join(30)
+    assert not tail.is_alive()
+    assert worker.leading == frozenset()  # stop() closed the connection, releasing the lead
+
+
+def test_worker_configuration_errors_are_typed(service: WorkflowService) -> None:
+    with pytest.raises(ConfigurationError, match="PostgresStore"):
+        ProjectionWorker(WorkflowService(MemoryStore(), workflows=[Counter]), [])
+    with pytest.raises(ConfigurationError, match="no registered workflow declares event Add"):
+        ProjectionWorker(service, [Projection("p", lambda e, c: None, event_classes=[Add])])
+    with pytest.raises(ConfigurationError, match="unique"):
+        ProjectionWorker(service, [Projection("p", lambda e, c: None), Projection("p", lambda e, c: None)])
+
+
+def test_a_running_worker_picks_up_events_released_by_a_transaction_that_wrote_none(
+    service: WorkflowService, pg_url: str
+) -> None:
+    """The append's NOTIFY arrives while an unrelated transaction holds the horizon; that transaction
+    ends without any NOTIFY, and the worker must still apply the event long before its poll interval."""
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0)
+    tail = threading.Thread(target=worker.run)
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("SELECT pg_current_xact_id()")
+        tail.start()
+        try:
+            position = service.execute(Add("held", 1)).events[0].position
+            assert not worker.wait_until_caught_up(NAME, position, 0.2)
+            blocker.rollback()
+            assert worker.wait_until_caught_up(NAME, position, 30)
+        finally:
+            worker.stop()
+            tail.join(30)
