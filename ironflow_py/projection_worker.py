@@ -106,6 +106,11 @@ class ProjectionWorker:
 
     def _wanted(self, projection: Projection) -> frozenset[tuple[str, str]] | None:
         """The (workflow type, stored event name) pairs of the projection's event classes."""
+        unknown = sorted((projection.workflow_types or frozenset()) - set(self.service.workflow_types))
+        if unknown:
+            raise ConfigurationError(
+                f"projection {projection.name!r}: workflow types {unknown} are not registered with the service"
+            )
         if projection.event_classes is None:
             return None
         pairs = set()

@@ -1,18 +1,21 @@
-"""A SQL read model over the Counter workflow, used by projection tests in-process and via the CLI."""
+"""A SQL read model over the Counter workflow, used by projection tests in-process and via the CLI, and the
+helpers those tests share to drive a worker and look at what it wrote."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from ironflow_py import App, Projection, RecordedEvent
+from ironflow_py import App, Projection, ProjectionWorker, RecordedEvent
 from tests.workflows import Added, Counter
 
 NAME = "counter_totals"
+Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 def create_read_model(conn: psycopg.Connection[Any], schema: str) -> None:
@@ -61,3 +64,54 @@ def counter_projection(
 def counters() -> App:
     """The app the CLI loads (`tests.projection_apps:counters`); the schema comes from IRONFLOW_SCHEMA."""
     return App(workflows=[Counter], projections=[counter_projection(os.environ["IRONFLOW_SCHEMA"])])
+
+
+def drain(worker: ProjectionWorker, position: int, timeout: float = 30.0) -> None:
+    """Run rounds until the event at `position` is applied. The xmin horizon is cluster-wide, so another
+    session's open transaction can delay (never drop) an event; this waits that out instead of flaking."""
+    deadline = time.monotonic() + timeout
+    while not worker.control.caught_up(NAME, position):
+        assert time.monotonic() < deadline, f"position {position} not applied within {timeout}s"
+        if worker.run_until_idle() == 0:
+            worker.wait_until_caught_up(NAME, position, 0.05)
+
+
+def run_until_raises(worker: ProjectionWorker, timeout: float = 30.0) -> None:
+    """Run rounds until one raises (the test expects it to); other sessions may hold the horizon a while."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.run_until_idle() == 0:
+            time.sleep(0.01)  # waiting out someone else's transaction, not ordering anything
+    raise AssertionError(f"nothing raised within {timeout}s")
+
+
+def applied(admin: Conn, schema: str) -> list[tuple[str, int, int]]:
+    query = sql.SQL("SELECT workflow_id, seq, position FROM {}.rm_applied ORDER BY id")
+    return [tuple(r) for r in admin.execute(query.format(sql.Identifier(schema))).fetchall()]
+
+
+def totals(admin: Conn, schema: str) -> dict[str, tuple[int, int, int]]:
+    query = sql.SQL("SELECT workflow_id, total, adds, last_seq FROM {}.rm_totals")
+    return {r[0]: (r[1], r[2], r[3]) for r in admin.execute(query.format(sql.Identifier(schema)))}
+
+
+def checkpoint(admin: Conn, schema: str) -> int:
+    query = sql.SQL("SELECT position FROM {}.projection_checkpoints WHERE name = %s")
+    row = admin.execute(query.format(sql.Identifier(schema)), (NAME,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def append(conn: Conn, schema: str, workflow_id: str, seq: int, amount: int = 1) -> int:
+    """What the Decider writes for one Added event: instance lock first, then the row."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))", ("counter", workflow_id)
+    )
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+            "VALUES ('counter', %s, %s, 'counter.added/1', %s::jsonb, now()) RETURNING position"
+        ).format(sql.Identifier(schema)),
+        (workflow_id, seq, f'{{"amount": {amount}, "total": {amount * seq}}}'),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
