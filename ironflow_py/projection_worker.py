@@ -109,7 +109,7 @@ class ProjectionWorker:
         unknown = sorted((projection.workflow_types or frozenset()) - set(self.service.workflow_types))
         if unknown:
             raise ConfigurationError(
-                f"projection {projection.name!r}: workflow types {unknown} are not registered with the service"
+                f"projection {projection.name!r}: workflow types {unknown} are not registered"
             )
         if projection.event_classes is None:
             return None
