@@ -176,6 +176,8 @@ def _projections(args: argparse.Namespace, app: App, service: WorkflowService) -
         raise ConfigurationError("projections need a PostgresStore")
     control = ProjectionControl(service.store)
     if args.what == "run":
+        if not app.projections:
+            raise ConfigurationError(f"{args.app} declares no projections")
         worker = ProjectionWorker(
             service,
             app.select_projections(args.names),

@@ -19,11 +19,18 @@ from typing import Any
 
 import attrs
 import psycopg
+import psycopg.errors
 import structlog
 from psycopg import sql
 
 from ironflow_py._projection_batch import BatchResult, HandlerFailure, Track, run_batch
-from ironflow_py.errors import ConfigurationError, ProjectionError, ProjectionHandlerFailed, StoreError
+from ironflow_py.errors import (
+    ConfigurationError,
+    MigrationError,
+    ProjectionError,
+    ProjectionHandlerFailed,
+    StoreError,
+)
 from ironflow_py.projection import OnError, Projection
 from ironflow_py.projection_control import (
     ProjectionControl,
@@ -158,10 +165,10 @@ class ProjectionWorker:
             autocommit=True,
             application_name=f"ironflow_py.projections {self.worker_id}"[:63],
         )
+        self._conn = conn  # set first: a failure below closes it through _drop_connection
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(events_channel(self.store.schema))))
         for name in self._tracks:
             conn.execute(self.store.q["projection_ensure"], {"name": name})
-        self._conn = conn
         return conn
 
     def _try_lead(self, conn: psycopg.Connection[Any]) -> None:
@@ -198,6 +205,11 @@ class ProjectionWorker:
             conn = self._connection()
             self._try_lead(conn)
             return sum(self._drain(conn, name) for name in sorted(self._leading))
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            self._drop_connection()
+            raise MigrationError(
+                f"schema {self.store.schema!r} lacks the projection tables; run `ironflow-py migrate`: {exc}"
+            ) from exc
         except psycopg.Error as exc:
             self._drop_connection()
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
@@ -299,6 +311,8 @@ class ProjectionWorker:
                 try:
                     self.run_once()
                     reconnect_delay = 0.0
+                except MigrationError:
+                    raise
                 except StoreError as exc:
                     reconnect_delay = min(self.poll_interval, max(0.1, reconnect_delay * 2))
                     self._log.warning("projection_store_error", error=str(exc), retry_in=reconnect_delay)

@@ -14,6 +14,7 @@ from ironflow_py import (
     ConfigurationError,
     InMemoryProjection,
     MemoryStore,
+    MigrationError,
     OnError,
     PostgresStore,
     Projection,
@@ -265,3 +266,10 @@ def test_a_running_worker_picks_up_events_released_by_a_transaction_that_wrote_n
         finally:
             worker.stop()
             tail.join(30)
+
+
+def test_an_unmigrated_schema_is_a_typed_error(pg_url: str, schema: str) -> None:
+    with PostgresStore.connect(pg_url, schema=schema, max_size=2) as store:
+        worker = ProjectionWorker(WorkflowService(store, workflows=[Counter]), [counter_projection(schema)])
+        with pytest.raises(MigrationError, match="ironflow-py migrate"):
+            worker.run()
