@@ -10,18 +10,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 import psycopg
-from psycopg.rows import args_row
 
 from ironflow_py.errors import ProjectionGap
 from ironflow_py.projection import Projection
 from ironflow_py.records import RecordedEvent
 
-#: (workflow_type, type_name, data, workflow_id, seq) -> the decoded event
-Decode = Callable[[str, str, Any, str, int], Any]
+
+class Decoder(Protocol):
+    """Turns stored events into objects: `hooks` is the fast path per (workflow type, stored name), filled
+    by `slow`, which goes through the workflow's codec and raises its typed errors."""
+
+    hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]]
+
+    def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any: ...
+
+
 #: Above this many cached instances the cache is dropped and the events table answers (bounded memory).
 CACHE_LIMIT = 100_000
 
@@ -77,7 +84,7 @@ def run_batch(
     conn: psycopg.Connection[Any],
     q: dict[str, str],
     track: Track,
-    decode: Decode,
+    decode: Decoder,
     limit: int,
     applied_channel: str,
 ) -> BatchResult:
@@ -92,14 +99,14 @@ def run_batch(
             if generation != track.generation:
                 track.forget()
                 track.generation = generation
-            cur = conn.cursor(row_factory=args_row(Row))
-            rows: list[Row] = cur.execute(
+            # Plain tuples: a named row per event costs more than the whole guard.
+            rows: list[tuple[Any, ...]] = conn.execute(
                 q["projection_read"], {"tx_id": tx_id, "position": position, "limit": limit}
             ).fetchall()
             if not rows:
                 return BatchResult(0, 0, 0, time.perf_counter() - started)
             handled, dead = _apply(conn, q, track, decode, rows, tx_id, position)
-            last_row = rows[-1]
+            last_row = Row(*rows[-1])
             conn.execute(
                 q["projection_save"],
                 {
@@ -129,8 +136,8 @@ def _apply(
     conn: psycopg.Connection[Any],
     q: dict[str, str],
     track: Track,
-    decode: Decode,
-    rows: Sequence[Row],
+    decode: Decoder,
+    rows: Sequence[tuple[Any, ...]],
     tx_id: str,
     position: int,
 ) -> tuple[int, int]:
@@ -140,39 +147,44 @@ def _apply(
     found = _last_applied(conn, q, track, rows, tx_id, position)
     handled = dead = 0
     types, wanted, handler, dead_positions = proj.workflow_types, track.wanted, proj.handler, track.dead
+    hooks = decode.hooks
     for r in rows:
-        wtype = r.workflow_type
+        _, pos, wtype, wid, seq, etype, payload, at = r
         if types is not None and wtype not in types:
             continue
-        key = (wtype, r.workflow_id)
+        key = (wtype, wid)
         last = cache.get(key)
         if last is None:
             last = found[key]
-        if r.seq != last + 1:
+        if seq != last + 1:
             raise ProjectionGap(
                 projection=proj.name,
                 workflow_type=wtype,
-                workflow_id=r.workflow_id,
+                workflow_id=wid,
                 expected_seq=last + 1,
-                seq=r.seq,
-                position=r.position,
+                seq=seq,
+                position=pos,
             )
-        cache[key] = r.seq
-        if wanted is not None and (wtype, r.event_type) not in wanted:
+        cache[key] = seq
+        if wanted is not None and (wtype, etype) not in wanted:
             continue
-        if dead_positions and r.position in dead_positions:
-            error, attempts = dead_positions[r.position]
-            conn.execute(q["projection_dead_letter"], _dead_params(proj.name, r, error, attempts))
+        if dead_positions and pos in dead_positions:
+            error, attempts = dead_positions[pos]
+            conn.execute(q["projection_dead_letter"], _dead_params(proj.name, Row(*r), error, attempts))
             dead += 1
             continue
         try:
-            event = decode(wtype, r.event_type, r.payload, r.workflow_id, r.seq)
-            handler(
-                RecordedEvent(wtype, r.workflow_id, r.seq, r.position, r.event_type, event, r.recorded_at),
-                conn,
-            )
+            fast = hooks.get((wtype, etype))
+            if fast is None:
+                event = decode.slow(wtype, etype, payload, wid, seq)
+            else:
+                try:
+                    event = fast[1](payload, fast[0])
+                except Exception:
+                    event = decode.slow(wtype, etype, payload, wid, seq)  # raises the typed error
+            handler(RecordedEvent(wtype, wid, seq, pos, etype, event, at), conn)
         except Exception as exc:
-            raise HandlerFailure(r, exc) from exc
+            raise HandlerFailure(Row(*r), exc) from exc
         handled += 1
     return handled, dead
 
@@ -181,7 +193,7 @@ def _last_applied(
     conn: psycopg.Connection[Any],
     q: dict[str, str],
     track: Track,
-    rows: Sequence[Row],
+    rows: Sequence[tuple[Any, ...]],
     tx_id: str,
     position: int,
 ) -> dict[tuple[str, str], int]:
@@ -194,9 +206,9 @@ def _last_applied(
     cache, types = track.last_seqs, track.projection.workflow_types
     first: dict[tuple[str, str], int] = {}
     for r in rows:
-        key = (r.workflow_type, r.workflow_id)
-        if key not in cache and key not in first and (types is None or r.workflow_type in types):
-            first[key] = r.seq
+        key = (r[2], r[3])
+        if key not in cache and key not in first and (types is None or r[2] in types):
+            first[key] = r[4]
     if not first:
         return {}
     found = conn.execute(

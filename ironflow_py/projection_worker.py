@@ -60,6 +60,22 @@ class RetryPolicy:
         return float(min(self.maximum, self.initial * 2 ** max(0, attempt - 1)))
 
 
+class _EventDecoder:
+    """The batch loop's decoder: structure hooks cached per (workflow type, stored name), filled by `slow`,
+    which goes through the workflow's codec so any failure is its typed error naming the event."""
+
+    def __init__(self, service: WorkflowService) -> None:
+        self.service = service
+        self.hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]] = {}
+
+    def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any:
+        codec = self.service.registration(workflow_type).codec  # NotFound: a handler failure
+        event = codec.decode_event(type_name, data, workflow_id, seq)
+        cls = type(event)
+        self.hooks[(workflow_type, type_name)] = (cls, self.service.converter.get_structure_hook(cls))
+        return event
+
+
 @attrs.define
 class _Failing:
     position: int
@@ -108,8 +124,7 @@ class ProjectionWorker:
         self._stop = threading.Event()
         self._held_back_delay = 0.0
         self._applied = applied_channel(self.store.schema)
-        self._codecs = {t: service.registration(t).codec for t in service.workflow_types}
-        self._hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]] = {}
+        self._decoder = _EventDecoder(service)
 
     def _wanted(self, projection: Projection) -> frozenset[tuple[str, str]] | None:
         """The (workflow type, stored event name) pairs of the projection's event classes."""
@@ -134,23 +149,6 @@ class ProjectionWorker:
                     f"{cls.__qualname__}"
                 )
         return frozenset(pairs)
-
-    def _decode(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any:
-        """Decode with the structure hook cached per stored name; any failure goes through the codec, which
-        raises the typed error naming the event."""
-        fast = self._hooks.get((workflow_type, type_name))
-        if fast is not None:
-            try:
-                return fast[1](data, fast[0])
-            except Exception:
-                pass
-        codec = self._codecs.get(workflow_type)
-        if codec is None:
-            codec = self.service.registration(workflow_type).codec  # raises NotFound, a handler failure
-        event = codec.decode_event(type_name, data, workflow_id, seq)
-        cls = type(event)
-        self._hooks[(workflow_type, type_name)] = (cls, self.service.converter.get_structure_hook(cls))
-        return event
 
     # -- connection and leadership ----------------------------------------------------------------------
 
@@ -222,14 +220,7 @@ class ProjectionWorker:
         handled = 0
         while not self._stop.is_set():
             try:
-                result = run_batch(
-                    conn,
-                    self.store.q,
-                    track,
-                    self._decode,
-                    self.batch_size,
-                    applied_channel(self.store.schema),
-                )
+                result = run_batch(conn, self.store.q, track, self._decoder, self.batch_size, self._applied)
             except HandlerFailure as failure:
                 self._on_failure(track, failure)
                 return handled

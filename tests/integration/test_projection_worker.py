@@ -9,9 +9,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from ironflow_py import (
     ConfigurationError,
+    DecodeError,
     InMemoryProjection,
     MemoryStore,
     MigrationError,
@@ -273,3 +275,26 @@ def test_an_unmigrated_schema_is_a_typed_error(pg_url: str, schema: str) -> None
         worker = ProjectionWorker(WorkflowService(store, workflows=[Counter]), [counter_projection(schema)])
         with pytest.raises(MigrationError, match="ironflow-py migrate"):
             worker.run()
+
+
+def test_an_event_that_no_longer_decodes_is_a_handler_failure_naming_it(
+    service: WorkflowService, admin: Conn
+) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], retry=RetryPolicy(max_attempts=1))
+    try:
+        service.execute(Add("d", 1))  # decoded first: the fast path is warm when the bad one comes
+        admin.execute(
+            sql.SQL(
+                "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+                "VALUES ('counter', 'd', 2, 'counter.added/1', "
+                '\'{{"amount": "many", "total": 1}}\', now())'
+            ).format(sql.Identifier(schema))
+        )
+        with pytest.raises(ProjectionHandlerFailed, match="sequence 2") as info:
+            run_until_raises(worker)
+        cause = info.value.__cause__
+        assert isinstance(cause, DecodeError) and (cause.workflow_id, cause.seq) == ("d", 2)
+        assert checkpoint(admin, schema) == 0
+    finally:
+        worker.close()
