@@ -3,7 +3,9 @@
 Catch-up: 1,000,000 Added events of 10,000 counters, written with SQL (INSERT ... SELECT generate_series
 in 4 transactions) and interleaved, so every batch of 1,000 touches 1,000 instances (the worst case for
 the per-instance gap guard). Each reader runs in its own child process, which reports its peak RSS:
-- a bare keyset read on `position` (psycopg, batches of 1,000, payloads parsed by the stdlib JSON loader);
+- a bare keyset read on `position` (psycopg, batches of 1,000, payloads parsed by psycopg's default
+  stdlib `json.loads`), the baseline;
+- the same read with the worker's JSON loader (stdlib `JSONDecoder.decode` on text), like for like;
 - the same keyset on the projection cursor `(tx_id, position)` below the xmin horizon, nothing else;
 - `ProjectionWorker` with a no-op handler, and with a handler that upserts one row per event.
 Live lag: 4 threads execute decisions at full speed while a worker tails them in-process; lag is the time
@@ -26,8 +28,10 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg import sql
+from psycopg.types.json import set_json_loads
 
 from ironflow_py import PostgresStore, Projection, ProjectionWorker, RecordedEvent, WorkflowService, _database
+from ironflow_py.projection_worker import _loads
 from tests.workflows import Add, Counter
 
 EVENTS = int(os.environ.get("BENCH_PROJECTION_EVENTS", "1000000"))
@@ -66,7 +70,8 @@ def generate(url: str, schema: str) -> float:
 def child(mode: str, url: str, schema: str) -> dict[str, Any]:
     _quiet()
     started = time.perf_counter()
-    count = _bare(url, schema, mode) if mode in ("keyset", "cursor") else _worker(url, schema, mode)
+    bare = mode in ("keyset", "keyset_text", "cursor")
+    count = _bare(url, schema, mode) if bare else _worker(url, schema, mode)
     seconds = time.perf_counter() - started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"mode": mode, "events": count, "seconds": seconds, "rss_mb": rss_mb}
@@ -74,7 +79,7 @@ def child(mode: str, url: str, schema: str) -> dict[str, Any]:
 
 def _bare(url: str, schema: str, mode: str) -> int:
     s = sql.Identifier(schema)
-    if mode == "keyset":
+    if mode in ("keyset", "keyset_text"):
         query = sql.SQL(
             "SELECT position, workflow_type, workflow_id, seq, event_type, payload, recorded_at "
             "FROM {s}.events WHERE position > %s ORDER BY position LIMIT %s"
@@ -87,16 +92,18 @@ def _bare(url: str, schema: str, mode: str) -> int:
         ).format(s=s)
     count, tx, pos = 0, "0", 0
     with psycopg.connect(url, autocommit=True) as conn:
+        if mode != "keyset":
+            set_json_loads(_loads, conn)
         while True:
-            params = (pos, BATCH) if mode == "keyset" else (tx, pos, BATCH)
+            params = (tx, pos, BATCH) if mode == "cursor" else (pos, BATCH)
             rows = conn.execute(query, params).fetchall()
             if not rows:
                 return count
             count += len(rows)
-            if mode == "keyset":
-                pos = rows[-1][0]
-            else:
+            if mode == "cursor":
                 tx, pos = rows[-1][0], rows[-1][1]
+            else:
+                pos = rows[-1][0]
 
 
 def _worker(url: str, schema: str, mode: str) -> int:
@@ -211,14 +218,17 @@ def main(url: str) -> None:
             )
         gen = generate(url, schema)
         print(f"# generated {EVENTS:,} events over {INSTANCES:,} instances in {gen:.1f}s")
-        results = {m: run_child(m, url, schema) for m in ("keyset", "cursor", "noop", "upsert")}
+        results = {
+            m: run_child(m, url, schema) for m in ("keyset", "keyset_text", "cursor", "noop", "upsert")
+        }
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     base = results["keyset"]["events"] / results["keyset"]["seconds"]
     labels = {
-        "keyset": "bare keyset read on position",
-        "cursor": "bare keyset read on (tx_id, position) < xmin",
+        "keyset": "bare keyset read on position (baseline)",
+        "keyset_text": "bare keyset read on position, worker's JSON loader",
+        "cursor": "bare read on (tx_id, position) < xmin, worker's JSON loader",
         "noop": "ProjectionWorker, no-op handler",
         "upsert": "ProjectionWorker, upsert one row per event",
     }

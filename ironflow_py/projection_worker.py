@@ -8,6 +8,7 @@ and on `stop()` (SIGTERM in the CLI) finishes the batch in hand and returns.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ import psycopg
 import psycopg.errors
 import structlog
 from psycopg import sql
+from psycopg.types.json import set_json_loads
 
 from ironflow_py._projection_batch import BatchResult, HandlerFailure, Track, run_batch
 from ironflow_py.errors import (
@@ -44,6 +46,13 @@ from ironflow_py.store.postgres import PostgresStore
 
 #: Longest uninterrupted wait, so `stop()` from a signal handler is noticed promptly.
 _WAIT_SLICE = 0.25
+_JSON_DECODE = json.JSONDecoder().decode
+
+
+def _loads(data: bytes | str) -> Any:
+    """The stdlib JSON decoder on text: `json.loads(bytes)` first sniffs the encoding, which costs about a
+    fifth of a catch-up read (PostgreSQL sends UTF-8)."""
+    return _JSON_DECODE(data if isinstance(data, str) else data.decode())
 
 
 @attrs.frozen
@@ -164,6 +173,7 @@ class ProjectionWorker:
             application_name=f"ironflow_py.projections {self.worker_id}"[:63],
         )
         self._conn = conn  # set first: a failure below closes it through _drop_connection
+        set_json_loads(_loads, conn)
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(events_channel(self.store.schema))))
         for name in self._tracks:
             conn.execute(self.store.q["projection_ensure"], {"name": name})
