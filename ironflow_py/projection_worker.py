@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import psycopg
@@ -43,6 +43,8 @@ from ironflow_py.projection_control import (
 )
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
+
+T = TypeVar("T")
 
 #: Longest uninterrupted wait, so `stop()` from a signal handler is noticed promptly.
 _WAIT_SLICE = 0.25
@@ -206,13 +208,26 @@ class ProjectionWorker:
 
     # -- running ----------------------------------------------------------------------------------------
 
+    def prepare(self) -> frozenset[str]:
+        """Connect, LISTEN and take the lead where it is free; returns the projections this worker leads."""
+        self._guarded(lambda: self._try_lead(self._connection()))
+        return self.leading
+
     def run_once(self) -> int:
         """One round: take the lead where free, then apply batches until each led projection has nothing
         more to read (or failed). Returns the number of events handed to handlers."""
-        try:
+
+        def round_() -> int:
             conn = self._connection()
             self._try_lead(conn)
             return sum(self._drain(conn, name) for name in sorted(self._leading))
+
+        return self._guarded(round_)
+
+    def _guarded(self, work: Callable[[], T]) -> T:
+        """Run `work`, translating driver errors; the connection is dropped so the next call reconnects."""
+        try:
+            return work()
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
             self._drop_connection()
             raise MigrationError(
