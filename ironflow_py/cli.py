@@ -92,10 +92,30 @@ def _parser() -> argparse.ArgumentParser:
     proj_sub = proj.add_subparsers(dest="what", required=True)
     run = proj_sub.add_parser("run", help="run projection workers until SIGTERM")
     run.add_argument("names", nargs="*", metavar="NAME", help="default: every projection of the app")
-    run.add_argument("--batch-size", type=int, default=int(_env("PROJECTION_BATCH_SIZE", "1000") or 1000))
-    run.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls without NOTIFY")
-    run.add_argument("--max-attempts", type=int, default=5, help="failures on one event before --on-error")
-    run.add_argument("--on-error", choices=[o.value for o in OnError], default=OnError.STOP.value)
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=int(_env("PROJECTION_BATCH_SIZE") or 1000),
+        help="events per transaction (IRONFLOW_PROJECTION_BATCH_SIZE)",
+    )
+    run.add_argument(
+        "--poll-interval",
+        type=float,
+        default=float(_env("PROJECTION_POLL_INTERVAL") or 5.0),
+        help="seconds between polls when no NOTIFY arrives (IRONFLOW_PROJECTION_POLL_INTERVAL)",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=int,
+        default=int(_env("PROJECTION_MAX_ATTEMPTS") or 5),
+        help="failures on one event before --on-error applies (IRONFLOW_PROJECTION_MAX_ATTEMPTS)",
+    )
+    run.add_argument(
+        "--on-error",
+        choices=[o.value for o in OnError],
+        default=_env("PROJECTION_ON_ERROR", OnError.STOP.value),
+        help="stop the worker, or record the event as a dead letter and go on (IRONFLOW_PROJECTION_ON_ERROR)",
+    )
     status = proj_sub.add_parser("status", help="checkpoint, lag and horizon of projections")
     status.add_argument("names", nargs="*", metavar="NAME")
     rebuild = proj_sub.add_parser("rebuild", help="reset a projection's checkpoint and read model")
