@@ -220,6 +220,8 @@ def _projections(args: argparse.Namespace, app: App, service: WorkflowService) -
         + (f", {r.lag_seconds:.1f}s" if r.lag_seconds is not None else "")
         for r in rows
     ]
+    started = {r.name for r in rows}
+    lines += [f"{name:<24} not started" for name in names if name not in started]
     if horizon.held_back:
         age = horizon.blocker_age_seconds or 0.0
         lines.append(
@@ -229,7 +231,7 @@ def _projections(args: argparse.Namespace, app: App, service: WorkflowService) -
     _print(
         args,
         {"projections": [attrs.asdict(r) for r in rows], "horizon": attrs.asdict(horizon)},
-        "\n".join(lines) or "no projection has run yet",
+        "\n".join(lines) or "the app declares no projections",
     )
     return 0
 
