@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import decisions, decode, effects, history
+from benchmarks import decisions, decode, effects, history, projections
 from benchmarks._common import database_url
 
 SECTIONS = {
@@ -12,6 +12,7 @@ SECTIONS = {
     "history": history.main,
     "decode": decode.main,
     "effects": effects.main,
+    "projections": projections.main,
 }
 
 

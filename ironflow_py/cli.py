@@ -1,4 +1,5 @@
-"""`ironflow-py`: migrate, demo, inspect, run the worker, manage dead letters; sets up logging."""
+"""`ironflow-py`: migrate, demo, inspect, run the effect worker and projections, manage dead letters;
+the one place logging is configured."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from ironflow_py import _database, inspection
 from ironflow_py.app import App
 from ironflow_py.dead_letters import DeadLetters
 from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
+from ironflow_py.projection import OnError
+from ironflow_py.projection_control import ProjectionControl
+from ironflow_py.projection_worker import ProjectionRetry, ProjectionWorker
 from ironflow_py.records import InstanceStatus
 from ironflow_py.runtime import EffectRuntime
 from ironflow_py.service import WorkflowService
@@ -102,6 +106,42 @@ def _parser() -> argparse.ArgumentParser:
     diagram.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     diagram.add_argument("--instance", help="draw the path this instance took (reads its history)")
     diagram.add_argument("--output", help="write to this file instead of standard output")
+    proj = sub.add_parser("projections", help="run and look after projections")
+    proj_sub = proj.add_subparsers(dest="what", required=True)
+    run = proj_sub.add_parser("run", help="run projection workers until SIGTERM")
+    run.add_argument("names", nargs="*", metavar="NAME", help="default: every projection of the app")
+    run.add_argument(
+        "--batch-size",
+        dest="projection_batch_size",
+        type=int,
+        default=int(_env("PROJECTION_BATCH_SIZE") or 1000),
+        help="events per transaction (IRONFLOW_PROJECTION_BATCH_SIZE)",
+    )
+    run.add_argument(
+        "--poll-interval",
+        dest="projection_poll_interval",
+        type=float,
+        default=float(_env("PROJECTION_POLL_INTERVAL") or 5.0),
+        help="seconds between polls when no NOTIFY arrives (IRONFLOW_PROJECTION_POLL_INTERVAL)",
+    )
+    run.add_argument(
+        "--max-attempts",
+        dest="projection_max_attempts",
+        type=int,
+        default=int(_env("PROJECTION_MAX_ATTEMPTS") or 5),
+        help="failures on one event before --on-error applies (IRONFLOW_PROJECTION_MAX_ATTEMPTS)",
+    )
+    run.add_argument(
+        "--on-error",
+        dest="projection_on_error",
+        choices=[o.value for o in OnError],
+        default=_env("PROJECTION_ON_ERROR", OnError.STOP.value),
+        help="stop the worker, or record the event as a dead letter and go on (IRONFLOW_PROJECTION_ON_ERROR)",
+    )
+    status = proj_sub.add_parser("status", help="checkpoint, lag and horizon of projections")
+    status.add_argument("names", nargs="*", metavar="NAME")
+    rebuild = proj_sub.add_parser("rebuild", help="reset a projection's checkpoint and read model")
+    rebuild.add_argument("name", metavar="NAME")
     _env_defaults(p)
     return p
 
@@ -197,6 +237,8 @@ def _run(args: argparse.Namespace) -> int:
         service = app.service(store)
         if args.command == "worker":
             return _worker(args, app, service)
+        if args.command == "projections":
+            return _projections(args, app, service)
         return _inspect(args, service)
     return 2
 
@@ -316,6 +358,53 @@ def _dead_letters(args: argparse.Namespace, dead: DeadLetters) -> int:
     else:
         dead.discard(args.effect_id)
         _print(args, {"discarded": args.effect_id}, f"effect {args.effect_id} discarded")
+    return 0
+
+
+def _projections(args: argparse.Namespace, app: App, service: WorkflowService) -> int:
+    if not isinstance(service.store, PostgresStore):
+        raise ConfigurationError("projections need a PostgresStore")
+    control = ProjectionControl(service.store)
+    if args.what == "run":
+        if not app.projections:
+            raise ConfigurationError(f"{args.app} declares no projections")
+        worker = ProjectionWorker(
+            service,
+            app.select_projections(args.names),
+            batch_size=args.projection_batch_size,
+            poll_interval=args.projection_poll_interval,
+            retry=ProjectionRetry(
+                max_attempts=args.projection_max_attempts, on_error=OnError(args.projection_on_error)
+            ),
+        )
+        worker.run(handle_signals=True)
+        return 0
+    if args.what == "rebuild":
+        projection = app.select_projections([args.name])[0]
+        control.rebuild(projection)
+        _print(args, {"rebuilt": projection.name}, f"projection {projection.name} will replay from the start")
+        return 0
+    names = [p.name for p in app.select_projections(args.names)]
+    rows = control.status(names)
+    horizon = control.horizon()
+    lines = [
+        f"{r.name:<24} position {r.position:<12} applied {r.applied:<10} lag {r.lag_events} events"
+        + (f", {r.lag_seconds:.1f}s" if r.lag_seconds is not None else "")
+        for r in rows
+    ]
+    started = {r.name for r in rows}
+    lines += [f"{name:<24} not started" for name in names if name not in started]
+    if horizon.held_back:
+        age = horizon.blocker_age_seconds or 0.0
+        lines.append(
+            f"horizon held back: {horizon.held_back_events} committed events wait for the transaction of pid "
+            f"{horizon.blocker_pid} ({horizon.blocker_application}, open {age:.1f}s)"
+        )
+    _print(
+        args,
+        {"projections": [attrs.asdict(r) for r in rows], "horizon": attrs.asdict(horizon)},
+        "\n".join(lines) or "the app declares no projections",
+    )
     return 0
 
 

@@ -116,3 +116,62 @@ class Retryable(IronflowError):
 
 class Permanent(IronflowError):
     """Raised by an effect handler: retrying cannot help; dead-letter the effect at once."""
+
+
+class ProjectionError(IronflowError):
+    """A projection could not move forward; its checkpoint and read model are unchanged."""
+
+    def __init__(self, message: str, *, projection: str) -> None:
+        self.projection = projection
+        super().__init__(f"projection {projection!r}: {message}")
+
+
+class ProjectionGap(ProjectionError):
+    """An instance's events did not arrive contiguous; the worker stops rather than apply a gap."""
+
+    def __init__(
+        self,
+        *,
+        projection: str,
+        workflow_type: str,
+        workflow_id: str,
+        expected_seq: int,
+        seq: int,
+        position: int,
+    ) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        self.expected_seq = expected_seq
+        self.seq = seq
+        self.position = position
+        super().__init__(
+            f"workflow {workflow_type!r} instance {workflow_id!r}: expected sequence {expected_seq}, "
+            f"got {seq} at position {position}; nothing applied",
+            projection=projection,
+        )
+
+
+class ProjectionHandlerFailed(ProjectionError):
+    """A projection's handler (or the decoding of its event) kept failing on one event."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        projection: str,
+        workflow_type: str,
+        workflow_id: str,
+        seq: int,
+        position: int,
+        attempts: int,
+    ) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.position = position
+        self.attempts = attempts
+        super().__init__(
+            f"workflow {workflow_type!r} instance {workflow_id!r} sequence {seq} (position {position}), "
+            f"attempt {attempts}: {message}",
+            projection=projection,
+        )

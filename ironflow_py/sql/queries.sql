@@ -311,3 +311,116 @@ ORDER BY locked_by
 -- name: timer_health
 SELECT count(*), count(*) FILTER (WHERE due_at <= %(now)s), min(due_at)
 FROM {schema}.timers
+
+-- ---------------------------------------------------------------------------------------------------
+-- Projections (design/projections.md)
+
+-- name: projection_leader_lock
+-- At most one active worker per projection name across processes: a SESSION advisory lock held on the
+-- connection that runs the batches. If the worker dies its connection closes, the lock goes with it and
+-- a standby's next try wins; a batch can only commit on a connection that still holds the lock.
+SELECT pg_try_advisory_lock(hashtextextended('ironflow_py.projection' || chr(31) || %(schema)s || chr(31) || %(name)s, 7330))
+
+-- name: projection_leader_unlock
+SELECT pg_advisory_unlock(hashtextextended('ironflow_py.projection' || chr(31) || %(schema)s || chr(31) || %(name)s, 7330))
+
+-- name: projection_ensure
+INSERT INTO {schema}.projection_checkpoints (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING
+
+-- name: projection_checkpoint_for_update
+-- FOR UPDATE: a rebuild (which resets this row) waits for the batch in flight instead of racing it.
+SELECT tx_id::text, position, generation
+FROM {schema}.projection_checkpoints
+WHERE name = %(name)s
+FOR UPDATE
+
+-- name: projection_read
+-- The cursor. Positions are allocated before commit, so a lower position can become visible after a
+-- higher one; ordering by (tx_id, position) and reading only transactions below the snapshot's xmin
+-- means every transaction we read has finished, and any transaction that commits later has a larger
+-- tx_id than everything we have read. Within one transaction rows are read in position order, so a
+-- batch boundary inside a transaction resumes where it stopped. One statement: one snapshot.
+-- ORDER BY names the table's columns (e.tx_id): a bare `tx_id` would sort by the text output column.
+SELECT e.tx_id::text, e.position, e.workflow_type, e.workflow_id, e.seq, e.event_type, e.payload, e.recorded_at
+FROM {schema}.events e
+WHERE (e.tx_id, e.position) > (%(tx_id)s::xid8, %(position)s::bigint)
+  AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.tx_id, e.position
+LIMIT %(limit)s
+
+-- name: projection_last_applied
+-- The gap guard's answer for instances the worker has not seen since it took the lead: the highest
+-- sequence below the one in hand that the cursor has already passed (0: none). If that is not the one
+-- just before, an earlier event is still ahead of the cursor (reordered) or missing, and the worker stops.
+SELECT u.t, u.i, coalesce(p.seq, 0)
+FROM unnest(%(types)s::text[], %(ids)s::text[], %(seqs)s::bigint[]) AS u(t, i, s)
+LEFT JOIN LATERAL (
+    SELECT e.seq FROM {schema}.events e
+    WHERE e.workflow_type = u.t AND e.workflow_id = u.i AND e.seq < u.s
+      AND (e.tx_id, e.position) <= (%(tx_id)s::xid8, %(position)s::bigint)
+    ORDER BY e.seq DESC
+    LIMIT 1
+) AS p ON true
+
+-- name: projection_save
+-- The checkpoint moves in the same transaction as the read model's writes. The notification (delivered
+-- at commit) wakes wait_until_caught_up callers.
+WITH saved AS (
+    UPDATE {schema}.projection_checkpoints
+    SET tx_id = %(tx_id)s::xid8, position = %(position)s, applied = applied + %(handled)s, updated_at = now()
+    WHERE name = %(name)s
+    RETURNING name
+)
+SELECT pg_notify(%(channel)s, name) FROM saved
+
+-- name: projection_held_back
+-- Committed events the cursor cannot read yet: an older transaction still holds the horizon. It ends
+-- without a NOTIFY if it wrote no events, so the worker polls soon instead of waiting for one.
+SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))
+
+-- name: projection_dead_letter
+INSERT INTO {schema}.projection_dead_letters
+    (projection, tx_id, position, workflow_type, workflow_id, seq, event_type, error, attempts)
+VALUES (%(name)s, %(tx_id)s::xid8, %(position)s, %(workflow_type)s, %(workflow_id)s, %(seq)s, %(event_type)s,
+        %(error)s, %(attempts)s)
+
+-- name: projection_dead_letters
+SELECT id, projection, position, workflow_type, workflow_id, seq, event_type, error, attempts, recorded_at
+FROM {schema}.projection_dead_letters
+WHERE projection = %(name)s
+ORDER BY id
+
+-- name: projection_reset
+UPDATE {schema}.projection_checkpoints
+SET tx_id = '0', position = 0, applied = 0, generation = generation + 1, updated_at = now()
+WHERE name = %(name)s
+
+-- name: projection_status
+-- Lag counts the visible events after the checkpoint, including those still behind the horizon.
+SELECT c.name, c.tx_id::text, c.position, c.applied, c.updated_at,
+       (SELECT count(*) FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position)),
+       (SELECT e.recorded_at FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position)
+        ORDER BY e.tx_id, e.position LIMIT 1)
+FROM {schema}.projection_checkpoints c
+WHERE c.name = ANY(%(names)s::text[])
+ORDER BY c.name
+
+-- name: projection_horizon
+-- Committed events the cursor may not read yet because an older transaction is still open, and the
+-- oldest open transaction that holds an xid (the one keeping the horizon back).
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
+       (SELECT count(*) FROM {schema}.events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())),
+       a.pid, a.application_name, a.xact_start, a.state
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT pid, application_name, xact_start, state FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+    ORDER BY xact_start NULLS LAST LIMIT 1
+) AS a ON true
+
+-- name: projection_caught_up
+-- Whether the event at `position` is at or behind the checkpoint (no row: no committed event there).
+SELECT coalesce((e.tx_id, e.position) <= (c.tx_id, c.position), false)
+FROM {schema}.events e
+LEFT JOIN {schema}.projection_checkpoints c ON c.name = %(name)s
+WHERE e.position = %(position)s

@@ -56,6 +56,27 @@ EXPECTED_COLUMNS = {
         ("created_at", "timestamp with time zone", False),
         ("completed_at", "timestamp with time zone", True),
     ],
+    "projection_checkpoints": [
+        ("name", "text", False),
+        ("tx_id", "xid8", False),
+        ("position", "bigint", False),
+        ("generation", "bigint", False),
+        ("applied", "bigint", False),
+        ("updated_at", "timestamp with time zone", False),
+    ],
+    "projection_dead_letters": [
+        ("id", "bigint", False),
+        ("projection", "text", False),
+        ("tx_id", "xid8", False),
+        ("position", "bigint", False),
+        ("workflow_type", "text", False),
+        ("workflow_id", "text", False),
+        ("seq", "bigint", False),
+        ("event_type", "text", False),
+        ("error", "text", False),
+        ("attempts", "integer", False),
+        ("recorded_at", "timestamp with time zone", False),
+    ],
     "schema_migrations": [
         ("version", "integer", False),
         ("name", "text", False),
@@ -95,6 +116,9 @@ EXPECTED_INDEXES = {
     "outbox_dead",
     "outbox_due",
     "outbox_pkey",
+    "projection_checkpoints_pkey",
+    "projection_dead_letters_by_projection",
+    "projection_dead_letters_pkey",
     "schema_migrations_pkey",
     "timers_due",
     "timers_id_key",
@@ -116,6 +140,12 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
         r[0] for r in admin.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_store.schema,))
     }
     assert indexes == EXPECTED_INDEXES
+    triggers = admin.execute(
+        "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
+        (pg_store.schema,),
+    ).fetchall()
+    assert [r[0] for r in triggers] == ["events_notify"]
     assert pg_store.applied_migrations() == [m.version for m in load_migrations(pg_store.schema)]
 
 

@@ -1,0 +1,238 @@
+"""One projection batch in one transaction: read past the cursor, guard the order, handle, save.
+
+The read model's writes, the per-instance sequences and the checkpoint commit together or not at all.
+A handler that raises rolls the whole batch back; the caller decides whether to retry, stop or
+dead-letter the event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+import attrs
+import psycopg
+
+from ironflow_py.errors import ProjectionGap
+from ironflow_py.projection import Projection
+from ironflow_py.records import RecordedEvent
+
+
+class Decoder(Protocol):
+    """Turns stored events into objects: `hooks` is the fast path per (workflow type, stored name), filled
+    by `slow`, which goes through the workflow's codec and raises its typed errors."""
+
+    hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]]
+
+    def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any: ...
+
+
+#: Above this many cached instances the cache is dropped and the events table answers (bounded memory).
+CACHE_LIMIT = 100_000
+
+
+class Row(NamedTuple):
+    tx_id: str
+    position: int
+    workflow_type: str
+    workflow_id: str
+    seq: int
+    event_type: str
+    payload: Any
+    recorded_at: datetime
+
+
+class HandlerFailure(Exception):
+    """The handler (or the decoding) raised on `row`; the batch was rolled back."""
+
+    def __init__(self, row: Row, cause: Exception) -> None:
+        self.row = row
+        self.cause = cause
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
+@attrs.frozen
+class BatchResult:
+    """What one batch did: rows read past the cursor, events handed to the handler, time taken."""
+
+    read: int
+    handled: int
+    dead_lettered: int
+    seconds: float
+
+
+@attrs.define
+class Track:
+    """What a worker remembers about one projection between batches, valid while it holds the lead."""
+
+    projection: Projection
+    #: (workflow_type, event type name) pairs the handler wants; None: all.
+    wanted: frozenset[tuple[str, str]] | None
+    last_seqs: dict[tuple[str, str], int] = attrs.Factory(dict)
+    generation: int | None = None
+    #: position -> (error, attempts) of events to record as dead letters instead of handling
+    dead: dict[int, tuple[str, int]] = attrs.Factory(dict)
+
+    def forget(self) -> None:
+        self.last_seqs.clear()
+        self.generation = None
+
+
+def run_batch(
+    conn: psycopg.Connection[Any],
+    q: dict[str, str],
+    track: Track,
+    decode: Decoder,
+    limit: int,
+    applied_channel: str,
+) -> BatchResult:
+    """Apply the next batch of `track.projection` in one transaction (the caller holds the lead)."""
+    started = time.perf_counter()
+    proj = track.projection
+    try:
+        with conn.transaction():
+            row = conn.execute(q["projection_checkpoint_for_update"], {"name": proj.name}).fetchone()
+            assert row is not None, "the worker creates the checkpoint row before its first batch"
+            tx_id, position, generation = row
+            if generation != track.generation:
+                track.forget()
+                track.generation = generation
+            # Plain tuples: a named row per event costs more than the whole guard.
+            rows: list[tuple[Any, ...]] = conn.execute(
+                q["projection_read"], {"tx_id": tx_id, "position": position, "limit": limit}
+            ).fetchall()
+            if not rows:
+                return BatchResult(0, 0, 0, time.perf_counter() - started)
+            handled, dead = _apply(conn, q, track, decode, rows, tx_id, position)
+            last_row = Row(*rows[-1])
+            conn.execute(
+                q["projection_save"],
+                {
+                    "name": proj.name,
+                    "tx_id": last_row.tx_id,
+                    "position": last_row.position,
+                    "handled": handled,
+                    "channel": applied_channel,
+                },
+            )
+    except BaseException:
+        # The cache was updated as events went by; after a rollback it may be ahead of what committed.
+        track.forget()
+        if proj.on_rollback is not None:
+            proj.on_rollback()
+        raise
+    if proj.on_commit is not None:
+        proj.on_commit()
+    for p in [p for p in track.dead if p <= last_row.position]:
+        del track.dead[p]
+    if len(track.last_seqs) > CACHE_LIMIT:
+        track.last_seqs.clear()
+    return BatchResult(len(rows), handled, dead, time.perf_counter() - started)
+
+
+def _apply(
+    conn: psycopg.Connection[Any],
+    q: dict[str, str],
+    track: Track,
+    decode: Decoder,
+    rows: Sequence[tuple[Any, ...]],
+    tx_id: str,
+    position: int,
+) -> tuple[int, int]:
+    """Guard each instance's order, then hand the wanted events to the handler; (handled, dead-lettered)."""
+    proj = track.projection
+    cache = track.last_seqs
+    found = _last_applied(conn, q, track, rows, tx_id, position)
+    handled = dead = 0
+    types, wanted, handler, dead_positions = proj.workflow_types, track.wanted, proj.handler, track.dead
+    hooks = decode.hooks
+    for r in rows:
+        _, pos, wtype, wid, seq, etype, payload, at = r
+        if types is not None and wtype not in types:
+            continue
+        key = (wtype, wid)
+        last = cache.get(key)
+        if last is None:
+            last = found[key]
+        if seq != last + 1:
+            raise ProjectionGap(
+                projection=proj.name,
+                workflow_type=wtype,
+                workflow_id=wid,
+                expected_seq=last + 1,
+                seq=seq,
+                position=pos,
+            )
+        cache[key] = seq
+        if wanted is not None and (wtype, etype) not in wanted:
+            continue
+        if dead_positions and pos in dead_positions:
+            error, attempts = dead_positions[pos]
+            conn.execute(q["projection_dead_letter"], _dead_params(proj.name, Row(*r), error, attempts))
+            dead += 1
+            continue
+        try:
+            fast = hooks.get((wtype, etype))
+            if fast is None:
+                event = decode.slow(wtype, etype, payload, wid, seq)
+            else:
+                try:
+                    event = fast[1](payload, fast[0])
+                except Exception:
+                    event = decode.slow(wtype, etype, payload, wid, seq)  # raises the typed error
+            handler(RecordedEvent(wtype, wid, seq, pos, etype, event, at), conn)
+        except Exception as exc:
+            raise HandlerFailure(Row(*r), exc) from exc
+        handled += 1
+    return handled, dead
+
+
+def _last_applied(
+    conn: psycopg.Connection[Any],
+    q: dict[str, str],
+    track: Track,
+    rows: Sequence[tuple[Any, ...]],
+    tx_id: str,
+    position: int,
+) -> dict[tuple[str, str], int]:
+    """For instances the cache does not know: the last sequence the cursor has passed (one query).
+
+    Within a lead the cache holds what this worker applied, which catches any reorder or skip. For an
+    instance first seen now, the events table says which earlier events are behind the checkpoint; an
+    earlier event still ahead of it (a reorder) or missing shows up as a gap.
+    """
+    cache, types = track.last_seqs, track.projection.workflow_types
+    first: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (r[2], r[3])
+        if key not in cache and key not in first and (types is None or r[2] in types):
+            first[key] = r[4]
+    if not first:
+        return {}
+    found = conn.execute(
+        q["projection_last_applied"],
+        {
+            "types": [k[0] for k in first],
+            "ids": [k[1] for k in first],
+            "seqs": list(first.values()),
+            "tx_id": tx_id,
+            "position": position,
+        },
+    ).fetchall()
+    return {(wtype, wid): last for wtype, wid, last in found}
+
+
+def _dead_params(name: str, r: Row, error: str, attempts: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "tx_id": r.tx_id,
+        "position": r.position,
+        "workflow_type": r.workflow_type,
+        "workflow_id": r.workflow_id,
+        "seq": r.seq,
+        "event_type": r.event_type,
+        "error": error,
+        "attempts": attempts,
+    }

@@ -1,0 +1,131 @@
+"""What a user declares to keep a read model: a named handler over the global event stream.
+
+A `Projection` receives each decoded event with its metadata (`RecordedEvent`) and the connection whose
+transaction also moves the checkpoint, so the read model and the checkpoint commit together. An
+`InMemoryProjection` is a pure fold over the same events, for tests and small derived views.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from ironflow_py.errors import ConfigurationError
+from ironflow_py.records import RecordedEvent
+
+if TYPE_CHECKING:
+    import psycopg
+
+S = TypeVar("S")
+
+Handler = Callable[[RecordedEvent[Any], "psycopg.Connection[Any]"], None]
+
+
+class OnError(enum.StrEnum):
+    """What a worker does once a handler has failed on one event `max_attempts` times."""
+
+    #: Raise `ProjectionHandlerFailed`; the checkpoint stays before the event.
+    STOP = "stop"
+    #: Record the event and the error in `projection_dead_letters` and move on past it.
+    DEAD_LETTER = "dead_letter"
+
+
+def _frozen_names(value: Iterable[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
+def _frozen_classes(value: Iterable[type] | None) -> frozenset[type] | None:
+    return None if value is None else frozenset(value)
+
+
+@attrs.frozen
+class Projection:
+    """A read model fed by a worker.
+
+    `name` is stable: it keys the checkpoint. `workflow_types` and `event_classes` narrow what reaches the
+    handler (None: everything); changing them on a live projection needs a rebuild. `reset` runs in the
+    rebuild's transaction, to empty the read model's tables. `on_commit` / `on_rollback` run after each
+    batch's transaction ends, for state kept outside PostgreSQL. A projection that is not `durable` is
+    replayed from the start whenever a worker starts it.
+    """
+
+    name: str
+    handler: Handler
+    workflow_types: frozenset[str] | None = attrs.field(default=None, converter=_frozen_names)
+    event_classes: frozenset[type] | None = attrs.field(default=None, converter=_frozen_classes)
+    reset: Callable[[psycopg.Connection[Any]], None] | None = None
+    on_commit: Callable[[], None] | None = None
+    on_rollback: Callable[[], None] | None = None
+    durable: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigurationError("a projection needs a non-empty string name")
+
+    def wants_type(self, workflow_type: str) -> bool:
+        return self.workflow_types is None or workflow_type in self.workflow_types
+
+
+class InMemoryProjection(Generic[S]):
+    """A read model that is a pure fold: `state = evolve(state, event)` over the events it accepts.
+
+    `fold(events)` computes it without any database. `projection()` gives a `Projection` a worker can run:
+    events of a batch are folded into a staged state that becomes `state` only when the batch commits.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        initial: S,
+        evolve: Callable[[S, RecordedEvent[Any]], S],
+        *,
+        workflow_types: Iterable[str] | None = None,
+        event_classes: Iterable[type] | None = None,
+    ) -> None:
+        self.name = name
+        self.initial = initial
+        self.evolve = evolve
+        self.workflow_types = _frozen_names(workflow_types)
+        self.event_classes = _frozen_classes(event_classes)
+        self.state: S = initial
+        self._staged: S = initial
+
+    def accepts(self, event: RecordedEvent[Any]) -> bool:
+        return (self.workflow_types is None or event.workflow_type in self.workflow_types) and (
+            self.event_classes is None or type(event.event) in self.event_classes
+        )
+
+    def fold(self, events: Iterable[RecordedEvent[Any]], state: S | None = None) -> S:
+        """The state after `events` (from `initial`, or from `state`), without touching `self.state`."""
+        current = self.initial if state is None else state
+        for event in events:
+            if self.accepts(event):
+                current = self.evolve(current, event)
+        return current
+
+    def projection(self) -> Projection:
+        return Projection(
+            self.name,
+            self._handle,
+            workflow_types=self.workflow_types,
+            event_classes=self.event_classes,
+            on_commit=self._commit,
+            on_rollback=self._rollback,
+            reset=self._reset,
+            durable=False,
+        )
+
+    def _handle(self, event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
+        self._staged = self.evolve(self._staged, event)
+
+    def _commit(self) -> None:
+        self.state = self._staged
+
+    def _rollback(self) -> None:
+        self._staged = self.state
+
+    def _reset(self, conn: psycopg.Connection[Any]) -> None:
+        self.state = self._staged = self.initial

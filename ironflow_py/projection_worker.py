@@ -1,0 +1,396 @@
+"""`ProjectionWorker`: the daemon that feeds projections, catching up in batches, then tailing live events.
+
+It wakes on the NOTIFY every event append sends (polling as a fallback), holds one session advisory
+lock per projection it leads (a second copy waits as a standby), retries a failing batch with backoff,
+and on `stop()` (SIGTERM in the CLI) finishes the batch in hand and returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, TypeVar
+
+import attrs
+import psycopg
+import psycopg.errors
+import structlog
+from psycopg import sql
+from psycopg.types.json import set_json_loads
+
+from ironflow_py._projection_batch import BatchResult, HandlerFailure, Track, run_batch
+from ironflow_py.errors import (
+    ConfigurationError,
+    MigrationError,
+    ProjectionError,
+    ProjectionHandlerFailed,
+    StoreError,
+)
+from ironflow_py.projection import OnError, Projection
+from ironflow_py.projection_control import (
+    ProjectionControl,
+    applied_channel,
+    conninfo,
+    events_channel,
+    rebuild_on,
+)
+from ironflow_py.service import WorkflowService
+from ironflow_py.store.postgres import PostgresStore
+
+T = TypeVar("T")
+
+#: Longest uninterrupted wait, so `stop()` from a signal handler is noticed promptly.
+_WAIT_SLICE = 0.25
+_JSON_DECODE = json.JSONDecoder().decode
+
+
+def _loads(data: bytes | str) -> Any:
+    """The stdlib JSON decoder on text: `json.loads(bytes)` first sniffs the encoding, which costs about a
+    fifth of a catch-up read (PostgreSQL sends UTF-8)."""
+    return _JSON_DECODE(data if isinstance(data, str) else data.decode())
+
+
+@attrs.frozen
+class ProjectionRetry:
+    """Backoff for a failing batch: `initial * 2**n` capped at `maximum`; after `max_attempts` failures on
+    one event, `on_error` decides (stop the worker, or dead-letter the event and move on)."""
+
+    max_attempts: int = 5
+    initial: float = 0.1
+    maximum: float = 30.0
+    on_error: OnError = OnError.STOP
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.maximum, self.initial * 2 ** max(0, attempt - 1)))
+
+
+class _EventDecoder:
+    """The batch loop's decoder: structure hooks cached per (workflow type, stored name), filled by `slow`,
+    which goes through the workflow's codec so any failure is its typed error naming the event."""
+
+    def __init__(self, service: WorkflowService) -> None:
+        self.service = service
+        self.hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]] = {}
+
+    def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any:
+        codec = self.service.registration(workflow_type).codec  # NotFound: a handler failure
+        event = codec.decode_event(type_name, data, workflow_id, seq)
+        cls = type(event)
+        self.hooks[(workflow_type, type_name)] = (cls, self.service.converter.get_structure_hook(cls))
+        return event
+
+
+@attrs.define
+class _Failing:
+    position: int
+    attempts: int
+    retry_at: float
+    error: ProjectionHandlerFailed
+
+
+class ProjectionWorker:
+    """Runs `projections` against the store of `service` (whose workflows decode the events)."""
+
+    def __init__(
+        self,
+        service: WorkflowService,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 5.0,
+        standby_interval: float = 1.0,
+        retry: ProjectionRetry | None = None,
+        worker_id: str | None = None,
+        logger: Any = None,
+    ) -> None:
+        if not isinstance(service.store, PostgresStore):
+            raise ConfigurationError("projection workers need a PostgresStore")
+        names = [p.name for p in projections]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"projection names must be unique, got {names}")
+        if batch_size < 1:
+            raise ConfigurationError("batch_size must be at least 1")
+        self.service = service
+        self.store: PostgresStore = service.store
+        self.control = ProjectionControl(self.store)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.standby_interval = standby_interval
+        self.retry = retry or ProjectionRetry()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._log = (logger if logger is not None else structlog.get_logger("ironflow_py")).bind(
+            worker_id=self.worker_id
+        )
+        self._tracks = {p.name: Track(p, self._wanted(p)) for p in projections}
+        self._leading: set[str] = set()
+        self._failing: dict[str, _Failing] = {}
+        self._conn: psycopg.Connection[Any] | None = None
+        self._stop = threading.Event()
+        self._held_back_delay = 0.0
+        self._applied = applied_channel(self.store.schema)
+        self._decoder = _EventDecoder(service)
+
+    def _wanted(self, projection: Projection) -> frozenset[tuple[str, str]] | None:
+        """The (workflow type, stored event name) pairs of the projection's event classes."""
+        unknown = sorted((projection.workflow_types or frozenset()) - set(self.service.workflow_types))
+        if unknown:
+            raise ConfigurationError(f"projection {projection.name!r}: workflow types {unknown} are not registered")
+        if projection.event_classes is None:
+            return None
+        pairs = set()
+        for cls in projection.event_classes:
+            found = False
+            for wtype in self.service.workflow_types:
+                name = self.service.registration(wtype).codec.events.name_of(cls)
+                if name is not None:
+                    pairs.add((wtype, name))
+                    found = True
+            if not found:
+                raise ConfigurationError(
+                    f"projection {projection.name!r}: no registered workflow declares event {cls.__qualname__}"
+                )
+        return frozenset(pairs)
+
+    # -- connection and leadership ----------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        self._leading.clear()
+        for track in self._tracks.values():
+            track.forget()
+        conn = psycopg.connect(
+            conninfo(self.store),
+            autocommit=True,
+            application_name=f"ironflow_py.projections {self.worker_id}"[:63],
+        )
+        self._conn = conn  # set first: a failure below closes it through _drop_connection
+        set_json_loads(_loads, conn)
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(events_channel(self.store.schema))))
+        for name in self._tracks:
+            conn.execute(self.store.q["projection_ensure"], {"name": name})
+        return conn
+
+    def _try_lead(self, conn: psycopg.Connection[Any]) -> None:
+        for name, track in self._tracks.items():
+            if name in self._leading:
+                continue
+            row = conn.execute(
+                self.store.q["projection_leader_lock"], {"schema": self.store.schema, "name": name}
+            ).fetchone()
+            if row is None or not row[0]:
+                continue
+            self._leading.add(name)
+            track.forget()
+            if not track.projection.durable:
+                rebuild_on(conn, self.store.q, track.projection)
+            self._log.info("projection_leading", projection=name)
+
+    @property
+    def leading(self) -> frozenset[str]:
+        """The projections this worker is the active worker for."""
+        return frozenset(self._leading)
+
+    @property
+    def failing(self) -> dict[str, ProjectionHandlerFailed]:
+        """Projections whose last batch failed and is waiting for a retry, with the error."""
+        return {name: f.error for name, f in self._failing.items()}
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    def prepare(self) -> frozenset[str]:
+        """Connect, LISTEN and take the lead where it is free; returns the projections this worker leads."""
+        self._guarded(lambda: self._try_lead(self._connection()))
+        return self.leading
+
+    def run_once(self) -> int:
+        """One round: take the lead where free, then apply batches until each led projection has nothing
+        more to read (or failed). Returns the number of events handed to handlers."""
+
+        def round_() -> int:
+            conn = self._connection()
+            self._try_lead(conn)
+            return sum(self._drain(conn, name) for name in sorted(self._leading))
+
+        return self._guarded(round_)
+
+    def _guarded(self, work: Callable[[], T]) -> T:
+        """Run `work`, translating driver errors; the connection is dropped so the next call reconnects."""
+        try:
+            return work()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            self._drop_connection()
+            raise MigrationError(
+                f"schema {self.store.schema!r} lacks the projection tables; run `ironflow-py migrate`: {exc}"
+            ) from exc
+        except psycopg.Error as exc:
+            self._drop_connection()
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _drain(self, conn: psycopg.Connection[Any], name: str) -> int:
+        track = self._tracks[name]
+        failing = self._failing.get(name)
+        if failing is not None and time.monotonic() < failing.retry_at:
+            return 0
+        handled = 0
+        while not self._stop.is_set():
+            try:
+                result = run_batch(conn, self.store.q, track, self._decoder, self.batch_size, self._applied)
+            except HandlerFailure as failure:
+                self._on_failure(track, failure)
+                return handled
+            except ProjectionError as exc:
+                self._log.error("projection_stopped", projection=name, error=str(exc))
+                raise
+            if result.read:
+                self._failing.pop(name, None)
+            handled += result.handled
+            self._log_batch(name, result)
+            if result.read < self.batch_size:
+                break
+        return handled
+
+    def _on_failure(self, track: Track, failure: HandlerFailure) -> None:
+        name, row = track.projection.name, failure.row
+        previous = self._failing.get(name)
+        attempts = previous.attempts + 1 if previous and previous.position == row.position else 1
+        error = ProjectionHandlerFailed(
+            f"{type(failure.cause).__name__}: {failure.cause}",
+            projection=name,
+            workflow_type=row.workflow_type,
+            workflow_id=row.workflow_id,
+            seq=row.seq,
+            position=row.position,
+            attempts=attempts,
+        )
+        self._log.warning(
+            "projection_batch_failed",
+            projection=name,
+            workflow_type=row.workflow_type,
+            workflow_id=row.workflow_id,
+            seq=row.seq,
+            position=row.position,
+            attempt=attempts,
+            error=str(failure),
+        )
+        if attempts >= self.retry.max_attempts:
+            if self.retry.on_error is OnError.STOP:
+                self._failing.pop(name, None)
+                raise error from failure.cause
+            track.dead[row.position] = (str(failure), attempts)
+            self._failing.pop(name, None)
+            return
+        retry_at = time.monotonic() + self.retry.delay(attempts)
+        self._failing[name] = _Failing(row.position, attempts, retry_at, error)
+
+    def _log_batch(self, name: str, result: BatchResult) -> None:
+        if result.read:
+            self._log.debug(
+                "projection_batch",
+                projection=name,
+                read=result.read,
+                handled=result.handled,
+                dead_lettered=result.dead_lettered,
+                duration_ms=round(result.seconds * 1000, 3),
+                outcome="committed",
+            )
+
+    def run_until_idle(self) -> int:
+        """Rounds until nothing is left to read or every remaining projection waits for a retry."""
+        total = 0
+        while True:
+            handled = self.run_once()
+            total += handled
+            if handled == 0:
+                return total
+
+    def run(self, *, handle_signals: bool = False) -> None:
+        """The daemon loop; returns after `stop()` (or SIGTERM/SIGINT with `handle_signals`) once the batch
+        in hand is committed. Raises ProjectionGap or ProjectionHandlerFailed (policy `stop`)."""
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+        self._log.info("projection_worker_started", projections=sorted(self._tracks))
+        reconnect_delay = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                    reconnect_delay = 0.0
+                except MigrationError:
+                    raise
+                except StoreError as exc:
+                    reconnect_delay = min(self.poll_interval, max(0.1, reconnect_delay * 2))
+                    self._log.warning("projection_store_error", error=str(exc), retry_in=reconnect_delay)
+                    self._stop.wait(reconnect_delay)
+                    continue
+                self._wait()
+        finally:
+            self.close()
+            self._log.info("projection_worker_stopped")
+
+    def _wait(self) -> None:
+        """Sleep until an append is notified, a retry is due, a standby check is due, or stop(). While
+        committed events wait behind the horizon, wake soon (10 ms doubling to 1 s): the transaction holding
+        it may end without any NOTIFY."""
+        timeout = self.poll_interval
+        if len(self._leading) < len(self._tracks):
+            timeout = min(timeout, self.standby_interval)
+        now = time.monotonic()
+        for failing in self._failing.values():
+            timeout = min(timeout, max(0.0, failing.retry_at - now))
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if self._leading and self._held_back(conn):
+                self._held_back_delay = min(1.0, max(0.01, self._held_back_delay * 2))
+                timeout = min(timeout, self._held_back_delay)
+            else:
+                self._held_back_delay = 0.0
+            deadline = now + timeout
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                if list(conn.notifies(timeout=min(remaining, _WAIT_SLICE), stop_after=1)):
+                    # Drain what queued up meanwhile: one read covers all of it.
+                    for _ in conn.notifies(timeout=0):
+                        pass
+                    return
+        except psycopg.Error as exc:
+            self._log.warning("projection_listen_failed", error=str(exc))
+            self._drop_connection()
+
+    def _held_back(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(self.store.q["projection_held_back"]).fetchone()
+        return bool(row and row[0])
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the batch in hand; safe from signal handlers and other threads."""
+        self._stop.set()
+
+    def wait_until_caught_up(self, name: str, position: int, timeout: float) -> bool:
+        """See ProjectionControl.wait_until_caught_up."""
+        return self.control.wait_until_caught_up(name, position, timeout)
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._leading.clear()
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+    def close(self) -> None:
+        """Close the connection; the session locks go with it, so a standby can take over at once."""
+        self._drop_connection()

@@ -1,0 +1,292 @@
+"""Projection workers on real PostgreSQL: failing handlers, rebuild, status, standby, the daemon loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ironflow_py import (
+    ConfigurationError,
+    DecodeError,
+    InMemoryProjection,
+    MemoryStore,
+    MigrationError,
+    OnError,
+    PostgresStore,
+    Projection,
+    ProjectionHandlerFailed,
+    ProjectionRetry,
+    ProjectionWorker,
+    RecordedEvent,
+    WorkflowService,
+)
+from tests.projection_apps import (
+    NAME,
+    applied,
+    checkpoint,
+    counter_projection,
+    create_read_model,
+    drain,
+    run_until_raises,
+    totals,
+)
+from tests.workflows import Add, Added, Counter, Finish
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+@pytest.fixture
+def service(pg_store: PostgresStore, admin: Conn) -> WorkflowService:
+    create_read_model(admin, pg_store.schema)
+    return WorkflowService(pg_store, workflows=[Counter])
+
+
+@pytest.fixture
+def worker(service: WorkflowService) -> Iterator[ProjectionWorker]:
+    w = ProjectionWorker(service, [counter_projection(service.store.schema)])  # type: ignore[attr-defined]
+    yield w
+    w.close()
+
+
+def test_a_failing_handler_rolls_back_the_whole_batch_and_is_retried(service: WorkflowService, admin: Conn) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    broken = {"on": True}
+    projection = counter_projection(
+        schema, fail_on=lambda e: broken["on"] and isinstance(e.event, Added) and e.event.amount == 13
+    )
+    worker = ProjectionWorker(service, [projection], retry=ProjectionRetry(max_attempts=10, initial=0.0))
+    try:
+        positions = [service.execute(Add(f"c{i}", amount)).events[0].position for i, amount in enumerate([1, 2, 13, 4])]
+        for attempt in (1, 2):
+            deadline = time.monotonic() + 30
+            while (f := worker.failing.get(NAME)) is None or f.attempts < attempt:
+                assert worker.run_once() == 0 and time.monotonic() < deadline
+            failure = worker.failing[NAME]
+            assert (failure.workflow_id, failure.seq, failure.position, failure.attempts) == (
+                "c2",
+                1,
+                positions[2],
+                attempt,
+            )
+            # Events 1 and 2 were handled before the failure, in the same batch: none of it is visible.
+            assert applied(admin, schema) == []
+            assert checkpoint(admin, schema) == 0
+        broken["on"] = False
+        drain(worker, positions[-1])
+        assert worker.failing == {}
+        assert [r[0] for r in applied(admin, schema)] == ["c0", "c1", "c2", "c3"]
+        assert totals(admin, schema)["c2"] == (13, 1, 1)
+    finally:
+        worker.close()
+
+
+def test_stop_policy_raises_after_max_attempts_without_moving(service: WorkflowService, admin: Conn) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    projection = counter_projection(schema, fail_on=lambda e: e.workflow_id == "bad")
+    worker = ProjectionWorker(
+        service, [projection], retry=ProjectionRetry(max_attempts=3, initial=0.0, on_error=OnError.STOP)
+    )
+    try:
+        service.execute(Add("good", 1))
+        service.execute(Add("bad", 1))
+        with pytest.raises(ProjectionHandlerFailed, match=r"instance 'bad' sequence 1 .*attempt 3") as info:
+            run_until_raises(worker)
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert checkpoint(admin, schema) == 0
+        assert applied(admin, schema) == []
+    finally:
+        worker.close()
+
+
+def test_dead_letter_policy_records_the_event_and_moves_past_it(service: WorkflowService, admin: Conn) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    projection = counter_projection(schema, fail_on=lambda e: e.workflow_id == "bad")
+    worker = ProjectionWorker(
+        service, [projection], retry=ProjectionRetry(max_attempts=2, initial=0.0, on_error=OnError.DEAD_LETTER)
+    )
+    try:
+        service.execute(Add("good", 1))
+        bad = service.execute(Add("bad", 5)).events[0].position
+        last = service.execute(Add("bad", 1)).events[0].position
+        drain(worker, last)
+        letters = worker.control.dead_letters(NAME)
+        # Both events of "bad" fail twice and are dead-lettered: each is recorded, none is lost silently.
+        assert [(d.workflow_id, d.seq, d.position, d.attempts) for d in letters] == [
+            ("bad", 1, bad, 2),
+            ("bad", 2, last, 2),
+        ]
+        assert "handler refuses bad#1" in letters[0].error
+        assert [r[0] for r in applied(admin, schema)] == ["good"]
+        assert checkpoint(admin, schema) == last
+    finally:
+        worker.close()
+
+
+def test_rebuild_gives_the_same_read_model_as_the_live_run(
+    service: WorkflowService, worker: ProjectionWorker, admin: Conn
+) -> None:
+    schema = worker.store.schema
+    last = 0
+    for i in range(60):
+        last = service.execute(Add(f"c{i % 7}", i + 1)).events[0].position
+        if i % 20 == 19:
+            drain(worker, last)  # live: several catch-ups interleaved with writes
+    service.execute(Finish("c3"))
+    last = service.execute(Add("c4", 100)).events[0].position
+    drain(worker, last)
+    live_totals, live_applied = totals(admin, schema), applied(admin, schema)
+    worker.control.rebuild(worker._tracks[NAME].projection)
+    assert totals(admin, schema) == {} and checkpoint(admin, schema) == 0
+    drain(worker, last)
+    assert totals(admin, schema) == live_totals
+    assert sorted(applied(admin, schema)) == sorted(live_applied)
+
+
+def test_status_reports_lag_and_a_horizon_held_back_by_an_open_transaction(
+    service: WorkflowService, worker: ProjectionWorker, pg_url: str
+) -> None:
+    first = service.execute(Add("a", 1)).events[0].position
+    drain(worker, first)
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("SELECT pg_current_xact_id()")  # holds an xid: the horizon cannot pass it
+        held = [service.execute(Add("a", 1)).events[0].position for _ in range(3)]
+        assert worker.run_until_idle() == 0
+        status = worker.control.status([NAME])[0]
+        assert status.position == first and status.lag_events >= 3 and status.lag_seconds is not None
+        assert status.horizon.held_back and status.horizon.held_back_events >= 3
+        assert status.horizon.blocker_pid is not None
+        assert not worker.control.caught_up(NAME, held[0])
+        blocker.rollback()
+    drain(worker, held[-1])
+    status = worker.control.status([NAME])[0]
+    assert status.applied == 4 and status.lag_events == 0 and status.lag_seconds is None
+
+
+def test_wait_until_caught_up_returns_false_on_timeout_and_true_once_applied(
+    service: WorkflowService, worker: ProjectionWorker
+) -> None:
+    position = service.execute(Add("w", 1)).events[0].position
+    assert worker.wait_until_caught_up(NAME, position, 0.01) is False
+    drain(worker, position)
+    assert worker.wait_until_caught_up(NAME, position, 0.01) is True
+
+
+def test_in_memory_fold_matches_the_worker_and_filters_by_event_class(service: WorkflowService) -> None:
+    def add(total: int, event: RecordedEvent[Any]) -> int:
+        return total + int(event.event.amount)
+
+    memory = InMemoryProjection("sum_added", 0, add, event_classes=[Added])
+    worker = ProjectionWorker(service, [memory.projection()])
+    try:
+        outcomes = [service.execute(Add("m", n)) for n in (3, 4)]
+        outcomes.append(service.execute(Finish("m")))
+        last = outcomes[-1].events[0].position
+        while not worker.control.caught_up("sum_added", last):
+            worker.run_until_idle()
+        assert memory.state == 7
+        assert memory.fold(e for o in outcomes for e in o.events) == 7
+        assert memory.fold(service.history("counter", "m")) == 7
+    finally:
+        worker.close()
+
+
+def test_a_second_worker_is_a_standby_until_the_first_closes(service: WorkflowService) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    first = ProjectionWorker(service, [counter_projection(schema)], worker_id="first")
+    second = ProjectionWorker(service, [counter_projection(schema)], worker_id="second")
+    try:
+        position = service.execute(Add("s", 1)).events[0].position
+        first.run_once()
+        assert first.leading == {NAME}
+        assert second.run_once() == 0 and second.leading == frozenset()
+        first.close()
+        position = service.execute(Add("s", 1)).events[0].position
+        while not second.control.caught_up(NAME, position):
+            second.run_until_idle()
+        assert second.leading == {NAME}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_running_worker_is_woken_by_notify_not_by_its_poll_interval(service: WorkflowService) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0)
+    tail = threading.Thread(target=worker.run)
+    tail.start()
+    try:
+        for amount in (1, 2, 3):
+            position = service.execute(Add("live", amount)).events[0].position
+            # Far below the 600 s poll interval: only the append's NOTIFY can have woken the worker.
+            assert worker.wait_until_caught_up(NAME, position, 30)
+    finally:
+        worker.stop()
+        tail.join(30)
+    assert not tail.is_alive()
+    assert worker.leading == frozenset()  # stop() closed the connection, releasing the lead
+
+
+def test_worker_configuration_errors_are_typed(service: WorkflowService) -> None:
+    with pytest.raises(ConfigurationError, match="PostgresStore"):
+        ProjectionWorker(WorkflowService(MemoryStore(), workflows=[Counter]), [])
+    with pytest.raises(ConfigurationError, match="no registered workflow declares event Add"):
+        ProjectionWorker(service, [Projection("p", lambda e, c: None, event_classes=[Add])])
+    with pytest.raises(ConfigurationError, match=r"workflow types \['nope'\] are not registered"):
+        ProjectionWorker(service, [Projection("p", lambda e, c: None, workflow_types=["nope"])])
+    with pytest.raises(ConfigurationError, match="unique"):
+        ProjectionWorker(service, [Projection("p", lambda e, c: None), Projection("p", lambda e, c: None)])
+
+
+def test_a_running_worker_picks_up_events_released_by_a_transaction_that_wrote_none(
+    service: WorkflowService, pg_url: str
+) -> None:
+    """The append's NOTIFY arrives while an unrelated transaction holds the horizon; that transaction
+    ends without any NOTIFY, and the worker must still apply the event long before its poll interval."""
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0)
+    tail = threading.Thread(target=worker.run)
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("SELECT pg_current_xact_id()")
+        tail.start()
+        try:
+            position = service.execute(Add("held", 1)).events[0].position
+            assert not worker.wait_until_caught_up(NAME, position, 0.2)
+            blocker.rollback()
+            assert worker.wait_until_caught_up(NAME, position, 30)
+        finally:
+            worker.stop()
+            tail.join(30)
+
+
+def test_an_unmigrated_schema_is_a_typed_error(pg_url: str, schema: str) -> None:
+    with PostgresStore.connect(pg_url, schema=schema, max_size=2) as store:
+        worker = ProjectionWorker(WorkflowService(store, workflows=[Counter]), [counter_projection(schema)])
+        with pytest.raises(MigrationError, match="ironflow-py migrate"):
+            worker.run()
+
+
+def test_an_event_that_no_longer_decodes_is_a_handler_failure_naming_it(service: WorkflowService, admin: Conn) -> None:
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], retry=ProjectionRetry(max_attempts=1))
+    try:
+        service.execute(Add("d", 1))  # decoded first: the fast path is warm when the bad one comes
+        admin.execute(
+            sql.SQL(
+                "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+                "VALUES ('counter', 'd', 2, 'counter.added/1', "
+                '\'{{"amount": "many", "total": 1}}\', now())'
+            ).format(sql.Identifier(schema))
+        )
+        with pytest.raises(ProjectionHandlerFailed, match="sequence 2") as info:
+            run_until_raises(worker)
+        cause = info.value.__cause__
+        assert isinstance(cause, DecodeError) and (cause.workflow_id, cause.seq) == ("d", 2)
+        assert checkpoint(admin, schema) == 0
+    finally:
+        worker.close()

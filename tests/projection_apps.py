@@ -1,0 +1,113 @@
+"""A SQL read model over the Counter workflow, used by projection tests in-process and via the CLI, and the
+helpers those tests share to drive a worker and look at what it wrote."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ironflow_py import App, Projection, ProjectionWorker, RecordedEvent
+from tests.workflows import Added, Counter
+
+NAME = "counter_totals"
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def create_read_model(conn: psycopg.Connection[Any], schema: str) -> None:
+    """`totals`: one row per counter; `applied`: one row per handled event, in the order handled."""
+    s = sql.Identifier(schema)
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.rm_totals (workflow_id text PRIMARY KEY, total bigint NOT NULL, "
+            "adds bigint NOT NULL, last_seq bigint NOT NULL)"
+        ).format(s)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.rm_applied (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "workflow_id text NOT NULL, seq bigint NOT NULL, position bigint NOT NULL)"
+        ).format(s)
+    )
+
+
+def counter_projection(schema: str, *, fail_on: Callable[[RecordedEvent[Any]], bool] | None = None) -> Projection:
+    """Upserts the running total per counter and logs every event; `fail_on` makes the handler raise."""
+    s = sql.Identifier(schema)
+    upsert = sql.SQL(
+        "INSERT INTO {}.rm_totals AS t (workflow_id, total, adds, last_seq) VALUES (%s, %s, 1, %s) "
+        "ON CONFLICT (workflow_id) DO UPDATE SET total = t.total + EXCLUDED.total, adds = t.adds + 1, "
+        "last_seq = EXCLUDED.last_seq"
+    ).format(s)
+    log = sql.SQL("INSERT INTO {}.rm_applied (workflow_id, seq, position) VALUES (%s, %s, %s)").format(s)
+
+    def handle(event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
+        conn.execute(log, (event.workflow_id, event.seq, event.position))
+        if isinstance(event.event, Added):
+            conn.execute(upsert, (event.workflow_id, event.event.amount, event.seq))
+        if fail_on is not None and fail_on(event):
+            raise RuntimeError(f"handler refuses {event.workflow_id}#{event.seq}")
+
+    def reset(conn: psycopg.Connection[Any]) -> None:
+        create_read_model(conn, schema)
+        conn.execute(sql.SQL("TRUNCATE {}.rm_totals, {}.rm_applied").format(s, s))
+
+    return Projection(NAME, handle, workflow_types=["counter"], reset=reset)
+
+
+def counters() -> App:
+    """The app the CLI loads (`tests.projection_apps:counters`); the schema comes from IRONFLOW_SCHEMA."""
+    return App(workflows=[Counter], projections=[counter_projection(os.environ["IRONFLOW_SCHEMA"])])
+
+
+def drain(worker: ProjectionWorker, position: int, timeout: float = 30.0) -> None:
+    """Run rounds until the event at `position` is applied. The xmin horizon is cluster-wide, so another
+    session's open transaction can delay (never drop) an event; this waits that out instead of flaking."""
+    deadline = time.monotonic() + timeout
+    while not worker.control.caught_up(NAME, position):
+        assert time.monotonic() < deadline, f"position {position} not applied within {timeout}s"
+        if worker.run_until_idle() == 0:
+            worker.wait_until_caught_up(NAME, position, 0.05)
+
+
+def run_until_raises(worker: ProjectionWorker, timeout: float = 30.0) -> None:
+    """Run rounds until one raises (the test expects it to); other sessions may hold the horizon a while."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.run_until_idle() == 0:
+            time.sleep(0.01)  # waiting out someone else's transaction, not ordering anything
+    raise AssertionError(f"nothing raised within {timeout}s")
+
+
+def applied(admin: Conn, schema: str) -> list[tuple[str, int, int]]:
+    query = sql.SQL("SELECT workflow_id, seq, position FROM {}.rm_applied ORDER BY id")
+    return [tuple(r) for r in admin.execute(query.format(sql.Identifier(schema))).fetchall()]
+
+
+def totals(admin: Conn, schema: str) -> dict[str, tuple[int, int, int]]:
+    query = sql.SQL("SELECT workflow_id, total, adds, last_seq FROM {}.rm_totals")
+    return {r[0]: (r[1], r[2], r[3]) for r in admin.execute(query.format(sql.Identifier(schema)))}
+
+
+def checkpoint(admin: Conn, schema: str) -> int:
+    query = sql.SQL("SELECT position FROM {}.projection_checkpoints WHERE name = %s")
+    row = admin.execute(query.format(sql.Identifier(schema)), (NAME,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def append(conn: Conn, schema: str, workflow_id: str, seq: int, amount: int = 1) -> int:
+    """What the Decider writes for one Added event: instance lock first, then the row."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))", ("counter", workflow_id))
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+            "VALUES ('counter', %s, %s, 'counter.added/1', %s::jsonb, now()) RETURNING position"
+        ).format(sql.Identifier(schema)),
+        (workflow_id, seq, f'{{"amount": {amount}, "total": {amount * seq}}}'),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
