@@ -89,6 +89,10 @@ def raw_rate(url: str, prior: int, threads: int, per_thread: int) -> float:
                     "cancel_keys": [],
                     "input_key": None,
                     "key_status": None,
+                    "snapshot_version": None,
+                    "snapshot_payload": None,
+                    "notify": True,  # as the store does whenever effects are written
+                    "channel": store.channel,
                 }
                 conn.execute(q["write_decision"], params).fetchone()
             next(counter)
