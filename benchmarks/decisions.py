@@ -106,14 +106,18 @@ NOW = datetime.now(UTC)
 def main(url: str) -> None:
     quiet_logging()
     n = env_int("BENCH_DECISIONS", 1500)
+    reps = env_int("BENCH_REPEATS", 3)
     rows = []
     for threads in (1, 4, 8):
         per_thread = max(n // threads, 50)
-        raw = raw_rate(url, 1, threads, per_thread)
-        fw = framework_rate(url, 1, threads, per_thread)
+        # Interleaved and best-of-N: on a shared 2-core machine one serial pair swings by +-20%.
+        raw = fw = 0.0
+        for _ in range(reps):
+            raw = max(raw, raw_rate(url, 1, threads, per_thread))
+            fw = max(fw, framework_rate(url, 1, threads, per_thread))
         rows.append([str(threads), f"{fw:,.0f}", f"{raw:,.0f}", f"{fw / raw:.2f}"])
     print_table(
-        "decisions/s, counter workflow, 1 prior event (execute vs raw psycopg, same SQL)",
+        f"decisions/s, counter workflow, 1 prior event, best of {reps} interleaved (execute vs raw psycopg, same SQL)",
         ["threads", "execute/s", "raw psycopg/s", "ratio"],
         rows,
     )
