@@ -31,6 +31,7 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import set_json_loads
 
+from benchmarks._common import print_table
 from ironflow_py import PostgresStore, Projection, ProjectionWorker, RecordedEvent, WorkflowService, _database
 from ironflow_py.projection_worker import _loads
 from tests.workflows import Add, Counter
@@ -197,15 +198,6 @@ def live_lag(url: str) -> tuple[float, float, float, int]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     lags = sorted(max(0.0, applied[p] - committed[p]) * 1000 for p in committed)
     return lags[len(lags) // 2], lags[int(len(lags) * 0.99)], rate, len(lags)
-
-
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n## {title}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
 
 
 def main(url: str) -> None:

@@ -114,28 +114,28 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size",
         dest="projection_batch_size",
         type=int,
-        default=int(_env("PROJECTION_BATCH_SIZE") or 1000),
+        default=1000,
         help="events per transaction (IRONFLOW_PROJECTION_BATCH_SIZE)",
     )
     run.add_argument(
         "--poll-interval",
         dest="projection_poll_interval",
         type=float,
-        default=float(_env("PROJECTION_POLL_INTERVAL") or 5.0),
+        default=5.0,
         help="seconds between polls when no NOTIFY arrives (IRONFLOW_PROJECTION_POLL_INTERVAL)",
     )
     run.add_argument(
         "--max-attempts",
         dest="projection_max_attempts",
         type=int,
-        default=int(_env("PROJECTION_MAX_ATTEMPTS") or 5),
+        default=5,
         help="failures on one event before --on-error applies (IRONFLOW_PROJECTION_MAX_ATTEMPTS)",
     )
     run.add_argument(
         "--on-error",
         dest="projection_on_error",
         choices=[o.value for o in OnError],
-        default=_env("PROJECTION_ON_ERROR", OnError.STOP.value),
+        default=OnError.STOP.value,
         help="stop the worker, or record the event as a dead letter and go on (IRONFLOW_PROJECTION_ON_ERROR)",
     )
     status = proj_sub.add_parser("status", help="checkpoint, lag and horizon of projections")
