@@ -90,7 +90,7 @@ class Decider:
         if cached is not None:
             # Loaded from the cached sequence itself: its presence proves the cache still matches the store.
             if not events or events[0].seq != cached.seq:
-                return self._rebuild_from_scratch(workflow_id, loaded, replace_snapshot=False)
+                return self._rebuild_from_scratch(workflow_id, loaded)
             start = Rebuilt(cached.state, cached.seq, cached.snapshot_seq)
             events = events[1:]
         else:
@@ -116,12 +116,13 @@ class Decider:
         state, seq = self.fold(workflow_id, start.state, start.seq, events)
         return attrs.evolve(start, state=state, seq=seq)
 
-    def _rebuild_from_scratch(self, workflow_id: str, loaded: Loaded, *, replace_snapshot: bool) -> Rebuilt:
+    def _rebuild_from_scratch(self, workflow_id: str, loaded: Loaded) -> Rebuilt:
+        """The cache no longer matches the store: drop it, replay everything, and re-snapshot if enabled."""
         if self.cache is not None:
             self.cache.discard(workflow_id)
         assert loaded.reload is not None
         state, seq = self.fold(workflow_id, self.initial(workflow_id), 0, loaded.reload(0))
-        return Rebuilt(state, seq, 0, replace_snapshot=replace_snapshot or self.snapshots)
+        return Rebuilt(state, seq, 0, replace_snapshot=self.snapshots)
 
     # -- executing --------------------------------------------------------------------------------------
 

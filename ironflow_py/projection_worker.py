@@ -281,11 +281,10 @@ class ProjectionWorker:
             error=str(failure),
         )
         if attempts >= self.retry.max_attempts:
+            self._failing.pop(name, None)
             if self.retry.on_error is OnError.STOP:
-                self._failing.pop(name, None)
                 raise error from failure.cause
             track.dead[row.position] = (str(failure), attempts)
-            self._failing.pop(name, None)
             return
         retry_at = time.monotonic() + self.retry.delay(attempts)
         self._failing[name] = _Failing(row.position, attempts, retry_at, error)

@@ -48,14 +48,14 @@ class StoredSnapshot:
 
 @attrs.frozen
 class Loaded:
-    """What the locked transaction read before deciding: events after `after_seq` (or after `snapshot`)."""
+    """What the locked transaction read before deciding: the events after the requested sequence, or after
+    `snapshot` when one newer than that was loaded."""
 
     events: Sequence[LoadedEvent]
     #: The status recorded for the input key on an earlier execution, if the key was given and seen.
     key_status: OutcomeStatus | None = None
-    #: The latest snapshot newer than `after_seq`, when asked for; `events` then start after its seq.
+    #: The latest snapshot newer than the requested sequence, when asked for; `events` start after its seq.
     snapshot: StoredSnapshot | None = None
-    after_seq: int = 0
     #: Events after a given sequence, read in the same locked transaction (to replay past a bad snapshot).
     reload: Callable[[int], Sequence[LoadedEvent]] | None = None
 

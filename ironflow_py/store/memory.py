@@ -105,7 +105,7 @@ class MemoryStore:
                 snapshot = None
             events = reload(max(after_seq, snapshot.seq if snapshot else 0))
             key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
-            plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
+            plan = step(Loaded(events, key_status, snapshot, reload))
             written = Written()
             if plan.writes is not None and not plan.writes.is_empty():
                 written = self._write(ref, plan.writes)

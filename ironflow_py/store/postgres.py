@@ -210,7 +210,7 @@ class PostgresStore:
             if input_key is not None:
                 row = conn.execute(q["load_input_key"], {**ids, "input_key": input_key}).fetchone()
                 key_status = OutcomeStatus(row[0]) if row else None
-            plan = step(Loaded(events, key_status, snapshot, after_seq, reload))
+            plan = step(Loaded(events, key_status, snapshot, reload))
             if plan.writes is None or plan.writes.is_empty():
                 return plan, Written()
             return plan, self._write(conn, workflow_type, workflow_id, plan.writes)

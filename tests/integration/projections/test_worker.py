@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -31,7 +30,6 @@ from tests.projection_apps import (
     applied,
     checkpoint,
     counter_projection,
-    create_read_model,
     drain,
     run_until_raises,
     totals,
@@ -39,19 +37,6 @@ from tests.projection_apps import (
 from tests.workflows import Add, Added, Counter, Finish
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-@pytest.fixture
-def service(pg_store: PostgresStore, admin: Conn) -> WorkflowService:
-    create_read_model(admin, pg_store.schema)
-    return WorkflowService(pg_store, workflows=[Counter])
-
-
-@pytest.fixture
-def worker(service: WorkflowService) -> Iterator[ProjectionWorker]:
-    w = ProjectionWorker(service, [counter_projection(service.store.schema)])  # type: ignore[attr-defined]
-    yield w
-    w.close()
 
 
 def test_a_failing_handler_rolls_back_the_whole_batch_and_is_retried(service: WorkflowService, admin: Conn) -> None:

@@ -15,27 +15,13 @@ from tests.projection_apps import (
     applied,
     checkpoint,
     counter_projection,
-    create_read_model,
     drain,
     run_until_raises,
     totals,
 )
-from tests.workflows import Add, Counter
+from tests.workflows import Add
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-@pytest.fixture
-def service(pg_store: PostgresStore, admin: Conn) -> WorkflowService:
-    create_read_model(admin, pg_store.schema)
-    return WorkflowService(pg_store, workflows=[Counter])
-
-
-@pytest.fixture
-def worker(service: WorkflowService) -> Iterator[ProjectionWorker]:
-    w = ProjectionWorker(service, [counter_projection(service.store.schema)])  # type: ignore[attr-defined]
-    yield w
-    w.close()
 
 
 @pytest.fixture
