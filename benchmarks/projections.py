@@ -33,7 +33,7 @@ from psycopg.types.json import set_json_loads
 
 from benchmarks._common import print_table
 from ironflow_py import PostgresStore, Projection, ProjectionWorker, RecordedEvent, WorkflowService, _database
-from ironflow_py.projection_worker import _loads
+from ironflow_py.projections._worker import _loads
 from tests.workflows import Add, Counter
 
 EVENTS = int(os.environ.get("BENCH_PROJECTION_EVENTS", "1000000"))

@@ -3,9 +3,8 @@
 from ironflow_py.app import App
 from ironflow_py.clock import Clock, ManualClock, SystemClock
 from ironflow_py.codec import make_converter
-from ironflow_py.dead_letters import DeadLetters
 from ironflow_py.decision import Decision, Timer
-from ironflow_py.effects import EffectContext, EffectRegistry, RetryPolicy
+from ironflow_py.effects import DeadLetters, EffectContext, EffectRegistry, EffectRuntime, RetryPolicy
 from ironflow_py.errors import (
     CodecError,
     ConcurrencyConflict,
@@ -28,9 +27,15 @@ from ironflow_py.errors import (
     UnknownTypeName,
     WorkflowError,
 )
-from ironflow_py.projection import InMemoryProjection, OnError, Projection
-from ironflow_py.projection_control import ProjectionControl, ProjectionStatus
-from ironflow_py.projection_worker import ProjectionRetry, ProjectionWorker
+from ironflow_py.projections import (
+    InMemoryProjection,
+    OnError,
+    Projection,
+    ProjectionControl,
+    ProjectionRetry,
+    ProjectionStatus,
+    ProjectionWorker,
+)
 from ironflow_py.records import (
     EffectInfo,
     InstanceInfo,
@@ -39,7 +44,6 @@ from ironflow_py.records import (
     OutcomeStatus,
     RecordedEvent,
 )
-from ironflow_py.runtime import EffectRuntime
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.postgres import PostgresStore

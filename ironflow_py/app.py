@@ -10,9 +10,9 @@ import attrs
 import cattrs
 
 from ironflow_py.clock import Clock
-from ironflow_py.effects import EffectRegistry
+from ironflow_py.effects._registry import EffectRegistry
 from ironflow_py.errors import ConfigurationError
-from ironflow_py.projection import Projection
+from ironflow_py.projections._projection import Projection
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import Store
 from ironflow_py.workflow import AnyWorkflow

@@ -18,13 +18,13 @@ import structlog
 
 from ironflow_py import _database, inspection
 from ironflow_py.app import App
-from ironflow_py.dead_letters import DeadLetters
+from ironflow_py.effects._dead_letters import DeadLetters
+from ironflow_py.effects._runtime import EffectRuntime
 from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
-from ironflow_py.projection import OnError
-from ironflow_py.projection_control import ProjectionControl
-from ironflow_py.projection_worker import ProjectionRetry, ProjectionWorker
+from ironflow_py.projections._control import ProjectionControl
+from ironflow_py.projections._projection import OnError
+from ironflow_py.projections._worker import ProjectionRetry, ProjectionWorker
 from ironflow_py.records import InstanceStatus
-from ironflow_py.runtime import EffectRuntime
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.postgres import DEFAULT_SCHEMA, PostgresStore

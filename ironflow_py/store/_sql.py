@@ -19,7 +19,7 @@ def _bind(text: str, schema: str) -> str:
 
 def load_queries(schema: str) -> dict[str, str]:
     """Every `-- name:` block of queries.sql, rendered for `schema`."""
-    text = resources.files("ironflow_py.sql").joinpath("queries.sql").read_text("utf-8")
+    text = resources.files("ironflow_py.store.sql").joinpath("queries.sql").read_text("utf-8")
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -39,7 +39,7 @@ class Migration:
 def load_migrations(schema: str) -> list[Migration]:
     """The numbered migration files in version order; versions must run 1, 2, 3 ... with no gap."""
     found: list[Migration] = []
-    for entry in resources.files("ironflow_py.sql.migrations").iterdir():
+    for entry in resources.files("ironflow_py.store.sql.migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], _bind(entry.read_text("utf-8"), schema)))

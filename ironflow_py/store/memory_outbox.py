@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from ironflow_py._outbox import EffectClaim, TimerClaim
 from ironflow_py.store.memory import MemoryStore
+from ironflow_py.store.postgres_outbox import EffectClaim, TimerClaim
 
 
 class MemoryOutbox:

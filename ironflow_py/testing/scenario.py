@@ -20,11 +20,11 @@ from typing import Any
 
 import structlog
 
-from ironflow_py._attempt import Attempts
 from ironflow_py.clock import ManualClock
-from ironflow_py.effects import EffectRegistry
+from ironflow_py.effects._attempt import Attempts
+from ironflow_py.effects._registry import EffectRegistry
+from ironflow_py.effects._runtime import DEFAULT_TIMER_POLICY
 from ironflow_py.records import EffectInfo, Outcome, RecordedEvent, TimerInfo
-from ironflow_py.runtime import DEFAULT_TIMER_POLICY
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
 from ironflow_py.store.memory_outbox import MemoryOutbox

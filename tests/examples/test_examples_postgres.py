@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from ironflow_py import ManualClock, OutcomeStatus, PostgresStore, WorkflowService
-from ironflow_py.effects import EffectRegistry
+from ironflow_py.effects import EffectRegistry, EffectRuntime
 from ironflow_py.examples.greeting import Approval, GreetingWorkflow, StartGreeting, greeting_effects, greeting_result
 from ironflow_py.examples.onboarding import OnboardingWorkflow, StartOnboarding, onboarding_effects, onboarding_result
 from ironflow_py.examples.order_saga import (
@@ -17,7 +17,6 @@ from ironflow_py.examples.order_saga import (
     saga_effects,
     saga_result,
 )
-from ironflow_py.runtime import EffectRuntime
 from ironflow_py.workflow import AnyWorkflow
 from tests.examples.fakes import RecordingServices
 

@@ -95,8 +95,8 @@ def test_why_is_it_stuck_answered_from_the_cli(
     import random
 
     from ironflow_py import PostgresStore
+    from ironflow_py.effects import EffectRuntime
     from ironflow_py.examples.onboarding import StartOnboarding
-    from ironflow_py.runtime import EffectRuntime
     from tests.apps import onboarding_broken
 
     monkeypatch.setenv("IRONFLOW_DATABASE_URL", pg_url)

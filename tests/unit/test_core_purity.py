@@ -16,7 +16,7 @@ CORE = [
     "errors.py",
     "records.py",
     "diagram.py",
-    "effects.py",
+    "effects/_registry.py",
     "store/base.py",
     "testing/harness.py",
     "testing/replay.py",

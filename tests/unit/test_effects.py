@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ironflow_py import ConfigurationError, EffectContext, EffectRegistry, RetryPolicy
-from ironflow_py.effects import idempotency_key
+from ironflow_py.effects._registry import idempotency_key
 from tests.effect_app import AsyncWork, Work
 
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import structlog
 
-from ironflow_py._attempt import Attempts
-from ironflow_py._outbox import EffectClaim, Outbox, TimerClaim
-from ironflow_py._wakeup import Listener
-from ironflow_py.effects import EffectRegistry, RetryPolicy
+from ironflow_py.effects._attempt import Attempts
+from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
+from ironflow_py.effects._wakeup import Listener
 from ironflow_py.errors import ConfigurationError, StoreError
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.store.postgres_outbox import EffectClaim, Outbox, TimerClaim
 
 Claim = EffectClaim | TimerClaim
 DEFAULT_TIMER_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, factor=2.0, max_delay=300.0)

@@ -1,6 +1,6 @@
 """What a service writes to make effects happen: handlers in a registry, their context and retry policy.
 
-Plain data and plain functions: the runtime (`ironflow_py.runtime`) does the claiming, the I/O and the
+Plain data and plain functions: the runtime (`ironflow_py.effects._runtime`) does the claiming, the I/O and the
 clock. A handler receives the effect and an `EffectContext`, and returns an input for some workflow (fed
 back through the Decider in the transaction that marks the effect done) or None.
 """

@@ -16,7 +16,7 @@ import attrs
 import psycopg
 
 from ironflow_py.errors import ProjectionGap
-from ironflow_py.projection import Projection
+from ironflow_py.projections._projection import Projection
 from ironflow_py.records import RecordedEvent
 
 

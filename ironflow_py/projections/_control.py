@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ironflow_py.errors import NotFound, StoreError
-from ironflow_py.projection import Projection
+from ironflow_py.projections._projection import Projection
 from ironflow_py.store.postgres import PostgresStore
 
 

@@ -25,7 +25,6 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import set_json_loads
 
-from ironflow_py._projection_batch import BatchResult, HandlerFailure, Track, run_batch
 from ironflow_py.errors import (
     ConfigurationError,
     MigrationError,
@@ -33,14 +32,15 @@ from ironflow_py.errors import (
     ProjectionHandlerFailed,
     StoreError,
 )
-from ironflow_py.projection import OnError, Projection
-from ironflow_py.projection_control import (
+from ironflow_py.projections._batch import BatchResult, HandlerFailure, Track, run_batch
+from ironflow_py.projections._control import (
     ProjectionControl,
     applied_channel,
     conninfo,
     events_channel,
     rebuild_on,
 )
+from ironflow_py.projections._projection import OnError, Projection
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
 

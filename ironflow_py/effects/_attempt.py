@@ -16,12 +16,12 @@ from typing import Any
 
 import attrs
 
-from ironflow_py._outbox import EffectClaim, OutboxPort, TimerClaim
 from ironflow_py.clock import Clock
-from ironflow_py.effects import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
+from ironflow_py.effects._registry import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
 from ironflow_py.errors import DecodeError, IronflowError, LeaseLost, NotFound, Permanent, StoreError
 from ironflow_py.service import Registration, WorkflowService
 from ironflow_py.store.base import Settle, SettleKind
+from ironflow_py.store.postgres_outbox import EffectClaim, OutboxPort, TimerClaim
 
 
 def _describe(exc: BaseException) -> str:
