@@ -104,9 +104,13 @@ def test_killed_connection_mid_transaction_writes_nothing(pg_store: PostgresStor
     t = threading.Thread(target=run)
     t.start()
     assert inside.wait(10)
+    # Only this test's backend: its last statement (the load) names this test's schema. Other tests on a
+    # shared server have idle transactions of their own.
     killed = admin.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'ironflow_py' AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        "WHERE application_name = 'ironflow_py' AND state = 'idle in transaction' AND pid <> pg_backend_pid() "
+        "AND strpos(query, %s) > 0",
+        (f'"{pg_store.schema}".',),
     ).fetchall()
     release.set()
     t.join(10)
