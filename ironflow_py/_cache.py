@@ -1,6 +1,6 @@
-"""An in-process cache of the latest known state per instance, one per Decider.
+"""An in-process cache of the latest known state per instance, one per command handler.
 
-Never trusted on its own: the Decider asks the store, inside the locked transaction, for the events from
+Never trusted on its own: the command handler asks the store, inside the locked transaction, for the events from
 the cached sequence on, checks that the cached sequence is still there, and folds what is newer. A write by
 another process is therefore always seen; the cache only saves decoding and folding what it already has.
 """
@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
 
-import attrs
+from ironflow_py.decider import Rebuilt
 
-
-@attrs.frozen
-class CachedState:
-    seq: int
-    state: Any
-    #: Sequence of the newest snapshot this process knows of (to count events since it).
-    snapshot_seq: int
+#: A cached state: `Rebuilt(state, seq, snapshot_seq)`, where `snapshot_seq` is the newest snapshot this
+#: process knows of (to count events since it).
+CachedState = Rebuilt
 
 
 class StateCache:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import cattrs
 from cattrs.preconf.json import make_converter as _make_json_converter
 
 from ironflow_py.errors import ConfigurationError, DecodeError, EncodeError, UnknownTypeName
+
+if TYPE_CHECKING:
+    from ironflow_py.workflow import AnyWorkflow
 
 # Postgres jsonb rejects NaN and Infinity, so refuse them here where the error can name the value.
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -183,3 +186,31 @@ class WorkflowCodec:
     def to_data(self, value: object) -> Any:
         """JSON-ready data for any value the converter knows (states and rejection reasons, for display)."""
         return self.converter.unstructure(value)
+
+
+def codec_for(workflow: AnyWorkflow, converter: cattrs.Converter | None = None) -> WorkflowCodec:
+    """The codec of `workflow`'s declared inputs, events and effects, as the engine builds it.
+
+    Args:
+        workflow: a workflow instance.
+        converter: the cattrs converter to use (None: a fresh `make_converter()`).
+
+    Returns:
+        A codec whose state type is the workflow's `state_type`, or, for a workflow that snapshots and
+        declares none, the class of its initial state.
+
+    Raises:
+        ConfigurationError: a declared class is not an attrs class, is declared twice, or the converter
+            cannot handle it.
+    """
+    state_type = workflow.state_type
+    if state_type is None and workflow.uses_snapshots():
+        state_type = type(workflow.initial_state())
+    return WorkflowCodec(
+        workflow.type,
+        inputs=workflow.inputs,
+        events=workflow.events,
+        effects=workflow.effects,
+        converter=converter or make_converter(),
+        state_type=state_type,
+    )

@@ -11,9 +11,10 @@ import cattrs
 import structlog
 
 from ironflow_py._cache import StateCache
-from ironflow_py._decider import Decider
+from ironflow_py._command_handler import CommandHandler
 from ironflow_py.clock import Clock, SystemClock
-from ironflow_py.codec import WorkflowCodec, make_converter
+from ironflow_py.codec import WorkflowCodec, codec_for, make_converter
+from ironflow_py.decider import Decider
 from ironflow_py.errors import ConfigurationError, DecideFailed, InvalidWorkflowId, NotFound, UnknownInputType
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, RecordedEvent
 from ironflow_py.store.base import LoadedEvent, Settle, Store
@@ -22,15 +23,16 @@ from ironflow_py.workflow import AnyWorkflow, Workflow
 
 @attrs.frozen
 class Registration:
-    """A registered workflow with its codec and decider."""
+    """A registered workflow with its codec, its pure decide step and the command handler that runs it."""
 
     workflow: AnyWorkflow
     codec: WorkflowCodec
     decider: Decider
+    handler: CommandHandler
 
 
 class WorkflowService:
-    """Routes inputs to registered workflows and runs each through the Decider in one transaction."""
+    """Routes inputs to registered workflows and runs each through its command handler in one transaction."""
 
     def __init__(
         self,
@@ -66,19 +68,11 @@ class WorkflowService:
         for attr in ("inputs", "events"):
             if not getattr(instance, attr, None):
                 raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
-        state_type = instance.state_type
-        if state_type is None and instance.uses_snapshots():
-            state_type = type(instance.initial_state())
-        codec = WorkflowCodec(
-            wtype,
-            inputs=instance.inputs,
-            events=instance.events,
-            effects=instance.effects,
-            converter=self.converter,
-            state_type=state_type,
-        )
+        codec = codec_for(instance, self.converter)
+        decider = Decider(instance, codec, snapshots=instance.uses_snapshots())
         cache = StateCache(self.state_cache_size) if self.state_cache_size > 0 else None
-        reg = Registration(instance, codec, Decider(instance, codec, self.store, cache=cache, logger=self._log))
+        handler = CommandHandler(decider, self.store, cache=cache, logger=self._log)
+        reg = Registration(instance, codec, decider, handler)
         for cls in codec.inputs.classes():
             if cls in self._by_input:
                 other = self._by_input[cls].workflow.type
@@ -123,7 +117,7 @@ class WorkflowService:
         return reg, workflow_id
 
     def execute(self, input: object, *, settle: Settle | None = None) -> Outcome[Any, Any]:
-        """Run one input through its workflow's Decider; all its writes commit together or not at all.
+        """Run one input through its workflow's command handler; all its writes commit together or not at all.
 
         `settle` is for the effect runtime: a fenced change to a claimed outbox row or timer that commits
         in the same transaction, or makes the whole call fail with `LeaseLost` and write nothing.
@@ -152,7 +146,7 @@ class WorkflowService:
                 workflow_id=workflow_id,
             ) from exc
         started = time.perf_counter()
-        outcome = reg.decider.execute(input, workflow_id, key, self.clock.now(), settle)
+        outcome = reg.handler.execute(input, workflow_id, key, self.clock.now(), settle)
         self._log.debug(
             "input_executed",
             workflow_type=wf.type,

@@ -1,6 +1,6 @@
 """One effect attempt and one timer firing: decode, call the handler, feed back, retry or dead-letter.
 
-Runs on the runtime's worker threads. Whatever a handler returns goes through the Decider together with
+Runs on the runtime's worker threads. Whatever a handler returns goes through the command handler together with
 the fenced "done" mark (one transaction); a lost claim (`LeaseLost`) means another worker owns the row
 and this attempt changes nothing.
 """

@@ -2,7 +2,7 @@
 
 Plain data and plain functions: the runtime (`ironflow_py.effects._runtime`) does the claiming, the I/O and the
 clock. A handler receives the effect and an `EffectContext`, and returns an input for some workflow (fed
-back through the Decider in the transaction that marks the effect done) or None.
+back through the command handler in the transaction that marks the effect done) or None.
 """
 
 from __future__ import annotations

@@ -1,22 +1,21 @@
-"""The storage port: what the Decider needs from a store, as plain data and one transactional call.
+"""The storage port: what the command handler needs from a store, as plain data and one locked transaction.
 
-A store runs `step` inside one transaction that holds the instance lock: it loads what the step needs,
-calls it, and writes what it returns, all or nothing. Both adapters (memory, postgres) implement this
-and pass one contract suite.
+`with store.locked(type, id, input_key) as tx:` takes the instance lock; inside, `tx.load(...)` reads what
+the pure decide step needs and `tx.write(...)` writes its decision; leaving the block commits, an exception
+rolls everything back. Both adapters (memory, postgres) implement this and pass one contract suite.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
-
-P = TypeVar("P")
 
 
 class StoredEvent(NamedTuple):
@@ -56,8 +55,6 @@ class Loaded:
     key_status: OutcomeStatus | None = None
     #: The latest snapshot newer than the requested sequence, when asked for; `events` start after its seq.
     snapshot: StoredSnapshot | None = None
-    #: Events after a given sequence, read in the same locked transaction (to replay past a bad snapshot).
-    reload: Callable[[int], Sequence[LoadedEvent]] | None = None
 
 
 @attrs.frozen
@@ -106,14 +103,6 @@ class Written:
     effect_ids: Sequence[int] = ()
 
 
-@attrs.frozen
-class Plan:
-    """A step's answer: the writes to make (None: write nothing) and whatever the caller needs back."""
-
-    writes: Writes | None
-    result: Any = None
-
-
 class SettleKind(enum.Enum):
     EFFECT_DONE = "effect_done"
     EFFECT_DEAD = "effect_dead"
@@ -138,26 +127,59 @@ class Settle:
     error: str | None = None
 
 
+class Transaction(Protocol):
+    """One instance's locked transaction, as yielded by `Store.locked`; valid only inside that block."""
+
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+        """Read the events after `after_seq` and the input key's recorded status.
+
+        Args:
+            after_seq: a sequence the caller already knows the state up to (0: everything).
+            with_snapshot: also read the latest snapshot newer than `after_seq`; the events then start
+                after the snapshot's sequence.
+
+        Returns:
+            What was read, in one consistent view.
+        """
+        ...
+
+    def events_after(self, seq: int) -> Sequence[LoadedEvent]:
+        """The events after `seq`, in sequence order (to replay past a cache or snapshot that did not fit)."""
+        ...
+
+    def write(self, writes: Writes) -> Written:
+        """Write one decision (events, effects, timers, instance row, snapshot, input key) in one statement.
+
+        Returns:
+            The global position of each new event and the outbox id of each new effect.
+
+        Raises:
+            StoreError: the database refused a value (permanent) or is unreachable.
+            ConcurrencyConflict: another writer appended the same sequence (it bypassed the lock).
+        """
+        ...
+
+
 class Store(Protocol):
     """A durable home for workflow instances; see the module docstring for the transaction contract."""
 
-    def run_locked(
-        self,
-        workflow_type: str,
-        workflow_id: str,
-        input_key: str | None,
-        step: Callable[[Loaded], Plan],
-        *,
-        after_seq: int = 0,
-        with_snapshot: bool = False,
-        settle: Settle | None = None,
-    ) -> tuple[Plan, Written]:
-        """Lock the instance, load it, call `step`, write its plan, commit; roll back if anything raises.
+    def locked(
+        self, workflow_type: str, workflow_id: str, input_key: str | None = None, *, settle: Settle | None = None
+    ) -> AbstractContextManager[Transaction]:
+        """Open one transaction holding the instance lock; leaving the block commits, an exception rolls back.
 
-        Loads events after `after_seq` (a caller that already knows the state up to there); with
-        `with_snapshot`, also the latest snapshot newer than that, and then only the events after it.
-        `settle` (a fenced outbox/timer change) is applied right after the lock; if its fence matches no
-        row the store raises `LeaseLost` and writes nothing."""
+        Args:
+            workflow_type, workflow_id: the instance to lock (it need not exist yet).
+            input_key: the idempotency key whose recorded status `Transaction.load` reports, or None.
+            settle: a fenced outbox/timer change, applied right after the lock and committed with the rest.
+
+        Returns:
+            A context manager yielding the `Transaction`.
+
+        Raises:
+            LeaseLost: `settle`'s fence matched no row (another worker owns the claim); nothing is written.
+            StoreError: the database is unreachable or refused the transaction.
+        """
         ...
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:

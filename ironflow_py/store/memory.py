@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,6 @@ from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, Outcom
 from ironflow_py.store.base import (
     Loaded,
     LoadedEvent,
-    Plan,
     Settle,
     SettleKind,
     StoredEvent,
@@ -78,40 +78,20 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
-    def run_locked(
-        self,
-        workflow_type: str,
-        workflow_id: str,
-        input_key: str | None,
-        step: Callable[[Loaded], Plan],
-        *,
-        after_seq: int = 0,
-        with_snapshot: bool = False,
-        settle: Settle | None = None,
-    ) -> tuple[Plan, Written]:
-        ref = (workflow_type, workflow_id)
+    @contextmanager
+    def locked(
+        self, workflow_type: str, workflow_id: str, input_key: str | None = None, *, settle: Settle | None = None
+    ) -> Iterator[MemoryTransaction]:
+        """The instance's transaction (see `Store.locked`): here, the one store lock held for the block."""
         with self._lock:
             # Check the fence first and apply it last: under the one lock that is the same all-or-nothing
             # as PostgreSQL's fenced update at the start of the transaction.
             if settle is not None:
                 self._check_fence(settle)
-            stored = self._events.get(ref, [])
-
-            def reload(after: int) -> list[LoadedEvent]:
-                return [LoadedEvent(e.seq, e.type_name, e.data) for e in stored if e.seq > after]
-
-            snapshot = self._snapshots.get(ref) if with_snapshot else None
-            if snapshot is not None and snapshot.seq <= after_seq:
-                snapshot = None
-            events = reload(max(after_seq, snapshot.seq if snapshot else 0))
-            key_status = self._keys.get((*ref, input_key)) if input_key is not None else None
-            plan = step(Loaded(events, key_status, snapshot, reload))
-            written = Written()
-            if plan.writes is not None and not plan.writes.is_empty():
-                written = self._write(ref, plan.writes)
+            yield MemoryTransaction(self, (workflow_type, workflow_id), input_key)
+            # Reached only when the block did not raise.
             if settle is not None:
                 self._apply_settle(settle)
-            return plan, written
 
     def _timer_by_id(self, timer_id: int) -> MemoryTimer | None:
         return next((t for t in self.timers_by_key.values() if t.id == timer_id), None)
@@ -252,3 +232,37 @@ class MemoryStore:
             and (status is None or info.status is status)
             and (after is None or key > after)
         ][:limit]
+
+
+class MemoryTransaction:
+    """`Transaction` of a MemoryStore, valid while its `locked` block holds the store lock.
+
+    The decision is applied at `write` (it parses every payload first, so a refused value leaves nothing);
+    the command handler writes last, so a failing step has written nothing by then.
+    """
+
+    def __init__(self, store: MemoryStore, ref: tuple[str, str], input_key: str | None) -> None:
+        self._store = store
+        self._ref = ref
+        self._input_key = input_key
+
+    def events_after(self, seq: int) -> list[LoadedEvent]:
+        """The events after `seq` (see `Transaction.events_after`)."""
+        return [LoadedEvent(e.seq, e.type_name, e.data) for e in self._store._events.get(self._ref, []) if e.seq > seq]
+
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+        """The events after `after_seq` or a newer snapshot, and the key's status (see `Transaction.load`)."""
+        store = self._store
+        snapshot = store._snapshots.get(self._ref) if with_snapshot else None
+        if snapshot is not None and snapshot.seq <= after_seq:
+            snapshot = None
+        events = self.events_after(max(after_seq, snapshot.seq if snapshot else 0))
+        key = self._input_key
+        key_status = store._keys.get((*self._ref, key)) if key is not None else None
+        return Loaded(events, key_status, snapshot)
+
+    def write(self, writes: Writes) -> Written:
+        """Apply one decision (see `Transaction.write`)."""
+        if writes.is_empty():
+            return Written()
+        return self._store._write(self._ref, writes)

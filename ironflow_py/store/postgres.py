@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,6 @@ from ironflow_py.store._sql import load_migrations, load_queries
 from ironflow_py.store.base import (
     Loaded,
     LoadedEvent,
-    Plan,
     Settle,
     SettleKind,
     StoredEvent,
@@ -175,45 +174,18 @@ class PostgresStore:
 
     # -- the decision transaction -----------------------------------------------------------------------
 
-    def run_locked(
-        self,
-        workflow_type: str,
-        workflow_id: str,
-        input_key: str | None,
-        step: Callable[[Loaded], Plan],
-        *,
-        after_seq: int = 0,
-        with_snapshot: bool = False,
-        settle: Settle | None = None,
-    ) -> tuple[Plan, Written]:
-        q = self.q
+    @contextmanager
+    def locked(
+        self, workflow_type: str, workflow_id: str, input_key: str | None = None, *, settle: Settle | None = None
+    ) -> Iterator[PostgresTransaction]:
+        """One transaction holding the instance's advisory lock (see `Store.locked` and design/decider.md)."""
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
         with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
-            conn.execute(q["lock_instance"], ids)
+            # The lock comes before any statement that assigns a transaction id (lock_instance in queries.sql).
+            conn.execute(self.q["lock_instance"], ids)
             if settle is not None:
                 self._settle(conn, settle)
-            events_cur = conn.cursor(row_factory=args_row(LoadedEvent))
-
-            def reload(after: int) -> list[LoadedEvent]:
-                return events_cur.execute(q["load_events"], {**ids, "after_seq": after}).fetchall()
-
-            snapshot = None
-            if with_snapshot:
-                rows = conn.execute(q["load_snapshot_and_events"], {**ids, "after_seq": after_seq}).fetchall()
-                if rows and rows[0][1] is None:
-                    seq, _, data, version = rows.pop(0)
-                    snapshot = StoredSnapshot(seq, version, data)
-                events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows]
-            else:
-                events = reload(after_seq)
-            key_status = None
-            if input_key is not None:
-                row = conn.execute(q["load_input_key"], {**ids, "input_key": input_key}).fetchone()
-                key_status = OutcomeStatus(row[0]) if row else None
-            plan = step(Loaded(events, key_status, snapshot, reload))
-            if plan.writes is None or plan.writes.is_empty():
-                return plan, Written()
-            return plan, self._write(conn, workflow_type, workflow_id, plan.writes)
+            yield PostgresTransaction(self, conn, ids, input_key)
 
     def _settle(self, conn: psycopg.Connection[Any], settle: Settle) -> None:
         """Apply the fenced change first: a lost claim costs no decoding or deciding, and writes nothing."""
@@ -228,35 +200,6 @@ class PostgresStore:
             what = "timer" if settle.kind is SettleKind.TIMER_FIRED else "effect"
             # Raised inside the transaction block, so everything this transaction did is rolled back.
             raise LeaseLost(what, settle.id, settle.worker)
-
-    def _write(self, conn: psycopg.Connection[Any], workflow_type: str, workflow_id: str, w: Writes) -> Written:
-        params = {
-            "workflow_type": workflow_type,
-            "workflow_id": workflow_id,
-            "now": w.now,
-            "base_seq": w.last_seq - len(w.events),
-            "last_seq": w.last_seq,
-            "status": "completed" if w.completed else "running",
-            "touch_instance": w.touches_instance(),
-            "event_types": [t for t, _ in w.events],
-            "event_payloads": [p for _, p in w.events],
-            "effect_types": [t for t, _ in w.effects],
-            "effect_payloads": [p for _, p in w.effects],
-            "timer_keys": [t.key for t in w.timers],
-            "timer_due": [t.due_at for t in w.timers],
-            "timer_types": [t.input_type for t in w.timers],
-            "timer_payloads": [t.payload for t in w.timers],
-            "cancel_keys": list(w.cancel_timers),
-            "input_key": w.input_key,
-            "key_status": None if w.key_status is None else w.key_status.value,
-            "snapshot_version": w.snapshot.state_version if w.snapshot else None,
-            "snapshot_payload": w.snapshot.payload if w.snapshot else None,
-            "notify": bool(w.effects or w.timers),
-            "channel": self.channel,
-        }
-        row = conn.execute(self.q["write_decision"], params).fetchone()
-        assert row is not None
-        return Written(positions=row[0], effect_ids=row[1])
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -313,3 +256,69 @@ class PostgresStore:
         with self.connection(workflow_type) as conn:
             cur = conn.cursor(row_factory=args_row(_instance_info))
             return cur.execute(self.q["list_instances"], params).fetchall()
+
+
+class PostgresTransaction:
+    """`Transaction` on one pooled connection inside `PostgresStore.locked`'s transaction block."""
+
+    def __init__(
+        self, store: PostgresStore, conn: psycopg.Connection[Any], ids: dict[str, str], input_key: str | None
+    ) -> None:
+        self._store = store
+        self._conn = conn
+        self._ids = ids
+        self._input_key = input_key
+        self._events = conn.cursor(row_factory=args_row(LoadedEvent))
+
+    def events_after(self, seq: int) -> list[LoadedEvent]:
+        """The events after `seq` (see `Transaction.events_after`)."""
+        return self._events.execute(self._store.q["load_events"], {**self._ids, "after_seq": seq}).fetchall()
+
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+        """The events after `after_seq` or a newer snapshot, and the key's status (see `Transaction.load`)."""
+        q, conn = self._store.q, self._conn
+        snapshot = None
+        if with_snapshot:
+            rows = conn.execute(q["load_snapshot_and_events"], {**self._ids, "after_seq": after_seq}).fetchall()
+            if rows and rows[0][1] is None:
+                seq, _, data, version = rows.pop(0)
+                snapshot = StoredSnapshot(seq, version, data)
+            events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows]
+        else:
+            events = self.events_after(after_seq)
+        key_status = None
+        if self._input_key is not None:
+            row = conn.execute(q["load_input_key"], {**self._ids, "input_key": self._input_key}).fetchone()
+            key_status = OutcomeStatus(row[0]) if row else None
+        return Loaded(events, key_status, snapshot)
+
+    def write(self, w: Writes) -> Written:
+        """Write one decision in one statement, `write_decision` (see `Transaction.write`)."""
+        if w.is_empty():
+            return Written()
+        params = {
+            **self._ids,
+            "now": w.now,
+            "base_seq": w.last_seq - len(w.events),
+            "last_seq": w.last_seq,
+            "status": "completed" if w.completed else "running",
+            "touch_instance": w.touches_instance(),
+            "event_types": [t for t, _ in w.events],
+            "event_payloads": [p for _, p in w.events],
+            "effect_types": [t for t, _ in w.effects],
+            "effect_payloads": [p for _, p in w.effects],
+            "timer_keys": [t.key for t in w.timers],
+            "timer_due": [t.due_at for t in w.timers],
+            "timer_types": [t.input_type for t in w.timers],
+            "timer_payloads": [t.payload for t in w.timers],
+            "cancel_keys": list(w.cancel_timers),
+            "input_key": w.input_key,
+            "key_status": None if w.key_status is None else w.key_status.value,
+            "snapshot_version": w.snapshot.state_version if w.snapshot else None,
+            "snapshot_payload": w.snapshot.payload if w.snapshot else None,
+            "notify": bool(w.effects or w.timers),
+            "channel": self._store.channel,
+        }
+        row = self._conn.execute(self._store.q["write_decision"], params).fetchone()
+        assert row is not None
+        return Written(positions=row[0], effect_ids=row[1])

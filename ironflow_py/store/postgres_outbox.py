@@ -38,7 +38,7 @@ class TimerClaim(NamedTuple):
 
 
 class OutboxPort(Protocol):
-    """What one effect attempt or timer firing needs besides the Decider: fenced updates of its own claim.
+    """What one effect attempt or timer firing needs besides the command handler: fenced updates of its own claim.
     `Outbox` (PostgreSQL) and `MemoryOutbox` (the scenario runner) implement it."""
 
     worker: str

@@ -5,9 +5,10 @@
         events=[OrderApproved("grace")], effects=[ChargeCustomer("o1", "ada", 8600)]
     )
 
-`when` runs exactly what the engine runs between load and write (fold, terminal check, decide, fold of
-the new events) and sends every emitted value through the workflow's codec, so a value the database
-would refuse fails here too.
+`when` calls the engine's own decide step (`ironflow_py.decider.Decider`): the history goes through the
+codec and the fold, then the terminal check, `decide`, the timer rule, encoding and the new state, exactly
+as between load and write in the engine; so the harness and the engine cannot read a decision differently.
+Every emitted value must also survive its stored form unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.codec import WorkflowCodec, loads, make_converter
+from ironflow_py.codec import codec_for, loads
+from ironflow_py.decider import Accepted, Decider, Origin, Rebuilt, Step
 from ironflow_py.decision import Decision, Timer
+from ironflow_py.records import OutcomeStatus
+from ironflow_py.store.base import LoadedEvent
 from ironflow_py.workflow import AnyWorkflow
 
 DEFAULT_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+#: The instance id the harness names in errors (it runs no instance).
+SPEC_ID = "spec"
 _UNSET: Any = object()
 
 
@@ -40,14 +46,8 @@ class WorkflowSpec:
 
     def __init__(self, workflow: AnyWorkflow | type[AnyWorkflow], *, converter: Any = None) -> None:
         self.workflow: AnyWorkflow = workflow() if isinstance(workflow, type) else workflow
-        wf = self.workflow
-        self.codec = WorkflowCodec(
-            wf.type,
-            inputs=wf.inputs,
-            events=wf.events,
-            effects=wf.effects,
-            converter=converter or make_converter(),
-        )
+        self.codec = codec_for(self.workflow, converter)
+        self.decider = Decider(self.workflow, self.codec, snapshots=self.workflow.uses_snapshots())
 
     def given(self, *events: object) -> Given:
         """History of the instance before the input under test (may be empty)."""
@@ -57,14 +57,14 @@ class WorkflowSpec:
         """Encode and decode `value` as the engine would; a mismatch means the stored form loses data."""
         c = self.codec
         if kind == "event":
-            name, text = c.encode_event(value, "spec")
-            back = c.decode_event(name, loads(text), "spec", 0)
+            name, text = c.encode_event(value, SPEC_ID)
+            back = c.decode_event(name, loads(text), SPEC_ID, 0)
         elif kind == "effect":
-            name, text = c.encode_effect(value, "spec")
-            back = c.decode_effect(name, loads(text), "spec")
+            name, text = c.encode_effect(value, SPEC_ID)
+            back = c.decode_effect(name, loads(text), SPEC_ID)
         else:
-            name, text = c.encode_input(value, "spec")
-            back = c.decode_input(name, loads(text), "spec")
+            name, text = c.encode_input(value, SPEC_ID)
+            back = c.decode_input(name, loads(text), SPEC_ID)
         if back != value:
             raise _diff(f"{kind} {name!r} does not survive its stored form: values", value, back)
         return back
@@ -72,33 +72,41 @@ class WorkflowSpec:
 
 @attrs.frozen
 class Given:
+    """A workflow with a history, waiting for the input under test (`when`)."""
+
     spec: WorkflowSpec
     history: tuple[object, ...]
 
     def state(self) -> Any:
+        """The state the history builds (folded in memory, without the stored form)."""
         wf = self.spec.workflow
         return wf.fold(wf.initial_state(), self.history)
 
     def when(self, input: object, *, now: datetime = DEFAULT_NOW) -> Expectation:
-        """Run `input` against the state the history builds; returns what happened, for `then_*`."""
-        wf = self.spec.workflow
-        for event in self.history:
-            self.spec.round_trip("event", event)
-        self.spec.round_trip("input", input)
-        state = self.state()
-        if wf.is_terminal(state):
-            return Expectation(self.spec, state, state, None, already_completed=True)
-        decision = wf.decide(now, state, input)
-        if not isinstance(decision, Decision):
-            raise AssertionError(f"decide returned {decision!r}, not a Decision")
-        for event in decision.events:
-            self.spec.round_trip("event", event)
-        for effect in decision.effects:
-            self.spec.round_trip("effect", effect)
-        for timer in decision.timers:
-            self.spec.round_trip("input", timer.input)
-        new_state = state if decision.rejected else wf.fold(state, decision.events)
-        return Expectation(self.spec, state, new_state, decision)
+        """Run `input` against the state the history builds; returns what happened, for `then_*`.
+
+        Raises:
+            AssertionError: a history event, the input or an emitted value does not survive its stored form.
+            DecideFailed, EncodeError, CodecError: as the engine would raise them (see `Decider.decide`).
+        """
+        spec, decider = self.spec, self.spec.decider
+        stored = []
+        for seq, event in enumerate(self.history, start=1):
+            spec.round_trip("event", event)
+            name, text = spec.codec.encode_event(event, SPEC_ID)
+            stored.append(LoadedEvent(seq, name, loads(text)))
+        spec.round_trip("input", input)
+        start = Origin(Rebuilt(decider.initial(SPEC_ID), 0, 0), None)
+        before = decider.rebuild(SPEC_ID, start, stored)
+        step = decider.decide(before, input, now, workflow_id=SPEC_ID)
+        if isinstance(step, Accepted):
+            for event in step.events:
+                spec.round_trip("event", event)
+            for effect in step.effects:
+                spec.round_trip("effect", effect)
+            for timer in step.timers:
+                spec.round_trip("input", timer.input)
+        return Expectation(spec, before.state, step)
 
 
 @attrs.frozen
@@ -107,23 +115,39 @@ class Expectation:
 
     spec: WorkflowSpec
     state_before: Any
-    state: Any
-    decision: Decision[Any, Any] | None
-    already_completed: bool = False
+    #: The decide step's answer, the very value the engine would write from.
+    step: Step
+
+    @property
+    def state(self) -> Any:
+        """The state after the input (unchanged unless it was accepted)."""
+        return self.step.state
+
+    @property
+    def decision(self) -> Decision[Any, Any] | None:
+        """What `decide` returned (None when it was not called: the instance was terminal)."""
+        return self.step.decision
+
+    @property
+    def already_completed(self) -> bool:
+        """True when the instance was terminal, so `decide` was not called."""
+        return not isinstance(self.step, Accepted) and self.step.outcome.status is OutcomeStatus.ALREADY_COMPLETED
 
     @property
     def workflow_type(self) -> str:
+        """The workflow's type."""
         return self.spec.workflow.type
 
-    def _accepted(self) -> Decision[Any, Any]:
+    def _accepted(self) -> Accepted:
+        step = self.step
         if self.already_completed:
             raise AssertionError(
                 f"workflow {self.workflow_type!r} is already terminal in state {self.state!r}; decide was not called"
             )
-        assert self.decision is not None
-        if self.decision.rejected:
-            raise AssertionError(f"expected the input to be accepted, it was rejected: {self.decision.rejection!r}")
-        return self.decision
+        if not isinstance(step, Accepted):
+            reason = step.outcome.reason
+            raise AssertionError(f"expected the input to be accepted, it was rejected: {reason!r}")
+        return step
 
     def then(
         self,
@@ -134,13 +158,17 @@ class Expectation:
         cancelled_timers: Iterable[str] = _UNSET,
         state: object = _UNSET,
     ) -> Expectation:
-        """Accepted, with exactly these events / effects / timers / cancellations (each only if given)."""
-        decision = self._accepted()
+        """Accepted, with exactly these events / effects / timers / cancellations (each only if given).
+
+        Timers and cancellations are compared as the engine applies them: the last timer per key, and only
+        the cancelled keys that this decision does not schedule again (design/decider.md).
+        """
+        step = self._accepted()
         checks: list[tuple[str, object, object]] = [
-            ("events", events, decision.events),
-            ("effects", effects, decision.effects),
-            ("timers", timers, decision.timers),
-            ("cancelled timers", cancelled_timers, decision.cancel_timers),
+            ("events", events, step.events),
+            ("effects", effects, step.effects),
+            ("timers", timers, step.timers),
+            ("cancelled timers", cancelled_timers, step.cancelled_timers),
         ]
         for what, expected, actual in checks:
             if expected is not _UNSET and list(expected) != list(actual):  # type: ignore[call-overload]
@@ -153,23 +181,23 @@ class Expectation:
         """Rejected (with this reason, if given): nothing would be appended."""
         if self.already_completed:
             raise AssertionError(f"workflow {self.workflow_type!r} is already terminal; decide was not called")
-        assert self.decision is not None
-        if not self.decision.rejected:
+        if isinstance(self.step, Accepted):
             raise AssertionError(f"expected a rejection, the input was accepted: {self.decision!r}")
-        if reason is not _UNSET and reason != self.decision.rejection:
-            raise _diff("rejection reasons", reason, self.decision.rejection)
+        if reason is not _UNSET and reason != self.step.outcome.reason:
+            raise _diff("rejection reasons", reason, self.step.outcome.reason)
         return self
 
     def then_nothing(self) -> Expectation:
         """Accepted but changes nothing (no events, effects or timers), or the instance was already terminal."""
         if self.already_completed:
             return self
-        decision = self._accepted()
-        if decision != Decision():
-            raise _diff("decisions (expected nothing)", Decision(), decision)
+        step = self._accepted()
+        if step.events or step.effects or step.timers or step.cancelled_timers:
+            raise _diff("decisions (expected nothing)", Decision(), step.decision)
         return self
 
     def then_already_completed(self) -> Expectation:
+        """The instance was already terminal: `decide` was not called."""
         if not self.already_completed:
             raise AssertionError(f"expected an already-completed instance, got {self.decision!r}")
         return self
@@ -184,6 +212,7 @@ class Expectation:
         return self
 
     def then_terminal(self, terminal: bool = True) -> Expectation:
+        """`is_terminal` of the state after the input is `terminal`."""
         if self.spec.workflow.is_terminal(self.state) is not terminal:
             raise AssertionError(f"expected is_terminal to be {terminal} for state {self.state!r}")
         return self

@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ironflow_py.codec import WorkflowCodec, loads, make_converter
+from ironflow_py.codec import WorkflowCodec, codec_for, loads
 from ironflow_py.workflow import AnyWorkflow
 
 
 def _codec(workflow: AnyWorkflow, converter: Any) -> WorkflowCodec:
-    return WorkflowCodec(
-        workflow.type,
-        inputs=workflow.inputs,
-        events=workflow.events,
-        effects=workflow.effects,
-        converter=converter or make_converter(),
-    )
+    return codec_for(workflow, converter)
 
 
 def check_replay_determinism(workflow: AnyWorkflow, events: Sequence[object], *, converter: Any = None) -> Any:

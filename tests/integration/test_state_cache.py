@@ -20,7 +20,7 @@ def test_a_write_by_another_process_is_seen_by_a_warm_cache(pg_store: PostgresSt
     for _ in range(3):
         service.execute(Add("c1", 1))
     registration = service.registration("counter")
-    assert registration.decider.cache is not None and len(registration.decider.cache) == 1
+    assert registration.handler.cache is not None and len(registration.handler.cache) == 1
 
     script = textwrap.dedent(
         f"""

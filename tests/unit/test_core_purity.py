@@ -12,6 +12,7 @@ import ironflow_py
 CORE = [
     "workflow.py",
     "decision.py",
+    "decider.py",
     "codec.py",
     "errors.py",
     "records.py",

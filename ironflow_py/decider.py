@@ -1,0 +1,360 @@
+"""The decide step, pure: from a rebuilt state and one input to the writes of one decision.
+
+`Decider` binds a workflow to its codec (Chassaing's decider: `initial_state`, `evolve`, `decide`, plus the
+stored form). Everything between "the store loaded the instance" and "the store writes the decision" is
+here: where folding starts (cache, snapshot or the beginning), the fold with its contiguity check, the
+duplicate-key and terminal checks, `decide`, the encoding of every value, and the rule for timers. The
+engine's `CommandHandler` and the test harness (`WorkflowSpec`) both call `Decider.decide`, so they cannot
+read a decision differently. No I/O: time comes in as `now`, stored rows come in as plain data.
+
+The timer rule (design/decider.md): within one decision the last `Timer` for a key wins, and a key that is
+both scheduled and cancelled is scheduled (a reschedule replaces the old timer anyway); `cancelled_timers`
+lists only keys left with no timer, each once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ironflow_py.codec import WorkflowCodec
+from ironflow_py.decision import Decision, Timer
+from ironflow_py.errors import CodecError, DecideFailed, DecodeError, StoreError
+from ironflow_py.records import Outcome, OutcomeStatus, RecordedEvent
+from ironflow_py.store.base import Loaded, LoadedEvent, NewSnapshot, NewTimer, Writes, Written
+from ironflow_py.workflow import AnyWorkflow
+
+
+@attrs.frozen
+class Rebuilt:
+    """A state that includes every event up to `seq`; the newest valid snapshot known is at `snapshot_seq`.
+
+    Also what the state cache keeps per instance (with `replace_snapshot` False).
+    """
+
+    state: Any
+    seq: int
+    snapshot_seq: int
+    #: True when a stored snapshot was unusable (other version, undecodable) and must be replaced.
+    replace_snapshot: bool = False
+
+
+@attrs.frozen
+class Origin:
+    """Where folding starts, chosen from the cache, the loaded snapshot and the initial state.
+
+    `events` are the loaded events that continue right after `start.seq`; None means the loaded events do
+    not start there, and the caller must read the events after `start.seq` (in the same transaction).
+    """
+
+    start: Rebuilt
+    events: Sequence[LoadedEvent] | None
+    #: The cached state no longer matches the store: drop it.
+    cache_stale: bool = False
+    #: Why the loaded snapshot was ignored (None: it was usable, or there was none).
+    snapshot_problem: str | None = None
+
+
+@attrs.frozen
+class Unchanged:
+    """A decision that appended nothing: duplicate key, terminal instance, or rejection.
+
+    `writes` is None, or (for a keyed rejection) just the input key to record.
+    """
+
+    outcome: Outcome[Any, Any]
+    rebuilt: Rebuilt
+    writes: Writes | None = None
+    #: What `decide` returned (None when it was not called: duplicate key, terminal state).
+    decision: Decision[Any, Any] | None = None
+
+    @property
+    def state(self) -> Any:
+        """The instance's state, unchanged by this input."""
+        return self.rebuilt.state
+
+    def result(self, written: Written) -> Outcome[Any, Any]:
+        """The caller's outcome; `written` is ignored (nothing that names a row was written)."""
+        return self.outcome
+
+
+@attrs.frozen
+class Accepted:
+    """An accepted decision, encoded and ready to write in one statement.
+
+    `events`, `effects`, `timers` and `cancelled_timers` are what the decision means after the timer rule
+    (the module docstring); `writes` is their stored form.
+    """
+
+    workflow_type: str
+    workflow_id: str
+    now: datetime
+    rebuilt: Rebuilt
+    events: tuple[Any, ...]
+    effects: tuple[Any, ...]
+    timers: tuple[Timer[Any], ...]
+    cancelled_timers: tuple[str, ...]
+    completed: bool
+    writes: Writes | None
+    decision: Decision[Any, Any]
+
+    @property
+    def state(self) -> Any:
+        """The state after the new events."""
+        return self.rebuilt.state
+
+    def result(self, written: Written) -> Outcome[Any, Any]:
+        """The caller's outcome, once the store assigned global positions and outbox ids (`written`)."""
+        base = self.rebuilt.seq - len(self.events)
+        type_names = [t for t, _ in self.writes.events] if self.writes is not None else []
+        recorded = tuple(
+            RecordedEvent(self.workflow_type, self.workflow_id, base + i, position, type_name, event, self.now)
+            for i, (position, type_name, event) in enumerate(
+                zip(written.positions, type_names, self.events, strict=True), start=1
+            )
+        )
+        return Outcome(
+            OutcomeStatus.ACCEPTED,
+            self.workflow_type,
+            self.workflow_id,
+            self.state,
+            recorded,
+            effect_ids=tuple(written.effect_ids),
+        )
+
+
+Step = Unchanged | Accepted
+
+
+@attrs.frozen
+class Decider:
+    """One workflow's pure decide step with its codec; `snapshots` says whether decisions save snapshots."""
+
+    workflow: AnyWorkflow
+    codec: WorkflowCodec
+    snapshots: bool = False
+
+    @property
+    def type(self) -> str:
+        """The workflow type this decider serves."""
+        return self.workflow.type
+
+    def _fail(self, what: str, workflow_id: str | None, exc: Exception) -> DecideFailed:
+        return DecideFailed(
+            f"{what} raised {type(exc).__name__}: {exc}", workflow_type=self.type, workflow_id=workflow_id
+        )
+
+    # -- rebuilding -------------------------------------------------------------------------------------
+
+    def initial(self, workflow_id: str) -> Any:
+        """The workflow's initial state.
+
+        Raises:
+            DecideFailed: `initial_state` raised.
+        """
+        try:
+            return self.workflow.initial_state()
+        except Exception as exc:
+            raise self._fail("initial_state", workflow_id, exc) from exc
+
+    def fold(self, workflow_id: str, state: Any, seq: int, events: Sequence[LoadedEvent]) -> tuple[Any, int]:
+        """Decode and apply `events`, which must continue the history right after `seq`.
+
+        Returns:
+            The state after the last event and that event's sequence (`seq` itself when `events` is empty).
+
+        Raises:
+            StoreError: the sequences are not contiguous (a gap or a repeat in the stored history).
+            UnknownTypeName, DecodeError: a stored event the code cannot read.
+            DecideFailed: `evolve` raised.
+        """
+        decode, evolve = self.codec.decode_event, self.workflow.evolve
+        for event_seq, type_name, data in events:
+            if event_seq != seq + 1:
+                raise StoreError(
+                    f"history has a gap: sequence {event_seq} follows {seq}",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            seq = event_seq
+            event = decode(type_name, data, workflow_id, seq)
+            try:
+                state = evolve(state, event)
+            except Exception as exc:
+                raise self._fail(f"evolve at sequence {seq}", workflow_id, exc) from exc
+        return state, seq
+
+    def origin(self, workflow_id: str, loaded: Loaded, cached: Rebuilt | None = None) -> Origin:
+        """Choose where folding starts: the newest of the cached state, the loaded snapshot, the initial state.
+
+        Args:
+            workflow_id: the instance.
+            loaded: what the locked transaction read; when `cached` is given, the events after `cached.seq - 1`.
+            cached: this process's state of the instance, or None.
+
+        Returns:
+            The start and the loaded events that continue it (None: read the events after `start.seq`).
+        """
+        events: Sequence[LoadedEvent] = loaded.events
+        if cached is not None:
+            # Loaded from the cached sequence itself: its presence proves the cache still matches the store.
+            if not events or events[0].seq != cached.seq:
+                return Origin(
+                    Rebuilt(self.initial(workflow_id), 0, 0, replace_snapshot=self.snapshots), None, cache_stale=True
+                )
+            start = Rebuilt(cached.state, cached.seq, cached.snapshot_seq)
+            events = events[1:]
+        else:
+            start = Rebuilt(self.initial(workflow_id), 0, 0)
+        snap = loaded.snapshot
+        if snap is None or snap.seq <= start.seq:
+            return Origin(start, events)
+        if snap.state_version != self.workflow.state_version:
+            problem = f"version {snap.state_version}, code has {self.workflow.state_version}"
+        else:
+            try:
+                state = self.codec.decode_state(snap.data, workflow_id, snap.seq)
+                return Origin(Rebuilt(state, snap.seq, snap.seq), events)
+            except DecodeError as exc:
+                problem = str(exc)
+        # The loaded events start after the snapshot: replay from the start instead, and replace it.
+        return Origin(attrs.evolve(start, replace_snapshot=True), None, snapshot_problem=problem)
+
+    def rebuild(self, workflow_id: str, origin: Origin, events: Sequence[LoadedEvent]) -> Rebuilt:
+        """Fold `events` (those after `origin.start.seq`) onto the origin's state; see `fold` for errors."""
+        state, seq = self.fold(workflow_id, origin.start.state, origin.start.seq, events)
+        return attrs.evolve(origin.start, state=state, seq=seq)
+
+    # -- deciding ---------------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        rebuilt: Rebuilt,
+        input: object,
+        now: datetime,
+        *,
+        workflow_id: str,
+        input_key: str | None = None,
+        key_status: OutcomeStatus | None = None,
+    ) -> Step:
+        """The one decide step: key check, terminal check, `decide`, encoding, the new state and snapshot.
+
+        Args:
+            rebuilt: the instance's state (from `rebuild`).
+            input: the input to decide on (an instance of one of the workflow's input classes).
+            now: the decision time (the service's clock; timezone-aware), passed to `decide` and stored.
+            workflow_id: the instance.
+            input_key: the input's idempotency key, or None.
+            key_status: the status recorded for `input_key` by an earlier execution (None: not seen).
+
+        Returns:
+            `Unchanged` (duplicate, already completed, rejected) or `Accepted`, each with the writes to make.
+
+        Raises:
+            DecideFailed: `is_terminal`, `decide`, `evolve` or `should_snapshot` raised, or `decide` did not
+                return a Decision.
+            EncodeError, CodecError: an event, effect, timer input or snapshot cannot be stored.
+        """
+        wf, state = self.workflow, rebuilt.state
+
+        def unchanged(status: OutcomeStatus, **extra: Any) -> Unchanged:
+            return Unchanged(Outcome(status, self.type, workflow_id, state, **extra), rebuilt)
+
+        if key_status is not None:
+            return unchanged(OutcomeStatus.DUPLICATE, first_status=key_status)
+        try:
+            terminal = wf.is_terminal(state)
+        except Exception as exc:
+            raise self._fail("is_terminal", workflow_id, exc) from exc
+        if terminal:
+            return unchanged(OutcomeStatus.ALREADY_COMPLETED)
+        try:
+            decision = wf.decide(now, state, input)
+        except Exception as exc:
+            raise self._fail("decide", workflow_id, exc) from exc
+        if not isinstance(decision, Decision):
+            raise DecideFailed(
+                f"decide returned {type(decision).__name__}, not a Decision",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        if decision.rejected:
+            writes = None
+            if input_key is not None:
+                writes = Writes(now, rebuilt.seq, input_key=input_key, key_status=OutcomeStatus.REJECTED)
+            outcome: Outcome[Any, Any] = Outcome(
+                OutcomeStatus.REJECTED, self.type, workflow_id, state, reason=decision.rejection
+            )
+            return Unchanged(outcome, rebuilt, writes, decision)
+        return self._accept(decision, rebuilt, workflow_id, input_key, now)
+
+    def _accept(
+        self, decision: Decision[Any, Any], rebuilt: Rebuilt, workflow_id: str, input_key: str | None, now: datetime
+    ) -> Accepted:
+        wf, codec = self.workflow, self.codec
+        # The timer rule: the last Timer per key wins; a scheduled key is not also cancelled.
+        timers = tuple({t.key: t for t in decision.timers}.values())
+        scheduled = {t.key for t in timers}
+        cancelled = tuple(k for k in dict.fromkeys(decision.cancel_timers) if k not in scheduled)
+        # Encode everything before anything is written: a value the database would refuse raises here.
+        events = [codec.encode_event(e, workflow_id) for e in decision.events]
+        effects = [codec.encode_effect(f, workflow_id) for f in decision.effects]
+        new_timers = []
+        for timer in timers:
+            if timer.input.__class__ not in codec.inputs:
+                raise CodecError(
+                    f"timer {timer.key!r} carries {type(timer.input).__qualname__}, which is not one of this "
+                    "workflow's inputs",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            input_type, payload = codec.encode_input(timer.input, workflow_id)
+            new_timers.append(NewTimer(timer.key, timer.at, input_type, payload))
+        try:
+            new_state = wf.fold(rebuilt.state, decision.events)
+            completed = wf.is_terminal(new_state)
+        except Exception as exc:
+            raise self._fail("evolve of the new events", workflow_id, exc) from exc
+        last_seq = rebuilt.seq + len(events)
+        snapshot = None
+        snapshot_seq = rebuilt.snapshot_seq
+        if self.snapshots and last_seq > 0:
+            try:
+                due = rebuilt.replace_snapshot or (
+                    bool(events) and wf.should_snapshot(new_state, last_seq, last_seq - rebuilt.snapshot_seq)
+                )
+            except Exception as exc:
+                raise self._fail("should_snapshot", workflow_id, exc) from exc
+            if due:
+                snapshot = NewSnapshot(wf.state_version, codec.encode_state(new_state, workflow_id))
+                snapshot_seq = last_seq
+        writes: Writes | None = Writes(
+            now,
+            last_seq,
+            events=events,
+            effects=effects,
+            timers=new_timers,
+            cancel_timers=cancelled,
+            completed=completed,
+            input_key=input_key,
+            key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
+            snapshot=snapshot,
+        )
+        if writes is not None and writes.is_empty():
+            writes = None
+        return Accepted(
+            self.type,
+            workflow_id,
+            now,
+            Rebuilt(new_state, last_seq, snapshot_seq),
+            tuple(decision.events),
+            tuple(decision.effects),
+            timers,
+            cancelled,
+            completed,
+            writes,
+            decision,
+        )
