@@ -1,12 +1,19 @@
-"""A thin asyncio facade over the sync engine: each call runs in a worker thread, not a second engine."""
+"""A thin asyncio facade over the sync engine: each call runs in a worker thread, not a second engine.
+
+`wait` is the exception: it waits on the store's waiter hub in the event loop (cancelling it only
+unsubscribes) and reads the instance row in a thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, RecordedEvent
+from ironflow_py.errors import NotFound, WaitTimedOut
+from ironflow_py.lifecycle import RunOutcome
+from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.service import WorkflowService
 
 
@@ -29,3 +36,77 @@ class AsyncWorkflowService:
         self, workflow_type: str | None = None, status: InstanceStatus | None = None, *, limit: int = 100
     ) -> Sequence[InstanceInfo]:
         return await asyncio.to_thread(self.service.list_instances, workflow_type, status, limit=limit)
+
+    async def result(self, workflow_type: str, workflow_id: str) -> RunOutcome | None:
+        """`WorkflowService.result`, awaitable: the outcome, or None while the instance is open."""
+        return await asyncio.to_thread(self.service.result, workflow_type, workflow_id)
+
+    async def wait(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        allow_missing: bool = False,
+        poll_interval: float = 2.0,
+    ) -> RunOutcome:
+        """`WorkflowService.wait`, awaitable; cancelling the task only drops its subscription.
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+            timeout: the longest wait in seconds (monotonic clock); None waits for ever.
+            allow_missing: wait for an instance that does not exist yet instead of raising NotFound.
+            poll_interval: seconds between re-reads when no notice comes.
+
+        Returns:
+            The outcome, labelled with the instance.
+
+        Raises:
+            WaitTimedOut: `timeout` passed while the instance was still open.
+            NotFound: the type is not registered, or the instance does not exist and `allow_missing` is False.
+        """
+        service = self.service
+        store = service.store
+        reg = service.registration(workflow_type)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sub = store.closed_waiters().subscribe_async(workflow_type, workflow_id)
+        try:
+            if not store.listening(0):
+                await asyncio.to_thread(store.listening, min(timeout, 2.0) if timeout is not None else 2.0)
+            while True:
+                info = await asyncio.to_thread(store.instance, workflow_type, workflow_id)
+                closed = service._closed_outcome(reg, info)
+                if closed is not None:
+                    return closed
+                if info is None and not allow_missing:
+                    raise NotFound(
+                        f"workflow {workflow_type!r} has no instance {workflow_id!r}",
+                        workflow_type=workflow_type,
+                        workflow_id=workflow_id,
+                    )
+                pause = poll_interval
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        assert timeout is not None
+                        raise WaitTimedOut(workflow_type=workflow_type, workflow_id=workflow_id, timeout=timeout)
+                    pause = min(pause, remaining)
+                await sub.wait(pause)
+        finally:
+            sub.close()
+
+    async def execute_and_wait(self, input: object, *, timeout: float | None = None) -> RunOutcome:
+        """`WorkflowService.execute_and_wait`, awaitable."""
+        outcome = await self.execute(input)
+        try:
+            return await self.wait(outcome.workflow_type, outcome.workflow_id, timeout=timeout)
+        except NotFound as exc:
+            if outcome.status is OutcomeStatus.REJECTED:
+                raise NotFound(
+                    f"workflow {outcome.workflow_type!r}: the input was rejected ({outcome.reason!r}) and "
+                    f"instance {outcome.workflow_id!r} does not exist",
+                    workflow_type=outcome.workflow_type,
+                    workflow_id=outcome.workflow_id,
+                ) from exc
+            raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -16,6 +17,7 @@ import cattrs
 from cattrs.preconf.json import make_converter as _make_json_converter
 
 from ironflow_py.errors import ConfigurationError, DecodeError, EncodeError, UnknownTypeName
+from ironflow_py.lifecycle import Cancelled, Completed, Failed, RunOutcome, Terminated, TimedOut
 
 if TYPE_CHECKING:
     from ironflow_py.workflow import AnyWorkflow
@@ -80,9 +82,11 @@ class WorkflowCodec:
         effects: Mapping[str, type],
         converter: cattrs.Converter,
         state_type: Any = None,
+        result_type: Any = None,
     ) -> None:
         self.workflow_type = workflow_type
         self.state_type = state_type
+        self.result_type = result_type
         self.converter = converter
         self.inputs = TypeTable(workflow_type, "input", inputs)
         self.events = TypeTable(workflow_type, "event", events)
@@ -183,6 +187,81 @@ class WorkflowCodec:
     def decode_input(self, name: str, data: Any, workflow_id: str | None) -> Any:
         return self._decode(self.inputs, name, data, workflow_id, None)
 
+    def encode_outcome(self, outcome: RunOutcome, workflow_id: str) -> str:
+        """An outcome as JSON text for `instances.outcome`: `{"status": ..., <its fields>}`.
+
+        Args:
+            outcome: how the instance ended; `Completed.result` is unstructured as `result_type` if declared.
+            workflow_id: the instance, named in errors.
+
+        Returns:
+            Compact JSON text.
+
+        Raises:
+            EncodeError: the result or detail cannot be serialized (nothing is written).
+        """
+        try:
+            data: dict[str, Any] = {"status": outcome.status.value}
+            match outcome:
+                case Completed(result=None):
+                    data["result"] = None
+                case Completed(result=result):
+                    as_type = self.result_type if self.result_type is not None else type(result)
+                    data["result"] = self.converter.unstructure(result, unstructure_as=as_type)
+                case Failed(code=code, detail=detail):
+                    data["code"] = code
+                    data["detail"] = self.converter.unstructure(detail)
+                case Cancelled(reason=reason) | Terminated(reason=reason):
+                    data["reason"] = reason
+                case TimedOut(deadline=deadline):
+                    data["deadline"] = deadline.isoformat()
+            return dumps(data)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise EncodeError(
+                f"cannot serialize outcome {outcome!r}: {exc}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+            ) from exc
+
+    def decode_outcome(self, data: Any, workflow_id: str) -> RunOutcome:
+        """The outcome stored by `encode_outcome`, labelled with its instance (see `Completed.at`).
+
+        Args:
+            data: the parsed JSON of `instances.outcome`.
+            workflow_id: the instance.
+
+        Returns:
+            The outcome; `Completed.result` structured as `result_type` when the workflow declares one.
+
+        Raises:
+            DecodeError: the stored outcome does not match its shape or the result type.
+        """
+        try:
+            status = data["status"]
+            outcome: RunOutcome
+            if status == "completed":
+                result = data.get("result")
+                if self.result_type is not None and result is not None:
+                    result = self.converter.structure(result, self.result_type)
+                outcome = Completed(result)
+            elif status == "failed":
+                outcome = Failed(data["code"], data.get("detail"))
+            elif status == "cancelled":
+                outcome = Cancelled(data.get("reason"))
+            elif status == "timed_out":
+                outcome = TimedOut(datetime.fromisoformat(data["deadline"]))
+            elif status == "terminated":
+                outcome = Terminated(data.get("reason"))
+            else:
+                raise ValueError(f"unknown status {status!r}")
+        except Exception as exc:
+            raise DecodeError(
+                f"stored outcome does not match its shape: {exc!r}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+            ) from exc
+        return outcome.at(self.workflow_type, workflow_id)
+
     def to_data(self, value: object) -> Any:
         """JSON-ready data for any value the converter knows (states and rejection reasons, for display)."""
         return self.converter.unstructure(value)
@@ -213,4 +292,5 @@ def codec_for(workflow: AnyWorkflow, converter: cattrs.Converter | None = None) 
         effects=workflow.effects,
         converter=converter or make_converter(),
         state_type=state_type,
+        result_type=workflow.result_type,
     )

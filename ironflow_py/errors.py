@@ -95,6 +95,53 @@ class MigrationError(StoreError):
 class NotFound(IronflowError):
     """A workflow type or instance that was asked for does not exist."""
 
+    def __init__(self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        super().__init__(message)
+
+
+class WorkflowOutcomeError(WorkflowError):
+    """`unwrap()` of an outcome that is not `Completed`; `outcome` is the outcome itself."""
+
+    def __init__(self, message: str, *, outcome: object, workflow_type: str, workflow_id: str | None) -> None:
+        self.outcome = outcome
+        super().__init__(message, workflow_type=workflow_type, workflow_id=workflow_id)
+
+
+class WorkflowFailed(WorkflowOutcomeError):
+    """The instance ended `Failed`; `outcome.code` and `outcome.detail` say why."""
+
+
+class WorkflowCancelled(WorkflowOutcomeError):
+    """The instance ended `Cancelled`."""
+
+
+class WorkflowTimedOut(WorkflowOutcomeError):
+    """The instance ended `TimedOut`: its own deadline passed (not a caller's `WaitTimedOut`)."""
+
+
+class WorkflowTerminated(WorkflowOutcomeError):
+    """An operator terminated the instance."""
+
+
+class WaitTimedOut(WorkflowError):
+    """A caller's `wait` gave up before the instance closed; the instance itself is still running."""
+
+    def __init__(self, *, workflow_type: str, workflow_id: str, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(
+            f"still running after waiting {timeout:g} s", workflow_type=workflow_type, workflow_id=workflow_id
+        )
+
+
+class NotCancellable(WorkflowError):
+    """`cancel_input` returned None: this workflow (in this state) does not accept cancel requests."""
+
+
+class InstanceClosed(WorkflowError):
+    """The operation needs an open instance (pause, resume, terminate) and this one has closed."""
+
 
 class LeaseLost(IronflowError):
     """A worker's claim on an outbox row or timer no longer holds (lease taken over, timer cancelled or

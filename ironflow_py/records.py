@@ -20,8 +20,19 @@ class OutcomeStatus(enum.StrEnum):
 
 
 class InstanceStatus(enum.StrEnum):
+    """Where an instance is: open (`running`) or closed, and how (design/lifecycle.md)."""
+
     RUNNING = "running"
     COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    TERMINATED = "terminated"
+
+    @property
+    def closed(self) -> bool:
+        """True for every status but `running`: the instance accepts no more decisions."""
+        return self is not InstanceStatus.RUNNING
 
 
 @attrs.frozen
@@ -71,6 +82,12 @@ class InstanceInfo:
     last_seq: int
     created_at: datetime
     updated_at: datetime
+    #: When it closed (None while running).
+    closed_at: datetime | None = None
+    #: The stored outcome as parsed JSON (`WorkflowService.result` decodes it); None while running.
+    outcome_data: Any = None
+    #: When an operator paused it (None: not paused); see design/lifecycle.md.
+    paused_at: datetime | None = None
 
 
 @attrs.frozen

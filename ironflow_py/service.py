@@ -15,8 +15,16 @@ from ironflow_py._command_handler import CommandHandler
 from ironflow_py.clock import Clock, SystemClock
 from ironflow_py.codec import WorkflowCodec, codec_for, make_converter
 from ironflow_py.decider import Decider
-from ironflow_py.errors import ConfigurationError, DecideFailed, InvalidWorkflowId, NotFound, UnknownInputType
-from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, RecordedEvent
+from ironflow_py.errors import (
+    ConfigurationError,
+    DecideFailed,
+    InvalidWorkflowId,
+    NotFound,
+    UnknownInputType,
+    WaitTimedOut,
+)
+from ironflow_py.lifecycle import RESERVED_PREFIX, Completed, RunOutcome
+from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import LoadedEvent, Settle, Store
 from ironflow_py.workflow import AnyWorkflow, Workflow
 
@@ -70,6 +78,13 @@ class WorkflowService:
                 raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
         codec = codec_for(instance, self.converter)
         decider = Decider(instance, codec, snapshots=instance.uses_snapshots())
+        for table in (codec.inputs, codec.events, codec.effects):
+            reserved = [n for n in table.names() if n.startswith(RESERVED_PREFIX)]
+            if reserved:
+                raise ConfigurationError(
+                    f"workflow {wtype!r}: {table.kind} names starting with {RESERVED_PREFIX!r} are reserved "
+                    f"for the engine: {reserved}"
+                )
         cache = StateCache(self.state_cache_size) if self.state_cache_size > 0 else None
         handler = CommandHandler(decider, self.store, cache=cache, logger=self._log)
         reg = Registration(instance, codec, decider, handler)
@@ -157,6 +172,118 @@ class WorkflowService:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return outcome
+
+    # -- outcomes -----------------------------------------------------------------------------------------
+
+    def result(self, workflow_type: str, workflow_id: str) -> RunOutcome | None:
+        """How an instance ended, without waiting.
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+
+        Returns:
+            The outcome (`Completed`, `Failed`, `Cancelled`, `TimedOut`, `Terminated`), labelled with the
+            instance so `unwrap()` can name it; None while it is open or if it does not exist.
+
+        Raises:
+            NotFound: the workflow type is not registered.
+            DecodeError: the stored outcome no longer matches the workflow's `result_type`.
+        """
+        reg = self.registration(workflow_type)
+        info = self.store.instance(workflow_type, workflow_id)
+        return self._closed_outcome(reg, info)
+
+    def _closed_outcome(self, reg: Registration, info: InstanceInfo | None) -> RunOutcome | None:
+        if info is None or not info.status.closed:
+            return None
+        if info.outcome_data is None:  # closed before outcomes were stored (migration 004)
+            return Completed(None).at(info.workflow_type, info.workflow_id)
+        return reg.codec.decode_outcome(info.outcome_data, info.workflow_id)
+
+    def wait(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        allow_missing: bool = False,
+        poll_interval: float = 2.0,
+    ) -> RunOutcome:
+        """Block until an instance closes and return how it ended.
+
+        One LISTEN connection per store serves every waiter; the waiter subscribes, then reads the row,
+        so a close that commits in between is not missed, and it re-reads every `poll_interval` seconds in
+        case a notice was lost (design/lifecycle.md).
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+            timeout: the longest wait in seconds (monotonic clock); None waits for ever.
+            allow_missing: wait for an instance that does not exist yet instead of raising NotFound.
+            poll_interval: seconds between re-reads when no notice comes.
+
+        Returns:
+            The outcome, labelled with the instance; `outcome.unwrap()` gives the result or raises.
+
+        Raises:
+            WaitTimedOut: `timeout` passed while the instance was still open (it keeps running).
+            NotFound: the type is not registered, or the instance does not exist and `allow_missing` is False.
+        """
+        reg = self.registration(workflow_type)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sub = self.store.closed_waiters().subscribe(workflow_type, workflow_id)
+        try:
+            self.store.listening(min(timeout, 2.0) if timeout is not None else 2.0)
+            while True:
+                info = self.store.instance(workflow_type, workflow_id)
+                closed = self._closed_outcome(reg, info)
+                if closed is not None:
+                    return closed
+                if info is None and not allow_missing:
+                    raise NotFound(
+                        f"workflow {workflow_type!r} has no instance {workflow_id!r}",
+                        workflow_type=workflow_type,
+                        workflow_id=workflow_id,
+                    )
+                pause = poll_interval
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        assert timeout is not None
+                        raise WaitTimedOut(workflow_type=workflow_type, workflow_id=workflow_id, timeout=timeout)
+                    pause = min(pause, remaining)
+                sub.wait(pause)
+        finally:
+            sub.close()
+
+    def execute_and_wait(self, input: object, *, timeout: float | None = None) -> RunOutcome:
+        """Execute `input`, then wait for its instance to close.
+
+        Args:
+            input: an input of a registered workflow (it goes where `workflow_id(input)` says).
+            timeout: the longest wait in seconds after the input was executed; None waits for ever.
+
+        Returns:
+            The instance's outcome (the same as `wait`).
+
+        Raises:
+            WaitTimedOut: the instance was still open when `timeout` passed.
+            NotFound: the input was rejected and the instance does not exist.
+            IronflowError: whatever `execute` raises for bad input (nothing is written then).
+        """
+        outcome = self.execute(input)
+        try:
+            return self.wait(outcome.workflow_type, outcome.workflow_id, timeout=timeout)
+        except NotFound as exc:
+            if outcome.status is OutcomeStatus.REJECTED:
+                raise NotFound(
+                    f"workflow {outcome.workflow_type!r}: the input was rejected ({outcome.reason!r}) and "
+                    f"instance {outcome.workflow_id!r} does not exist",
+                    workflow_type=outcome.workflow_type,
+                    workflow_id=outcome.workflow_id,
+                ) from exc
+            raise
 
     # -- reads ------------------------------------------------------------------------------------------
 

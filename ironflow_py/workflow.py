@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ironflow_py.decision import Decision
+from ironflow_py.lifecycle import CancelRequest, Completed, RunOutcome
 
 if TYPE_CHECKING:
     from ironflow_py.diagram import StateMachine
@@ -42,6 +43,11 @@ class Workflow(Generic[S, I, E, F]):
     state_version: ClassVar[int] = 1
     #: The state's type, for decoding snapshots; None means the class of `initial_state()`.
     state_type: ClassVar[Any] = None
+    #: The type of `Completed.result`, so `result()` and `wait()` decode it; None leaves it as JSON data.
+    result_type: ClassVar[Any] = None
+    #: How long an instance may stay open, from its first write (None: no limit). When it passes the engine
+    #: delivers `timeout_input(deadline)`, or closes the instance `TimedOut` if that is None.
+    run_timeout: ClassVar[timedelta | None] = None
 
     def initial_state(self) -> S:
         raise NotImplementedError
@@ -56,9 +62,51 @@ class Workflow(Generic[S, I, E, F]):
         """The business key of the instance this input is for."""
         raise NotImplementedError
 
+    def outcome(self, state: S) -> RunOutcome | None:
+        """How the instance ended, read from its state; None while it is still open.
+
+        Override this or `is_terminal`, not both need be: by default a terminal state is `Completed(None)`.
+
+        Args:
+            state: the folded state.
+
+        Returns:
+            `Completed(result)`, `Failed(code, detail)`, `Cancelled(reason)`, `TimedOut(deadline)`, or None.
+            (`Terminated` is the engine's alone.)
+        """
+        return Completed(None) if self.is_terminal(state) else None
+
     def is_terminal(self, state: S) -> bool:
-        """True once the instance is finished; later inputs return `already_completed`."""
-        return False
+        """True once the instance is finished; later inputs return `already_completed`.
+
+        By default: `outcome(state) is not None` when `outcome` is overridden, else False.
+        """
+        if type(self).outcome is Workflow.outcome:
+            return False  # neither is overridden: never terminal (and no mutual recursion)
+        return self.outcome(state) is not None
+
+    def cancel_input(self, request: CancelRequest) -> I | None:
+        """The input a cancel request becomes, so cancelling is an ordinary decision (compensations are
+        ordinary effects); None (the default) means the workflow cannot be cancelled (`NotCancellable`).
+
+        Args:
+            request: the reason and the caller's request id.
+
+        Returns:
+            One of this workflow's inputs, or None.
+        """
+        return None
+
+    def timeout_input(self, deadline: datetime) -> I | None:
+        """The input delivered when `run_timeout` passes; None (the default) closes the instance `TimedOut`.
+
+        Args:
+            deadline: when the run timeout fell due (UTC, the engine's clock).
+
+        Returns:
+            One of this workflow's inputs, or None.
+        """
+        return None
 
     def input_key(self, input: I) -> str | None:
         """An idempotency key: the same key on the same instance is applied once."""

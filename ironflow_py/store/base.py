@@ -160,6 +160,45 @@ class Transaction(Protocol):
         ...
 
 
+class CloseSubscription(Protocol):
+    """One blocking waiter's interest in one instance closing (see `ClosedWaiters`)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds for a close notice; True if one came (then re-read the row)."""
+        ...
+
+    def close(self) -> None:
+        """Unsubscribe; idempotent."""
+        ...
+
+
+class AsyncCloseSubscription(Protocol):
+    """One asyncio waiter's interest in one instance closing; cancelling `wait` only stops waiting."""
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a close notice; True if one came (then re-read the row)."""
+        ...
+
+    def close(self) -> None:
+        """Unsubscribe; idempotent."""
+        ...
+
+
+class ClosedWaiters(Protocol):
+    """A store's waiters on instance closes. A notice only says "re-read the row"; a waiter subscribes
+    before it reads, so a close committed in between is never missed."""
+
+    def subscribe(self, workflow_type: str, workflow_id: str) -> CloseSubscription: ...
+
+    def subscribe_async(self, workflow_type: str, workflow_id: str) -> AsyncCloseSubscription:
+        """Subscribe from inside the waiting coroutine's running event loop."""
+        ...
+
+    def count(self) -> int:
+        """How many subscriptions are live."""
+        ...
+
+
 class Store(Protocol):
     """A durable home for workflow instances; see the module docstring for the transaction contract."""
 
@@ -213,6 +252,14 @@ class Store(Protocol):
 
     def migrate(self) -> Sequence[int]:
         """Bring the storage schema up to date; returns the versions applied now (memory: none)."""
+        ...
+
+    def closed_waiters(self) -> ClosedWaiters:
+        """The store's one hub of waiters on instance closes (PostgreSQL: one LISTEN connection for all)."""
+        ...
+
+    def listening(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds until close notices are being received; False if still not."""
         ...
 
     def close(self) -> None: ...

@@ -17,6 +17,7 @@ import attrs
 
 from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.store._waiters import WaiterHub
 from ironflow_py.store.base import (
     Loaded,
     LoadedEvent,
@@ -71,9 +72,18 @@ class MemoryStore:
         self.timers_by_key: dict[tuple[str, str, str], MemoryTimer] = {}
         self._position = 0
         self._next_id = 0
+        self._waiters = WaiterHub()
 
     def migrate(self) -> list[int]:
         return []
+
+    def closed_waiters(self) -> WaiterHub:
+        """The hub of waiters on instance closes; this store notifies it from the closing write itself."""
+        return self._waiters
+
+    def listening(self, timeout: float) -> bool:
+        """Always True: closes are announced in-process by the write that closes the instance."""
+        return True
 
     def close(self) -> None:
         pass
@@ -166,7 +176,12 @@ class MemoryStore:
             old = self._instances.get(ref)
             status = InstanceStatus.COMPLETED if w.completed else InstanceStatus.RUNNING
             created = old.created_at if old else w.now
-            self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now)
+            closed_at = w.now if status.closed else None
+            paused_at = old.paused_at if old else None
+            self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now, closed_at, None, paused_at)
+            if status.closed:
+                # Waiters re-read under this lock, so they see the close once the write below returns.
+                self._waiters.notify(*ref)
         if snapshot is not None:
             self._snapshots[ref] = snapshot
         if w.input_key is not None and w.key_status is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +18,9 @@ from psycopg.types.json import set_json_loads
 
 from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, StoreError
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import load_migrations, load_queries
+from ironflow_py.store._waiters import WaiterHub
 from ironflow_py.store.base import (
     Loaded,
     LoadedEvent,
@@ -72,8 +75,10 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
-    wtype, wid, status, last_seq, created_at, updated_at = row
-    return InstanceInfo(wtype, wid, InstanceStatus(status), last_seq, created_at, updated_at)
+    wtype, wid, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at = row
+    return InstanceInfo(
+        wtype, wid, InstanceStatus(status), last_seq, created_at, updated_at, closed_at, outcome, paused_at
+    )
 
 
 class PostgresStore:
@@ -84,6 +89,9 @@ class PostgresStore:
         self.schema = schema
         self.q = load_queries(schema)
         self.channel = notify_channel(schema)
+        self._waiters = WaiterHub()
+        self._listener: ClosedListener | None = None
+        self._listener_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -113,7 +121,46 @@ class PostgresStore:
         return cls(pool, schema)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.join(timeout=2.0)
         self.pool.close()
+
+    # -- waiting for closes -----------------------------------------------------------------------------
+
+    def closed_waiters(self) -> WaiterHub:
+        """The store's one hub of waiters on instance closes; the first call starts its LISTEN connection.
+
+        Returns:
+            The hub. One LISTEN connection serves every waiter of this store, however many there are.
+        """
+        with self._listener_lock:
+            if self._listener is None or not self._listener.is_alive():
+                conninfo = self.pool.conninfo
+                assert isinstance(conninfo, str)  # connect() passes a URL, never a callable
+                self._listener = ClosedListener(conninfo, self.schema, self._waiters)
+                self._listener.start()
+        return self._waiters
+
+    def listening(self, timeout: float) -> bool:
+        """Block until close notices are being received, at most `timeout` seconds (monotonic clock).
+
+        A waiter that subscribes, then sees this return True, then reads the instance cannot miss its close.
+
+        Args:
+            timeout: the longest wait in seconds.
+
+        Returns:
+            True when the LISTEN is in place; False if not yet (polling then covers the gap).
+        """
+        self.closed_waiters()
+        listener = self._listener
+        return listener is not None and listener.ready.wait(timeout)
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The backend pid of the LISTEN connection (None while it is not connected)."""
+        return None if self._listener is None else self._listener.pid
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -302,6 +349,7 @@ class PostgresTransaction:
             "base_seq": w.last_seq - len(w.events),
             "last_seq": w.last_seq,
             "status": "completed" if w.completed else "running",
+            "outcome": None,
             "touch_instance": w.touches_instance(),
             "event_types": [t for t, _ in w.events],
             "event_payloads": [p for _, p in w.events],

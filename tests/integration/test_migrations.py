@@ -40,6 +40,9 @@ EXPECTED_COLUMNS = {
         ("last_seq", "bigint", False),
         ("created_at", "timestamp with time zone", False),
         ("updated_at", "timestamp with time zone", False),
+        ("outcome", "jsonb", True),
+        ("closed_at", "timestamp with time zone", True),
+        ("paused_at", "timestamp with time zone", True),
     ],
     "outbox": [
         ("id", "bigint", False),
@@ -110,6 +113,7 @@ EXPECTED_INDEXES = {
     "events_pkey",
     "input_keys_pkey",
     "instances_by_status",
+    "instances_paused",
     "instances_pkey",
     "snapshots_pkey",
     "outbox_by_instance",
@@ -145,7 +149,7 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
         (pg_store.schema,),
     ).fetchall()
-    assert [r[0] for r in triggers] == ["events_notify"]
+    assert sorted(r[0] for r in triggers) == ["events_notify", "instances_closed_notify"]
     assert pg_store.applied_migrations() == [m.version for m in load_migrations(pg_store.schema)]
 
 

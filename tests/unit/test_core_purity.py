@@ -15,6 +15,7 @@ CORE = [
     "decider.py",
     "codec.py",
     "errors.py",
+    "lifecycle.py",
     "records.py",
     "diagram.py",
     "effects/_registry.py",

@@ -68,11 +68,15 @@ WITH new_events AS (
     RETURNING 1
 ), instance AS (
     -- Skipped when the decision only records an input key (a keyed rejection creates no instance).
-    INSERT INTO {schema}.instances (workflow_type, workflow_id, status, last_seq, created_at, updated_at)
-    SELECT %(workflow_type)s, %(workflow_id)s, %(status)s, %(last_seq)s, %(now)s, %(now)s
+    -- The outcome and close time are written here, with the closing events: never one without the other.
+    INSERT INTO {schema}.instances
+        (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(status)s, %(last_seq)s, %(now)s, %(now)s, %(outcome)s::jsonb,
+           CASE WHEN %(status)s <> 'running' THEN %(now)s::timestamptz END
     WHERE %(touch_instance)s
     ON CONFLICT (workflow_type, workflow_id) DO UPDATE
-        SET status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
+        SET status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at,
+            outcome = EXCLUDED.outcome, closed_at = EXCLUDED.closed_at
     RETURNING 1
 ), snapshot AS (
     -- The state after this decision's events, replacing the previous snapshot of the instance.
@@ -102,12 +106,12 @@ WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 ORDER BY seq
 
 -- name: instance
-SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at
+SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at
 FROM {schema}.instances
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 
 -- name: list_instances
-SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at
+SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at
 FROM {schema}.instances
 WHERE (%(workflow_type)s::text IS NULL OR workflow_type = %(workflow_type)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)

@@ -1,0 +1,179 @@
+"""How an instance ends: outcome values, the errors `unwrap()` raises, cancel requests, reserved names.
+
+Pure values. A workflow says how it ended through `Workflow.outcome(state)`, which returns one of
+`Completed`, `Failed`, `Cancelled` or `TimedOut` (None while it is still open); the engine alone makes
+`Terminated`. The engine stores the outcome with the closing events and hands it back through
+`WorkflowService.result` and `wait`; `unwrap()` turns it into the result or a typed error. See
+design/lifecycle.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, NoReturn, TypeVar, cast
+
+import attrs
+
+from ironflow_py.errors import (
+    WorkflowCancelled,
+    WorkflowFailed,
+    WorkflowOutcomeError,
+    WorkflowTerminated,
+    WorkflowTimedOut,
+)
+from ironflow_py.records import InstanceStatus
+
+#: Event type names the engine writes itself; `evolve` never sees them and workflows may not declare them.
+RESERVED_PREFIX = "ironflow."
+TERMINATED_EVENT = "ironflow.terminated/1"
+#: The timer key (and input type name) of the run-timeout deadline a workflow with `run_timeout` gets.
+RUN_TIMEOUT_TIMER = "ironflow.run_timeout"
+RUN_TIMEOUT_INPUT = "ironflow.run_timeout/1"
+
+
+_C = TypeVar("_C", bound="_Closed")
+
+
+def _where() -> Any:
+    # Which instance an outcome belongs to: filled in by the engine when it reads the outcome back, left out
+    # of equality and repr so that `Failed("not_approved")` written in a test equals the stored one.
+    return attrs.field(default=None, eq=False, repr=False, kw_only=True)
+
+
+class _Closed:
+    """Shared behaviour of the outcome classes (not a public base: match on the concrete classes)."""
+
+    status: ClassVar[InstanceStatus]
+    workflow_type: str | None
+    workflow_id: str | None
+
+    def at(self: _C, workflow_type: str, workflow_id: str) -> _C:
+        """This outcome, labelled with the instance it belongs to.
+
+        Args:
+            workflow_type: the instance's workflow type.
+            workflow_id: the instance's id.
+
+        Returns:
+            An equal outcome whose `unwrap()` errors name the instance.
+        """
+        labelled = attrs.evolve(cast(Any, self), workflow_type=workflow_type, workflow_id=workflow_id)
+        return cast(_C, labelled)
+
+    def _raise(self, cls: type[WorkflowOutcomeError], message: str) -> NoReturn:
+        raise cls(message, outcome=self, workflow_type=self.workflow_type or "?", workflow_id=self.workflow_id)
+
+
+@attrs.frozen
+class Completed(_Closed):
+    """The instance finished successfully; `result` is what it produced (decoded with `result_type`)."""
+
+    status: ClassVar[InstanceStatus] = InstanceStatus.COMPLETED
+    result: Any = None
+    workflow_type: str | None = _where()
+    workflow_id: str | None = _where()
+
+    def unwrap(self) -> Any:
+        """The result.
+
+        Returns:
+            `result`, as decoded with the workflow's `result_type` (raw JSON data when it has none).
+        """
+        return self.result
+
+
+@attrs.frozen
+class Failed(_Closed):
+    """The instance ended unsuccessfully: `code` is a stable machine-readable reason, `detail` anything JSON."""
+
+    status: ClassVar[InstanceStatus] = InstanceStatus.FAILED
+    code: str
+    detail: Any = None
+    workflow_type: str | None = _where()
+    workflow_id: str | None = _where()
+
+    def unwrap(self) -> NoReturn:
+        """Raise the failure.
+
+        Raises:
+            WorkflowFailed: always; it names the instance and carries this outcome as `.outcome`.
+        """
+        suffix = "" if self.detail is None else f" ({self.detail})"
+        self._raise(WorkflowFailed, f"failed: {self.code}{suffix}")
+
+
+@attrs.frozen
+class Cancelled(_Closed):
+    """The instance was cancelled (by a cancel request, or by its own logic, e.g. a saga that refunded)."""
+
+    status: ClassVar[InstanceStatus] = InstanceStatus.CANCELLED
+    reason: str | None = None
+    workflow_type: str | None = _where()
+    workflow_id: str | None = _where()
+
+    def unwrap(self) -> NoReturn:
+        """Raise the cancellation.
+
+        Raises:
+            WorkflowCancelled: always; it names the instance and carries this outcome as `.outcome`.
+        """
+        self._raise(WorkflowCancelled, "cancelled" + ("" if self.reason is None else f": {self.reason}"))
+
+
+@attrs.frozen
+class TimedOut(_Closed):
+    """The instance ran past its own deadline (`run_timeout`, or a deadline its logic enforces).
+
+    Never confused with `WaitTimedOut`, which is a caller giving up waiting on an instance still running.
+    """
+
+    status: ClassVar[InstanceStatus] = InstanceStatus.TIMED_OUT
+    deadline: datetime
+    workflow_type: str | None = _where()
+    workflow_id: str | None = _where()
+
+    def unwrap(self) -> NoReturn:
+        """Raise the timeout.
+
+        Raises:
+            WorkflowTimedOut: always; it names the instance and carries this outcome as `.outcome`.
+        """
+        self._raise(WorkflowTimedOut, f"timed out at its deadline {self.deadline.isoformat()}")
+
+
+@attrs.frozen
+class Terminated(_Closed):
+    """An operator stopped the instance; no workflow code ran. Only the engine makes this outcome."""
+
+    status: ClassVar[InstanceStatus] = InstanceStatus.TERMINATED
+    reason: str | None = None
+    workflow_type: str | None = _where()
+    workflow_id: str | None = _where()
+
+    def unwrap(self) -> NoReturn:
+        """Raise the termination.
+
+        Raises:
+            WorkflowTerminated: always; it names the instance and carries this outcome as `.outcome`.
+        """
+        self._raise(WorkflowTerminated, "terminated" + ("" if self.reason is None else f": {self.reason}"))
+
+
+RunOutcome = Completed | Failed | Cancelled | TimedOut | Terminated
+"""How a closed instance ended."""
+
+#: What `Workflow.outcome` may return (Terminated is the engine's alone).
+WORKFLOW_OUTCOMES: tuple[type, ...] = (Completed, Failed, Cancelled, TimedOut)
+
+
+@attrs.frozen
+class CancelRequest:
+    """A request to cancel instance `workflow_id`, as `Workflow.cancel_input` receives it.
+
+    `request_id` makes the request idempotent: the engine derives the input key from it, so a repeat is
+    a `duplicate`.
+    """
+
+    workflow_id: str
+    reason: str
+    request_id: str | None = None

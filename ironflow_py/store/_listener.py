@@ -1,0 +1,69 @@
+"""The one LISTEN connection per store that feeds the waiters on instance closes.
+
+A daemon thread holds its own connection (not a pooled one: it lives as long as the store) and LISTENs
+on the schema's close channel, which the `instances_closed_notify` trigger signals at commit. Each notice
+wakes the waiters of one instance. After (re)connecting it wakes every waiter, because closes committed
+while it was away were not heard; the waiters' own polling covers the time it is away.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ironflow_py.store._waiters import WaiterHub
+
+APPLICATION_NAME = "ironflow_py.waiters"
+
+
+def closed_channel(schema: str) -> str:
+    """The channel the close trigger notifies: `left('ironflow_closed.' || schema, 63)` in the trigger."""
+    return ("ironflow_closed." + schema)[:63]
+
+
+class ClosedListener(threading.Thread):
+    """LISTENs for instance closes and hands each notice to the hub; reconnects after a failure."""
+
+    def __init__(self, conninfo: str, schema: str, hub: WaiterHub, log: Any = None) -> None:
+        super().__init__(name="ironflow-waiters", daemon=True)
+        self.conninfo = conninfo
+        self.channel = closed_channel(schema)
+        self.hub = hub
+        self.log = log
+        self.ready = threading.Event()
+        #: The backend pid of the current connection (tests terminate it to prove the fallback).
+        self.pid: int | None = None
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, application_name=APPLICATION_NAME) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.pid = conn.info.backend_pid
+                    self.ready.set()
+                    self.hub.notify_all()  # closes committed before LISTEN took effect were not heard
+                    while not self._stopping.is_set():
+                        # The generator ends after the timeout, so a stop request is seen within it.
+                        for notice in conn.notifies(timeout=0.2):
+                            self._deliver(notice.payload)
+            except psycopg.Error as exc:
+                self.ready.clear()
+                self.pid = None
+                if self.log is not None:
+                    self.log.warning("waiter_listener_failed", error=f"{type(exc).__name__}: {exc}")
+                self.hub.notify_all()  # waiters re-read now rather than at their next poll
+                self._stopping.wait(0.5)
+
+    def _deliver(self, payload: str) -> None:
+        workflow_type, sep, workflow_id = payload.partition("\x1f")
+        if sep:
+            self.hub.notify(workflow_type, workflow_id)
+        else:  # the trigger leaves the payload empty when the pair does not fit a notification
+            self.hub.notify_all()
