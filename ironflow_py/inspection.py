@@ -11,8 +11,9 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo, WorkerLoad
+from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
+from ironflow_py.store import postgres_admin
 from ironflow_py.store.postgres import PostgresStore
 
 
@@ -76,12 +77,4 @@ def instance_report(service: WorkflowService, workflow_type: str, workflow_id: s
 
 
 def outbox_health(store: PostgresStore, now: datetime) -> OutboxHealth:
-    q = store.q
-    with store.connection() as conn:
-        row = conn.execute(q["outbox_health"], {"now": now}).fetchone()
-        workers = tuple(WorkerLoad(*r) for r in conn.execute(q["outbox_in_flight_by_worker"], {"now": now}))
-        timers = conn.execute(q["timer_health"], {"now": now}).fetchone()
-    assert row is not None and timers is not None
-    pending, due_now, in_flight, retrying, dead, oldest = row
-    scheduled, overdue, next_at = timers
-    return OutboxHealth(pending, due_now, in_flight, retrying, dead, oldest, workers, scheduled, overdue, next_at)
+    return postgres_admin.outbox_health(store, now)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from psycopg.rows import args_row
-
 from ironflow_py.clock import Clock, SystemClock
 from ironflow_py.errors import NotFound
 from ironflow_py.records import EffectInfo
+from ironflow_py.store import postgres_admin
 from ironflow_py.store.postgres import PostgresStore
 
 
@@ -21,25 +20,17 @@ class DeadLetters:
 
     def list(self, *, limit: int = 100, after_id: int = 0) -> Sequence[EffectInfo]:
         """Dead letters oldest first, starting after `after_id` (keyset pagination)."""
-        with self.store.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(EffectInfo))
-            return cur.execute(self.store.q["dead_letters"], {"limit": limit, "after_id": after_id}).fetchall()
+        return postgres_admin.dead_letters(self.store, limit=limit, after_id=after_id)
 
     def count(self) -> int:
-        with self.store.connection() as conn:
-            row = conn.execute(self.store.q["count_dead_letters"]).fetchone()
-        assert row is not None
-        return int(row[0])
+        return postgres_admin.count_dead_letters(self.store)
 
     def retry(self, effect_id: int) -> None:
         """Make a dead effect pending again with zero attempts; a worker picks it up at once."""
-        params = {"id": effect_id, "now": self.clock.now(), "channel": self.store.channel}
-        with self.store.connection() as conn:
-            if conn.execute(self.store.q["retry_dead_letter"], params).fetchone() is None:
-                raise NotFound(f"effect {effect_id} is not a dead letter")
+        if not postgres_admin.retry_dead_letter(self.store, effect_id, self.clock.now()):
+            raise NotFound(f"effect {effect_id} is not a dead letter")
 
     def discard(self, effect_id: int) -> None:
         """Delete a dead effect for good."""
-        with self.store.connection() as conn:
-            if conn.execute(self.store.q["discard_dead_letter"], {"id": effect_id}).fetchone() is None:
-                raise NotFound(f"effect {effect_id} is not a dead letter")
+        if not postgres_admin.discard_dead_letter(self.store, effect_id):
+            raise NotFound(f"effect {effect_id} is not a dead letter")

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from psycopg import sql
+
+from ironflow_py.store.postgres_listen import connect_listening
 
 
 class Listener(threading.Thread):
@@ -28,8 +29,7 @@ class Listener(threading.Thread):
     def run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                with connect_listening(self.conninfo, self.channel) as conn:
                     self.ready.set()
                     self.wake()  # rows may have been written while no one listened
                     while not self._stop.is_set():

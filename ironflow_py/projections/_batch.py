@@ -18,6 +18,7 @@ import psycopg
 from ironflow_py.errors import ProjectionGap
 from ironflow_py.projections._projection import Projection
 from ironflow_py.records import RecordedEvent
+from ironflow_py.store.postgres_projections import PostgresProjections
 
 
 class Decoder(Protocol):
@@ -82,7 +83,7 @@ class Track:
 
 def run_batch(
     conn: psycopg.Connection[Any],
-    q: dict[str, str],
+    statements: PostgresProjections,
     track: Track,
     decode: Decoder,
     limit: int,
@@ -92,31 +93,17 @@ def run_batch(
     started = time.perf_counter()
     proj = track.projection
     try:
-        with conn.transaction():
-            row = conn.execute(q["projection_checkpoint_for_update"], {"name": proj.name}).fetchone()
-            assert row is not None, "the worker creates the checkpoint row before its first batch"
-            tx_id, position, generation = row
+        with statements.batch(conn):
+            tx_id, position, generation = statements.lock_checkpoint(conn, proj.name)
             if generation != track.generation:
                 track.forget()
                 track.generation = generation
-            # Plain tuples: a named row per event costs more than the whole guard.
-            rows: list[tuple[Any, ...]] = conn.execute(
-                q["projection_read"], {"tx_id": tx_id, "position": position, "limit": limit}
-            ).fetchall()
+            rows = statements.read(conn, tx_id, position, limit)
             if not rows:
                 return BatchResult(0, 0, 0, time.perf_counter() - started)
-            handled, dead = _apply(conn, q, track, decode, rows, tx_id, position)
+            handled, dead = _apply(conn, statements, track, decode, rows, tx_id, position)
             last_row = Row(*rows[-1])
-            conn.execute(
-                q["projection_save"],
-                {
-                    "name": proj.name,
-                    "tx_id": last_row.tx_id,
-                    "position": last_row.position,
-                    "handled": handled,
-                    "channel": applied_channel,
-                },
-            )
+            statements.save(conn, proj.name, last_row.tx_id, last_row.position, handled, applied_channel)
     except BaseException:
         # The cache was updated as events went by; after a rollback it may be ahead of what committed.
         track.forget()
@@ -134,7 +121,7 @@ def run_batch(
 
 def _apply(
     conn: psycopg.Connection[Any],
-    q: dict[str, str],
+    statements: PostgresProjections,
     track: Track,
     decode: Decoder,
     rows: Sequence[tuple[Any, ...]],
@@ -144,7 +131,7 @@ def _apply(
     """Guard each instance's order, then hand the wanted events to the handler; (handled, dead-lettered)."""
     proj = track.projection
     cache = track.last_seqs
-    found = _last_applied(conn, q, track, rows, tx_id, position)
+    found = _last_applied(conn, statements, track, rows, tx_id, position)
     handled = dead = 0
     types, wanted, handler, dead_positions = proj.workflow_types, track.wanted, proj.handler, track.dead
     hooks = decode.hooks
@@ -170,7 +157,7 @@ def _apply(
             continue
         if dead_positions and pos in dead_positions:
             error, attempts = dead_positions[pos]
-            conn.execute(q["projection_dead_letter"], _dead_params(proj.name, Row(*r), error, attempts))
+            statements.dead_letter(conn, proj.name, r, error, attempts)
             dead += 1
             continue
         try:
@@ -191,7 +178,7 @@ def _apply(
 
 def _last_applied(
     conn: psycopg.Connection[Any],
-    q: dict[str, str],
+    statements: PostgresProjections,
     track: Track,
     rows: Sequence[tuple[Any, ...]],
     tx_id: str,
@@ -211,28 +198,4 @@ def _last_applied(
             first[key] = r[4]
     if not first:
         return {}
-    found = conn.execute(
-        q["projection_last_applied"],
-        {
-            "types": [k[0] for k in first],
-            "ids": [k[1] for k in first],
-            "seqs": list(first.values()),
-            "tx_id": tx_id,
-            "position": position,
-        },
-    ).fetchall()
-    return {(wtype, wid): last for wtype, wid, last in found}
-
-
-def _dead_params(name: str, r: Row, error: str, attempts: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "tx_id": r.tx_id,
-        "position": r.position,
-        "workflow_type": r.workflow_type,
-        "workflow_id": r.workflow_id,
-        "seq": r.seq,
-        "event_type": r.event_type,
-        "error": error,
-        "attempts": attempts,
-    }
+    return statements.last_applied(conn, first, tx_id, position)

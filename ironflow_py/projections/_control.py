@@ -10,27 +10,12 @@ from typing import Any
 
 import attrs
 import psycopg
-from psycopg import sql
 
 from ironflow_py.errors import NotFound, StoreError
 from ironflow_py.projections._projection import Projection
 from ironflow_py.store.postgres import PostgresStore
-
-
-def conninfo(store: PostgresStore) -> str:
-    """The connection string of the store's pool, for the dedicated LISTEN connections."""
-    info = store.pool.conninfo
-    return info() if callable(info) else info
-
-
-def events_channel(schema: str) -> str:
-    """The NOTIFY channel of event appends (the migration's trigger builds the same 63-byte name)."""
-    return ("ironflow_events." + schema)[:63]
-
-
-def applied_channel(schema: str) -> str:
-    """The NOTIFY channel on which workers announce committed batches."""
-    return ("ironflow_projected." + schema)[:63]
+from ironflow_py.store.postgres_listen import listening, pool_conninfo
+from ironflow_py.store.postgres_projections import PostgresProjections, applied_channel
 
 
 @attrs.frozen
@@ -89,15 +74,13 @@ class ProjectionControl:
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
-        self.q = store.q
+        self._sql = PostgresProjections(store)
 
     def status(self, names: Sequence[str]) -> list[ProjectionStatus]:
         """One row per known projection in `names` (a projection no worker has started is absent)."""
-        with self.store.connection() as conn, conn.transaction():
-            horizon = self._horizon(conn)
-            rows = conn.execute(self.q["projection_status"], {"names": list(names)}).fetchall()
-            now = conn.execute("SELECT now()").fetchone()
-        assert now is not None
+        with self.store.connection() as conn:
+            horizon_row, rows, now = self._sql.status(conn, names)
+        horizon = _horizon(*horizon_row)
         return [
             ProjectionStatus(
                 name,
@@ -106,7 +89,7 @@ class ProjectionControl:
                 applied,
                 updated_at,
                 lag_events,
-                None if oldest is None else max(0.0, (now[0] - oldest).total_seconds()),
+                None if oldest is None else max(0.0, (now - oldest).total_seconds()),
                 horizon,
             )
             for name, tx_id, position, applied, updated_at, lag_events, oldest in rows
@@ -114,26 +97,17 @@ class ProjectionControl:
 
     def horizon(self) -> Horizon:
         with self.store.connection() as conn:
-            return self._horizon(conn)
-
-    def _horizon(self, conn: psycopg.Connection[Any]) -> Horizon:
-        row = conn.execute(self.q["projection_horizon"]).fetchone()
-        assert row is not None
-        xmin, held, pid, app, xact_start, state = row
-        now = conn.execute("SELECT now()").fetchone()
-        assert now is not None
-        age = None if xact_start is None else (now[0] - xact_start).total_seconds()
-        return Horizon(int(xmin), held, pid, app, age, state)
+            return _horizon(*self._sql.horizon(conn))
 
     def rebuild(self, projection: Projection | str) -> None:
         """Reset the checkpoint and run the projection's `reset` hook in one transaction; a running worker
         replays from the start with its next batch."""
         with self.store.connection() as conn:
-            rebuild_on(conn, self.q, projection)
+            rebuild_on(conn, self._sql, projection)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         with self.store.connection() as conn:
-            rows = conn.execute(self.q["projection_dead_letters"], {"name": name}).fetchall()
+            rows = self._sql.dead_letters(conn, name)
         return [DeadLetter(*row) for row in rows]
 
     def caught_up(self, name: str, position: int) -> bool:
@@ -142,10 +116,10 @@ class ProjectionControl:
             return self._caught_up(conn, name, position)
 
     def _caught_up(self, conn: psycopg.Connection[Any], name: str, position: int) -> bool:
-        row = conn.execute(self.q["projection_caught_up"], {"name": name, "position": position}).fetchone()
-        if row is None:
+        caught_up = self._sql.caught_up(conn, name, position)
+        if caught_up is None:
             raise NotFound(f"no committed event has position {position}")
-        return bool(row[0])
+        return caught_up
 
     def wait_until_caught_up(self, name: str, position: int, timeout: float) -> bool:
         """Block until projection `name` has handled the event at `position` (True) or `timeout` passes
@@ -164,19 +138,21 @@ class ProjectionControl:
     @contextmanager
     def _listening(self, channel: str) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with psycopg.connect(conninfo(self.store), autocommit=True) as conn:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            with listening(pool_conninfo(self.store), channel) as conn:
                 yield conn
         except psycopg.Error as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def rebuild_on(conn: psycopg.Connection[Any], q: dict[str, str], projection: Projection | str) -> None:
+def _horizon(row: tuple[Any, ...], now: datetime) -> Horizon:
+    xmin, held, pid, app, xact_start, state = row
+    age = None if xact_start is None else (now - xact_start).total_seconds()
+    return Horizon(int(xmin), held, pid, app, age, state)
+
+
+def rebuild_on(conn: psycopg.Connection[Any], statements: PostgresProjections, projection: Projection | str) -> None:
     """The rebuild transaction on `conn`: waits for a batch in flight (it holds the checkpoint row)."""
-    name = projection if isinstance(projection, str) else projection.name
-    with conn.transaction():
-        conn.execute(q["projection_ensure"], {"name": name})
-        conn.execute(q["projection_checkpoint_for_update"], {"name": name})
-        conn.execute(q["projection_reset"], {"name": name})
-        if not isinstance(projection, str) and projection.reset is not None:
-            projection.reset(conn)
+    if isinstance(projection, str):
+        statements.rebuild(conn, projection)
+    else:
+        statements.rebuild(conn, projection.name, projection.reset)

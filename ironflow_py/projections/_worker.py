@@ -22,7 +22,6 @@ import attrs
 import psycopg
 import psycopg.errors
 import structlog
-from psycopg import sql
 from psycopg.types.json import set_json_loads
 
 from ironflow_py.errors import (
@@ -33,16 +32,12 @@ from ironflow_py.errors import (
     StoreError,
 )
 from ironflow_py.projections._batch import BatchResult, HandlerFailure, Track, run_batch
-from ironflow_py.projections._control import (
-    ProjectionControl,
-    applied_channel,
-    conninfo,
-    events_channel,
-    rebuild_on,
-)
+from ironflow_py.projections._control import ProjectionControl, rebuild_on
 from ironflow_py.projections._projection import OnError, Projection
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.store.postgres_listen import connect_listening, pool_conninfo
+from ironflow_py.store.postgres_projections import PostgresProjections, applied_channel, events_channel
 
 T = TypeVar("T")
 
@@ -120,6 +115,7 @@ class ProjectionWorker:
         self.service = service
         self.store: PostgresStore = service.store
         self.control = ProjectionControl(self.store)
+        self._sql = PostgresProjections(self.store)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.standby_interval = standby_interval
@@ -166,31 +162,27 @@ class ProjectionWorker:
         self._leading.clear()
         for track in self._tracks.values():
             track.forget()
-        conn = psycopg.connect(
-            conninfo(self.store),
-            autocommit=True,
+        conn = connect_listening(
+            pool_conninfo(self.store),
+            events_channel(self.store.schema),
             application_name=f"ironflow_py.projections {self.worker_id}"[:63],
         )
         self._conn = conn  # set first: a failure below closes it through _drop_connection
         set_json_loads(_loads, conn)
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(events_channel(self.store.schema))))
         for name in self._tracks:
-            conn.execute(self.store.q["projection_ensure"], {"name": name})
+            self._sql.ensure(conn, name)
         return conn
 
     def _try_lead(self, conn: psycopg.Connection[Any]) -> None:
         for name, track in self._tracks.items():
             if name in self._leading:
                 continue
-            row = conn.execute(
-                self.store.q["projection_leader_lock"], {"schema": self.store.schema, "name": name}
-            ).fetchone()
-            if row is None or not row[0]:
+            if not self._sql.try_lead(conn, name):
                 continue
             self._leading.add(name)
             track.forget()
             if not track.projection.durable:
-                rebuild_on(conn, self.store.q, track.projection)
+                rebuild_on(conn, self._sql, track.projection)
             self._log.info("projection_leading", projection=name)
 
     @property
@@ -242,7 +234,7 @@ class ProjectionWorker:
         handled = 0
         while not self._stop.is_set():
             try:
-                result = run_batch(conn, self.store.q, track, self._decoder, self.batch_size, self._applied)
+                result = run_batch(conn, self._sql, track, self._decoder, self.batch_size, self._applied)
             except HandlerFailure as failure:
                 self._on_failure(track, failure)
                 return handled
@@ -369,8 +361,7 @@ class ProjectionWorker:
             self._drop_connection()
 
     def _held_back(self, conn: psycopg.Connection[Any]) -> bool:
-        row = conn.execute(self.store.q["projection_held_back"]).fetchone()
-        return bool(row and row[0])
+        return self._sql.held_back(conn)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()

@@ -12,12 +12,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from ironflow_py import _database
 from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.store.postgres_admin import drop_schema
 
 TEST_URL_VARIABLE = "IRONFLOW_TEST_DATABASE_URL"
 
@@ -37,8 +36,7 @@ def ironflow_schema(ironflow_database_url: str) -> Iterator[str]:
     """A fresh schema name for this test; the schema and everything in it is dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield name
-    with psycopg.connect(ironflow_database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    drop_schema(ironflow_database_url, name)
 
 
 @pytest.fixture

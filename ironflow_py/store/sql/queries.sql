@@ -409,6 +409,10 @@ FROM {schema}.projection_checkpoints c
 WHERE c.name = ANY(%(names)s::text[])
 ORDER BY c.name
 
+-- name: database_now
+-- The database clock, for ages computed against timestamps the database wrote (lag, blocker age).
+SELECT now()
+
 -- name: projection_horizon
 -- Committed events the cursor may not read yet because an older transaction is still open, and the
 -- oldest open transaction that holds an xid (the one keeping the horizon back).

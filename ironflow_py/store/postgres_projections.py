@@ -1,0 +1,200 @@
+"""The projection statements on PostgreSQL: checkpoints, the cursor read, leadership locks, dead letters.
+
+The projection worker and `ProjectionControl` decide what to run and when; this module runs the SQL. Most
+methods take the connection to run on, because a projection batch is one transaction on the worker's own
+connection (the one holding its session advisory locks), shared with the user's handler. The "why" of
+each statement lives beside it in queries.sql (design/projections.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ironflow_py.store.postgres import PostgresStore
+
+#: One event row as the cursor reads it: (tx_id, position, workflow_type, workflow_id, seq, event_type,
+#: payload, recorded_at). Plain tuples: a named row per event costs more than the whole order guard.
+EventRow = tuple[Any, ...]
+
+
+def events_channel(schema: str) -> str:
+    """The NOTIFY channel of event appends (the migration's trigger builds the same 63-byte name).
+
+    Args:
+        schema: The store's schema name.
+
+    Returns:
+        The channel name.
+    """
+    return ("ironflow_events." + schema)[:63]
+
+
+def applied_channel(schema: str) -> str:
+    """The NOTIFY channel on which workers announce committed batches.
+
+    Args:
+        schema: The store's schema name.
+
+    Returns:
+        The channel name.
+    """
+    return ("ironflow_projected." + schema)[:63]
+
+
+class PostgresProjections:
+    """The projection queries of one store's schema, bound once to its named SQL."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        """Bind to `store`'s rendered queries and schema.
+
+        Args:
+            store: The PostgreSQL store whose schema holds the projection tables.
+        """
+        self.store = store
+        self.schema = store.schema
+        self._q = store.q
+
+    # -- the worker's connection: leadership and the batch ------------------------------------------------
+
+    def batch(self, conn: psycopg.Connection[Any]) -> AbstractContextManager[psycopg.Transaction]:
+        """A transaction block on `conn` for one batch: the read model's writes, the per-instance sequences
+        and the checkpoint commit together or not at all; an exception rolls all of it back."""
+        return conn.transaction()
+
+    def ensure(self, conn: psycopg.Connection[Any], name: str) -> None:
+        """Create the checkpoint row of projection `name` at the start of the stream if it is missing."""
+        conn.execute(self._q["projection_ensure"], {"name": name})
+
+    def try_lead(self, conn: psycopg.Connection[Any], name: str) -> bool:
+        """Try the session advisory lock that makes `conn` the one active worker of `name`; True if taken."""
+        row = conn.execute(self._q["projection_leader_lock"], {"schema": self.schema, "name": name}).fetchone()
+        return row is not None and bool(row[0])
+
+    def held_back(self, conn: psycopg.Connection[Any]) -> bool:
+        """True while committed events sit behind the horizon (an older transaction is still open)."""
+        row = conn.execute(self._q["projection_held_back"]).fetchone()
+        return bool(row and row[0])
+
+    def lock_checkpoint(self, conn: psycopg.Connection[Any], name: str) -> tuple[str, int, int]:
+        """Lock the checkpoint row of `name` for this transaction; (tx_id, position, generation).
+
+        A concurrent rebuild waits on the lock, and so does a batch behind a rebuild.
+        """
+        row = conn.execute(self._q["projection_checkpoint_for_update"], {"name": name}).fetchone()
+        assert row is not None, "the worker creates the checkpoint row before its first batch"
+        tx_id, position, generation = row
+        return tx_id, position, generation
+
+    def read(self, conn: psycopg.Connection[Any], tx_id: str, position: int, limit: int) -> list[EventRow]:
+        """Up to `limit` committed events after the cursor (tx_id, position), below the horizon, in order."""
+        rows: list[EventRow] = conn.execute(
+            self._q["projection_read"], {"tx_id": tx_id, "position": position, "limit": limit}
+        ).fetchall()
+        return rows
+
+    def last_applied(
+        self,
+        conn: psycopg.Connection[Any],
+        first: dict[tuple[str, str], int],
+        tx_id: str,
+        position: int,
+    ) -> dict[tuple[str, str], int]:
+        """For each (workflow_type, workflow_id) in `first`: the highest sequence below the given one that is
+        at or behind the cursor (tx_id, position); instances with none are absent."""
+        found = conn.execute(
+            self._q["projection_last_applied"],
+            {
+                "types": [k[0] for k in first],
+                "ids": [k[1] for k in first],
+                "seqs": list(first.values()),
+                "tx_id": tx_id,
+                "position": position,
+            },
+        ).fetchall()
+        return {(wtype, wid): last for wtype, wid, last in found}
+
+    def dead_letter(
+        self, conn: psycopg.Connection[Any], name: str, row: Sequence[Any], error: str, attempts: int
+    ) -> None:
+        """Record the event `row` (an `EventRow`) as a dead letter of projection `name`."""
+        tx_id, position, workflow_type, workflow_id, seq, event_type = row[:6]
+        conn.execute(
+            self._q["projection_dead_letter"],
+            {
+                "name": name,
+                "tx_id": tx_id,
+                "position": position,
+                "workflow_type": workflow_type,
+                "workflow_id": workflow_id,
+                "seq": seq,
+                "event_type": event_type,
+                "error": error,
+                "attempts": attempts,
+            },
+        )
+
+    def save(
+        self, conn: psycopg.Connection[Any], name: str, tx_id: str, position: int, handled: int, channel: str
+    ) -> None:
+        """Move the checkpoint of `name` to (tx_id, position), count `handled`, and NOTIFY `channel`."""
+        conn.execute(
+            self._q["projection_save"],
+            {"name": name, "tx_id": tx_id, "position": position, "handled": handled, "channel": channel},
+        )
+
+    def rebuild(
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        reset: Callable[[psycopg.Connection[Any]], None] | None = None,
+    ) -> None:
+        """The rebuild transaction on `conn`: reset the checkpoint of `name` and run `reset(conn)` in it.
+
+        It waits for a batch in flight, which holds the checkpoint row.
+        """
+        with conn.transaction():
+            conn.execute(self._q["projection_ensure"], {"name": name})
+            conn.execute(self._q["projection_checkpoint_for_update"], {"name": name})
+            conn.execute(self._q["projection_reset"], {"name": name})
+            if reset is not None:
+                reset(conn)
+
+    # -- operator reads ------------------------------------------------------------------------------------
+
+    def status(
+        self, conn: psycopg.Connection[Any], names: Sequence[str]
+    ) -> tuple[tuple[tuple[Any, ...], datetime], list[tuple[Any, ...]], datetime]:
+        """In one transaction: `horizon(conn)`, the checkpoint rows of `names`, and the database's now()."""
+        with conn.transaction():
+            horizon = self.horizon(conn)
+            rows = conn.execute(self._q["projection_status"], {"names": list(names)}).fetchall()
+            now = self.database_now(conn)
+        return horizon, rows, now
+
+    def horizon(self, conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], datetime]:
+        """The horizon row (xmin, held-back events, blocker pid, application, xact_start, state) and the
+        database's now() read just after it."""
+        row = conn.execute(self._q["projection_horizon"]).fetchone()
+        assert row is not None
+        return tuple(row), self.database_now(conn)
+
+    def database_now(self, conn: psycopg.Connection[Any]) -> datetime:
+        """The database clock (`now()`: the start of the current transaction)."""
+        row = conn.execute(self._q["database_now"]).fetchone()
+        assert row is not None
+        now: datetime = row[0]
+        return now
+
+    def dead_letters(self, conn: psycopg.Connection[Any], name: str) -> list[tuple[Any, ...]]:
+        """The dead-letter rows of projection `name`, oldest first."""
+        return conn.execute(self._q["projection_dead_letters"], {"name": name}).fetchall()
+
+    def caught_up(self, conn: psycopg.Connection[Any], name: str, position: int) -> bool | None:
+        """Whether the event at `position` is at or behind the checkpoint of `name` (None: no such event)."""
+        row = conn.execute(self._q["projection_caught_up"], {"name": name, "position": position}).fetchone()
+        return None if row is None else bool(row[0])
