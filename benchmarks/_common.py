@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -11,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-import structlog
 from psycopg import sql
 
 from ironflow_py import _database
@@ -25,8 +25,8 @@ def database_url() -> str:
 
 
 def quiet_logging() -> None:
-    """Production-like logging: info and above, so per-decision debug lines cost nothing."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(20), cache_logger_on_first_use=True)
+    """Production-like logging: info and above to stderr, so per-decision debug lines cost nothing."""
+    logging.basicConfig(level=logging.INFO)
 
 
 @contextmanager

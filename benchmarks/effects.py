@@ -29,7 +29,6 @@ from typing import Any
 
 import attrs
 import psycopg
-import structlog
 from psycopg import sql
 
 from ironflow_py import (
@@ -172,7 +171,7 @@ def run_bare(url: str, n: int, connections: int) -> float:
 
 
 def worker_main(url: str, schema: str, concurrency: int, trace: str | None) -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
     registry = EffectRegistry()
     if trace is None:
         registry.register(Noop, lambda effect, ctx: None)
@@ -251,7 +250,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(url: str, n: int, samples: int, concurrency: int) -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
     rows: list[tuple[str, float]] = []
     bare = {c: n / run_bare(url, n, c) for c in (1, 2)}
     rows += [(f"bare claim+done (batches of {BATCH}), {c} connection(s)", bare[c]) for c in (1, 2)]

@@ -16,6 +16,7 @@ from `execute` returning (committed) to the worker's batch commit that applied t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import structlog
 from psycopg import sql
 from psycopg.types.json import set_json_loads
 
@@ -44,7 +44,7 @@ LIVE_DECISIONS = int(os.environ.get("BENCH_PROJECTION_LIVE", "4000"))
 
 
 def _quiet() -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(20), cache_logger_on_first_use=True)
+    logging.basicConfig(level=logging.INFO)
 
 
 def generate(url: str, schema: str) -> float:

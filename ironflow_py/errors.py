@@ -92,6 +92,15 @@ class MigrationError(StoreError):
     """The schema could not be migrated, or the database holds migrations this code does not know."""
 
 
+class SchemaNotMigrated(MigrationError):
+    """The schema lacks migrations this code needs (never migrated, or migrated by an older version)."""
+
+    def __init__(self, schema: str, missing: list[int]) -> None:
+        self.schema = schema
+        self.missing = missing
+        super().__init__(f"schema {schema!r} is not migrated (missing {missing}): run `ironflow-py migrate`")
+
+
 class NotFound(IronflowError):
     """A workflow type or instance that was asked for does not exist."""
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import attrs
 import cattrs
-import structlog
 
 from ironflow_py._cache import StateCache
 from ironflow_py._command_handler import CommandHandler
+from ironflow_py._log import get_log
 from ironflow_py.clock import Clock, SystemClock
 from ironflow_py.codec import WorkflowCodec, codec_for, make_converter
 from ironflow_py.decider import Decider
@@ -55,7 +55,7 @@ class WorkflowService:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.converter = converter or make_converter()
-        self._log = logger if logger is not None else structlog.get_logger("ironflow_py")
+        self._log = get_log("service", logger)
         #: Latest states kept per workflow type (0 disables); validated against the store on every use.
         self.state_cache_size = state_cache_size
         self._by_type: dict[str, Registration] = {}

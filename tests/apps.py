@@ -20,3 +20,22 @@ def _mail_down(effect: SendVerificationEmail, ctx: EffectContext) -> None:
 
 
 onboarding_broken = App(workflows=[OnboardingWorkflow], effects=broken_mail)
+
+# An onboarding app whose mail template lookup has a bug: a KeyError deep in the handler, dead after one try
+# (for the "where is the traceback?" tests).
+from ironflow_py.effects import RetryPolicy  # noqa: E402
+
+buggy_mail = EffectRegistry()
+
+
+def _template_for(kind: str) -> str:
+    templates: dict[str, str] = {}
+    return templates[kind]
+
+
+@buggy_mail.handler(SendVerificationEmail, policy=RetryPolicy(max_attempts=1))
+def _send_with_template(effect: SendVerificationEmail, ctx: EffectContext) -> None:
+    _template_for("missing")
+
+
+onboarding_buggy = App(workflows=[OnboardingWorkflow], effects=buggy_mail)

@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-import structlog
 
+from ironflow_py.cli._logging import reset_logging
 from ironflow_py.store.postgres import PostgresStore
 
 pytest_plugins = ["ironflow_py.testing.pytest_plugin"]
@@ -39,6 +39,6 @@ def admin(pg_url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
-    """The CLI configures structlog globally; undo it so one test's configuration never leaks into another."""
+    """The CLI configures logging on the root logger; undo it so one test's setup never leaks into another."""
     yield
-    structlog.reset_defaults()
+    reset_logging()

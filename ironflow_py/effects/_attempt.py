@@ -103,7 +103,7 @@ class Attempts:
             effect = reg.codec.decode_effect(claim.effect_type, claim.payload, claim.workflow_id)
         except (NotFound, DecodeError) as exc:
             # A row this code cannot read will not become readable by retrying: dead-letter it now.
-            self._dead(claim, None, None, _describe(exc), started)
+            self._dead(claim, None, None, _describe(exc), started, exc)
             return None
         entry = self.registry.lookup(type(effect))
         if entry is None:
@@ -121,10 +121,10 @@ class Attempts:
         try:
             result = self._call(entry, effect, ctx)
         except Permanent as exc:
-            self._dead(claim, reg, effect, _describe(exc), started)
+            self._dead(claim, reg, effect, _describe(exc), started, exc)
             return None
         except Exception as exc:  # Retryable, or anything unexpected: both retry under the policy
-            self._failed(claim, entry.policy, reg, effect, _describe(exc), started)
+            self._failed(claim, entry.policy, reg, effect, _describe(exc), started, exc)
             return None
         if result is None:
             return claim, started
@@ -137,7 +137,7 @@ class Attempts:
             raise  # the database is unwell: leave the row to its lease, another attempt will come
         except IronflowError as exc:
             error = f"the returned {type(result).__qualname__} could not be applied: {exc}"
-            self._failed(claim, entry.policy, reg, effect, error, started)
+            self._failed(claim, entry.policy, reg, effect, error, started, exc)
         else:
             self._logged(claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value)
         return None
@@ -156,14 +156,17 @@ class Attempts:
         effect: object,
         error: str,
         started: float,
+        exc: BaseException | None = None,
     ) -> None:
         if policy.exhausted(claim.attempt):
-            self._dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started)
+            self._dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started, exc)
             return
         delay = policy.delay(claim.attempt, self.random)
         retry_at = self.clock.now() + timedelta(seconds=delay)
         held = self.outbox.retry_effect_later(claim, retry_at, error)
-        self._logged(claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3))
+        self._logged(
+            claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3), exc_info=exc
+        )
 
     def _dead(
         self,
@@ -172,14 +175,15 @@ class Attempts:
         effect: object,
         error: str,
         started: float,
+        exc: BaseException | None = None,
     ) -> None:
         now = self.clock.now()
         input = None
         if reg is not None:
             try:
                 input = reg.workflow.dead_letter_input(effect, error)
-            except Exception as exc:
-                error += f"; dead_letter_input raised {_describe(exc)}"
+            except Exception as hook_exc:
+                error += f"; dead_letter_input raised {_describe(hook_exc)}"
         held = False
         if input is not None:
             settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.attempt, now, error)
@@ -190,13 +194,13 @@ class Attempts:
                 pass
             except StoreError:
                 raise
-            except IronflowError as exc:
+            except IronflowError as input_exc:
                 # The compensation itself is broken (bad input, decide raised): record why, still dead.
-                error += f"; its dead-letter input {type(input).__qualname__} failed: {exc}"
+                error += f"; its dead-letter input {type(input).__qualname__} failed: {input_exc}"
                 input = None
         if input is None:
             held = self.outbox.mark_dead(claim, now, error)
-        self._logged(claim, "dead" if held else "lease_lost", started, error=error)
+        self._logged(claim, "dead" if held else "lease_lost", started, error=error, exc_info=exc)
 
     # -- timers -------------------------------------------------------------------------------------------
 
@@ -225,6 +229,8 @@ class Attempts:
             delay = self.timer_policy.delay(claim.attempt, self.random)
             retry_at = self.clock.now() + timedelta(seconds=delay)
             self.outbox.retry_timer_later(claim, retry_at, _describe(exc))
-            self.log.warning("timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started))
+            self.log.warning(
+                "timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started), exc_info=exc
+            )
         else:
             self.log.info("timer_fired", **context, outcome=outcome.status.value, duration_ms=_ms(started))

@@ -21,8 +21,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
-import structlog
-
+from ironflow_py._log import get_log
 from ironflow_py.effects._attempt import Attempts
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
@@ -81,8 +80,7 @@ class EffectRuntime:
         self.handle_signals = handle_signals
         self.listen = listen
         self.worker_id = worker_id or new_worker_id()
-        base_log = logger if logger is not None else structlog.get_logger("ironflow_py")
-        self.log = base_log.bind(worker_id=self.worker_id)
+        self.log = get_log("effects", logger).bind(worker_id=self.worker_id)
         self.outbox = Outbox(self.store, self.worker_id)
         self.run_effects = registry is not None
         self.attempts = Attempts(
@@ -112,7 +110,12 @@ class EffectRuntime:
         self._wake.set()
 
     def run(self) -> None:
-        """Work until stopped. On return every claim this worker still held has been released."""
+        """Work until stopped. On return every claim this worker still held has been released.
+
+        Raises:
+            SchemaNotMigrated: at once, before claiming anything, if the schema needs `ironflow-py migrate`.
+        """
+        self.store.require_migrated()
         restore = self._install_signals()
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ironflow-effect")
         if self.listen:
@@ -129,7 +132,7 @@ class EffectRuntime:
                     claimed = self._claim()
                 except StoreError as exc:
                     # The database is away: keep the process, try again after a poll interval.
-                    self.log.error("claim_failed", error=str(exc))
+                    self.log.error("claim_failed", error=str(exc), exc_info=exc)
                     self._stopping.wait(self.poll_interval)
                     continue
                 if claimed == 0 and self._finished.empty():
@@ -208,14 +211,14 @@ class EffectRuntime:
             if exc is not None:
                 # Only infrastructure errors get here (the attempt itself settles user errors); the row
                 # keeps its lease and is tried again when it expires.
-                self.log.error("attempt_failed", row_id=claim.id, error=f"{type(exc).__name__}: {exc}")
+                self.log.error("attempt_failed", row_id=claim.id, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             elif (result := future.result()) is not None:
                 done.append(result)
         if done:
             try:
                 held = self.outbox.complete_effects([c for c, _ in done], self.clock.now())
             except Exception as exc:
-                self.log.error("complete_failed", effects=len(done), error=f"{type(exc).__name__}: {exc}")
+                self.log.error("complete_failed", effects=len(done), error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             else:
                 for claim, started in done:
                     self.attempts.log_done(claim, started, claim.id in held)
@@ -227,7 +230,7 @@ class EffectRuntime:
         try:
             due = self.outbox.next_due()
         except Exception as exc:
-            self.log.error("poll_failed", error=f"{type(exc).__name__}: {exc}")
+            self.log.error("poll_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             return self.poll_interval
         if due is None:
             return self.poll_interval
@@ -272,7 +275,7 @@ class EffectRuntime:
         try:
             return len(self.outbox.release_effects(effects, now)) + len(self.outbox.release_timers(timers, now))
         except Exception as exc:  # the leases will expire instead
-            self.log.error("release_failed", claims=len(claims), error=f"{type(exc).__name__}: {exc}")
+            self.log.error("release_failed", claims=len(claims), error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             return 0
 
     def _install_signals(self) -> dict[int, Any]:

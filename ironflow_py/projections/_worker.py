@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 import psycopg.errors
-import structlog
 from psycopg.types.json import set_json_loads
 
+from ironflow_py._log import get_log
 from ironflow_py.errors import (
     ConfigurationError,
     MigrationError,
@@ -121,9 +121,7 @@ class ProjectionWorker:
         self.standby_interval = standby_interval
         self.retry = retry or ProjectionRetry()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
-        self._log = (logger if logger is not None else structlog.get_logger("ironflow_py")).bind(
-            worker_id=self.worker_id
-        )
+        self._log = get_log("projections", logger).bind(worker_id=self.worker_id)
         self._tracks = {p.name: Track(p, self._wanted(p)) for p in projections}
         self._leading: set[str] = set()
         self._failing: dict[str, _Failing] = {}
@@ -239,7 +237,7 @@ class ProjectionWorker:
                 self._on_failure(track, failure)
                 return handled
             except ProjectionError as exc:
-                self._log.error("projection_stopped", projection=name, error=str(exc))
+                self._log.error("projection_stopped", projection=name, error=str(exc), exc_info=exc)
                 raise
             if result.read:
                 self._failing.pop(name, None)
@@ -271,6 +269,7 @@ class ProjectionWorker:
             position=row.position,
             attempt=attempts,
             error=str(failure),
+            exc_info=failure.cause,
         )
         if attempts >= self.retry.max_attempts:
             self._failing.pop(name, None)

@@ -16,7 +16,7 @@ import psycopg_pool
 from psycopg.rows import args_row
 from psycopg.types.json import set_json_loads
 
-from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, StoreError
+from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, SchemaNotMigrated, StoreError
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import load_migrations, load_queries
@@ -216,8 +216,28 @@ class PostgresStore:
         return applied_now
 
     def applied_migrations(self) -> list[int]:
+        """The migration versions recorded in the schema, in order (none if it was never migrated)."""
         with self.connection() as conn:
+            row = conn.execute(self.q["migrations_table_exists"], {"schema": self.schema}).fetchone()
+            if row is None or not row[0]:
+                return []
             return [row[0] for row in conn.execute(self.q["applied_migrations"]).fetchall()]
+
+    def pending_migrations(self) -> list[int]:
+        """The migration versions this code has and the schema has not applied yet."""
+        applied = set(self.applied_migrations())
+        return [m.version for m in load_migrations(self.schema) if m.version not in applied]
+
+    def require_migrated(self) -> None:
+        """Check that every migration this code knows is applied; a cheap read, no lock.
+
+        Raises:
+            SchemaNotMigrated: some are missing; the message says to run `ironflow-py migrate`.
+            StoreError: the database cannot be reached.
+        """
+        missing = self.pending_migrations()
+        if missing:
+            raise SchemaNotMigrated(self.schema, missing)
 
     # -- the decision transaction -----------------------------------------------------------------------
 

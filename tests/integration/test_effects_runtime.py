@@ -24,6 +24,7 @@ from ironflow_py import (
     NotFound,
     PostgresStore,
     RetryPolicy,
+    SchemaNotMigrated,
     WorkflowService,
 )
 from ironflow_py.cli import main
@@ -269,3 +270,10 @@ def test_the_runtime_needs_postgres_and_sane_settings(service: WorkflowService) 
         EffectRuntime(WorkflowService(MemoryStore(), workflows=[Job]), EffectRegistry())
     with pytest.raises(ConfigurationError, match="concurrency"):
         EffectRuntime(service, EffectRegistry(), concurrency=0)
+
+
+def test_run_on_an_unmigrated_schema_fails_at_once_saying_to_migrate(pg_url: str, schema: str) -> None:
+    with PostgresStore.connect(pg_url, schema=schema) as store:
+        rt = runtime(WorkflowService(store, workflows=[Job, Tally]), make_registry(Path(".")))
+        with pytest.raises(SchemaNotMigrated, match=r"is not migrated .*: run `ironflow-py migrate`"):
+            rt.run()

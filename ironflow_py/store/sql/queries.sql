@@ -134,6 +134,11 @@ CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 
+-- name: migrations_table_exists
+SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %(schema)s AND tablename = 'schema_migrations'
+)
+
 -- name: applied_migrations
 SELECT version FROM {schema}.schema_migrations ORDER BY version
 
