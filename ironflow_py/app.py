@@ -1,5 +1,4 @@
-"""`App`: what a service declares once (workflows, converter, projections) so the CLI and workers can
-build on it."""
+"""`App`: what a service declares once (workflows, converter, projections) for the CLI and workers."""
 
 from __future__ import annotations
 
@@ -20,20 +19,50 @@ from ironflow_py.workflow import AnyWorkflow
 
 @attrs.frozen
 class App:
-    """A declaration, not a connection: `ironflow-py --app module:app` loads it and supplies the store."""
+    """What an application declares once, so the CLI and workers can build on it.
+
+    A declaration, not a connection: `ironflow-py --app module:app` loads it and supplies the store.
+
+    Attributes:
+        workflows: Workflow classes (instantiated with no arguments) or instances.
+        converter: The cattrs converter for payloads; None: `make_converter()`.
+        effects: The effect handlers `ironflow-py worker` runs; None: the worker only fires timers.
+        projections: The read models `ironflow-py projections run` keeps.
+    """
 
     workflows: Sequence[AnyWorkflow | type[AnyWorkflow]]
     converter: cattrs.Converter | None = None
-    #: the effect handlers `ironflow-py worker` runs; None: the worker only fires timers
     effects: EffectRegistry | None = None
-    #: the read models `ironflow-py projections run` keeps
     projections: Sequence[Projection] = ()
 
     def service(self, store: Store, *, clock: Clock | None = None, logger: Any = None) -> WorkflowService:
+        """A `WorkflowService` over `store` with this app's workflows and converter.
+
+        Args:
+            store: Where instances live (`PostgresStore` or `MemoryStore`).
+            clock: The clock `decide` reads as `now`; None: the wall clock in UTC.
+            logger: A structlog-style logger; None: `structlog.get_logger("ironflow_py")`.
+
+        Returns:
+            The service, with every workflow registered.
+
+        Raises:
+            ConfigurationError: A workflow is declared inconsistently (see `WorkflowService.register`).
+        """
         return WorkflowService(store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger)
 
     def select_projections(self, names: Sequence[str] = ()) -> list[Projection]:
-        """The projections called `names` (all of them when empty); an unknown name is an error."""
+        """The projections called `names`, in that order (all of them when `names` is empty).
+
+        Args:
+            names: Projection names.
+
+        Returns:
+            The selected projections.
+
+        Raises:
+            ConfigurationError: A name is not one of this app's projections.
+        """
         if not names:
             return list(self.projections)
         by_name = {p.name: p for p in self.projections}

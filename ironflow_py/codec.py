@@ -29,7 +29,14 @@ loads: Final[Callable[[str | bytes], Any]] = json.loads
 
 
 def make_converter() -> cattrs.Converter:
-    """A fresh converter for JSON: datetimes as ISO 8601, no detailed validation on the hot path."""
+    """A fresh cattrs converter for stored JSON: datetimes as ISO 8601, no detailed validation on the hot path.
+
+    Pass it (customised with your own hooks) as `WorkflowService(converter=...)` or `App(converter=...)`;
+    the library never touches `cattrs.global_converter` (design/codec.md).
+
+    Returns:
+        A new converter, not shared with anyone.
+    """
     return _make_json_converter(detailed_validation=False)
 
 
@@ -58,15 +65,19 @@ class TypeTable:
         return cls in self._by_class
 
     def classes(self) -> tuple[type, ...]:
+        """The declared classes, in declaration order."""
         return tuple(self._by_class)
 
     def names(self) -> tuple[str, ...]:
+        """The declared stored names, in declaration order."""
         return tuple(self._by_name)
 
     def name_of(self, cls: type) -> str | None:
+        """The stored name of `cls` (None: not declared)."""
         return self._by_class.get(cls)
 
     def class_of(self, name: str) -> type | None:
+        """The class stored under `name` (None: not declared)."""
         return self._by_name.get(name)
 
 
@@ -158,6 +169,7 @@ class WorkflowCodec:
             ) from exc
 
     def decode_state(self, data: Any, workflow_id: str, seq: int) -> Any:
+        """A snapshot's state from its parsed JSON; `DecodeError` if it no longer matches the state type."""
         if self.state_type is None:
             raise DecodeError("no state type declared", workflow_type=self.workflow_type, workflow_id=workflow_id)
         try:
@@ -170,21 +182,27 @@ class WorkflowCodec:
             ) from exc
 
     def encode_event(self, event: object, workflow_id: str) -> tuple[str, str]:
+        """(stored name, JSON text) of an event; `EncodeError` if it is undeclared or not serializable."""
         return self._encode(self.events, event, workflow_id)
 
     def encode_effect(self, effect: object, workflow_id: str) -> tuple[str, str]:
+        """(stored name, JSON text) of an effect; `EncodeError` if it is undeclared or not serializable."""
         return self._encode(self.effects, effect, workflow_id)
 
     def encode_input(self, input: object, workflow_id: str | None) -> tuple[str, str]:
+        """(stored name, JSON text) of an input; `EncodeError` if it is undeclared or not serializable."""
         return self._encode(self.inputs, input, workflow_id)
 
     def decode_event(self, name: str, data: Any, workflow_id: str, seq: int) -> Any:
+        """An event from its stored name and parsed JSON; `UnknownTypeName` or `DecodeError` naming `seq`."""
         return self._decode(self.events, name, data, workflow_id, seq)
 
     def decode_effect(self, name: str, data: Any, workflow_id: str) -> Any:
+        """An effect from its stored name and parsed JSON; `UnknownTypeName` or `DecodeError`."""
         return self._decode(self.effects, name, data, workflow_id, None)
 
     def decode_input(self, name: str, data: Any, workflow_id: str | None) -> Any:
+        """An input from its stored name and parsed JSON; `UnknownTypeName` or `DecodeError`."""
         return self._decode(self.inputs, name, data, workflow_id, None)
 
     def encode_outcome(self, outcome: RunOutcome, workflow_id: str) -> str:

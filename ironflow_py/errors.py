@@ -12,7 +12,11 @@ class ConfigurationError(IronflowError):
 
 
 class UnknownInputType(IronflowError):
-    """An input was executed whose class no registered workflow declares."""
+    """An input was executed whose class no registered workflow declares; nothing was written.
+
+    Args:
+        input_class: The class of the input.
+    """
 
     def __init__(self, input_class: type) -> None:
         self.input_class = input_class
@@ -22,7 +26,13 @@ class UnknownInputType(IronflowError):
 
 
 class WorkflowError(IronflowError):
-    """An error tied to one workflow instance; carries its type and id."""
+    """An error tied to one workflow instance; carries its type and id, and names them in the message.
+
+    Args:
+        message: What went wrong.
+        workflow_type: The instance's workflow type.
+        workflow_id: The instance's id (None when the error happened before it was known).
+    """
 
     def __init__(self, message: str, *, workflow_type: str, workflow_id: str | None) -> None:
         self.workflow_type = workflow_type
@@ -40,7 +50,15 @@ class DecideFailed(WorkflowError):
 
 
 class CodecError(WorkflowError):
-    """A value could not be encoded to, or decoded from, its stored JSON form."""
+    """A value could not be encoded to, or decoded from, its stored JSON form.
+
+    Args:
+        message: What went wrong.
+        workflow_type: The instance's workflow type.
+        workflow_id: The instance's id (None if not known).
+        type_name: The stored type name involved, if any.
+        seq: The event's sequence, for a stored event.
+    """
 
     def __init__(
         self,
@@ -73,7 +91,16 @@ class UnknownTypeName(DecodeError):
 
 
 class StoreError(IronflowError):
-    """The database failed (connection lost, server error); the transaction was rolled back."""
+    """The database failed (connection lost, server error); the transaction was rolled back.
+
+    An outage is retryable: nothing of the failed call was committed, unless the failure hit the commit
+    itself. Driver errors are translated into this type at the store's boundary.
+
+    Args:
+        message: What failed ("ExceptionType: detail" of the driver error).
+        workflow_type: The instance's workflow type, when the call was about one.
+        workflow_id: The instance's id, when the call was about one.
+    """
 
     def __init__(self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None) -> None:
         self.workflow_type = workflow_type
@@ -102,7 +129,13 @@ class SchemaNotMigrated(MigrationError):
 
 
 class NotFound(IronflowError):
-    """A workflow type or instance that was asked for does not exist."""
+    """A workflow type, instance, event or row that was asked for does not exist.
+
+    Args:
+        message: What was not found.
+        workflow_type: The workflow type involved, if any.
+        workflow_id: The instance's id, if any.
+    """
 
     def __init__(self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None) -> None:
         self.workflow_type = workflow_type
@@ -111,7 +144,14 @@ class NotFound(IronflowError):
 
 
 class WorkflowOutcomeError(WorkflowError):
-    """`unwrap()` of an outcome that is not `Completed`; `outcome` is the outcome itself."""
+    """`unwrap()` of an outcome that is not `Completed`; `outcome` is the outcome itself.
+
+    Args:
+        message: How the instance ended.
+        outcome: The outcome value (`Failed`, `Cancelled`, `TimedOut` or `Terminated`).
+        workflow_type: The instance's workflow type.
+        workflow_id: The instance's id.
+    """
 
     def __init__(self, message: str, *, outcome: object, workflow_type: str, workflow_id: str | None) -> None:
         self.outcome = outcome
@@ -135,7 +175,13 @@ class WorkflowTerminated(WorkflowOutcomeError):
 
 
 class WaitTimedOut(WorkflowError):
-    """A caller's `wait` gave up before the instance closed; the instance itself is still running."""
+    """A caller's `wait` gave up before the instance closed; the instance itself is still running.
+
+    Args:
+        workflow_type: The instance's workflow type.
+        workflow_id: The instance's id.
+        timeout: How long the caller waited, in seconds.
+    """
 
     def __init__(self, *, workflow_type: str, workflow_id: str, timeout: float) -> None:
         self.timeout = timeout
@@ -153,8 +199,16 @@ class InstanceClosed(WorkflowError):
 
 
 class LeaseLost(IronflowError):
-    """A worker's claim on an outbox row or timer no longer holds (lease taken over, timer cancelled or
-    replaced, row released); the change it wanted to make, and anything it carried, was not applied."""
+    """A worker's claim on an outbox row or timer no longer holds; the change it wanted was not applied.
+
+    The lease was taken over, the timer cancelled or replaced, or the row released; anything the change
+    carried (an effect's feedback input, a timer's input) was not applied either.
+
+    Args:
+        what: ``"effect"`` or ``"timer"``.
+        row_id: The outbox or timer row's id.
+        worker: The worker id whose claim was lost.
+    """
 
     def __init__(self, what: str, row_id: int, worker: str) -> None:
         self.what = what
@@ -175,7 +229,12 @@ class Permanent(IronflowError):
 
 
 class ProjectionError(IronflowError):
-    """A projection could not move forward; its checkpoint and read model are unchanged."""
+    """A projection could not move forward; its checkpoint and read model are unchanged.
+
+    Args:
+        message: What went wrong.
+        projection: The projection's name.
+    """
 
     def __init__(self, message: str, *, projection: str) -> None:
         self.projection = projection
@@ -183,7 +242,16 @@ class ProjectionError(IronflowError):
 
 
 class ProjectionGap(ProjectionError):
-    """An instance's events did not arrive contiguous; the worker stops rather than apply a gap."""
+    """An instance's events did not arrive contiguous; the worker stops rather than apply a gap.
+
+    Args:
+        projection: The projection's name.
+        workflow_type: The instance's workflow type.
+        workflow_id: The instance's id.
+        expected_seq: The sequence the projection expected next for that instance.
+        seq: The sequence that arrived.
+        position: The arriving event's global position.
+    """
 
     def __init__(
         self,
@@ -208,7 +276,17 @@ class ProjectionGap(ProjectionError):
 
 
 class ProjectionHandlerFailed(ProjectionError):
-    """A projection's handler (or the decoding of its event) kept failing on one event."""
+    """A projection's handler (or the decoding of its event) kept failing on one event.
+
+    Args:
+        message: The handler's last error.
+        projection: The projection's name.
+        workflow_type: The event's workflow type.
+        workflow_id: The event's instance.
+        seq: The event's sequence within its instance.
+        position: The event's global position.
+        attempts: How many times the batch holding it failed.
+    """
 
     def __init__(
         self,

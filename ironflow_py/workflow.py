@@ -24,11 +24,34 @@ F = TypeVar("F")
 
 
 class Workflow(Generic[S, I, E, F]):
-    """Subclass this and fill in the class attributes and methods below.
+    """A durable workflow: subclass it, declare its types and write `evolve` and `decide` as pure functions.
 
-    `type` is the stable routing key stored with every row. `inputs`, `events` and `effects` map a
-    stable stored name (include a version, e.g. ``"order.placed/1"``) to its attrs class, so that
-    renaming a class or moving a module never breaks stored history.
+    The engine (`WorkflowService`) rebuilds an instance's state by folding its stored events with `evolve`
+    from `initial_state()`, calls `decide(now, state, input)` under the instance's lock, and appends the
+    events, effects and timers of the returned `Decision` in one transaction. `evolve`, `decide`,
+    `workflow_id`, `input_key`, `is_terminal` and `outcome` must be deterministic and free of I/O: time
+    comes in as `now`, ids and randomness as fields of inputs (design/decider.md).
+
+    The generic parameters are the state, input, event and effect types: `Workflow[State, Input, Event,
+    Effect]`, each usually a union of frozen attrs classes.
+
+    Attributes:
+        type: The stable routing key stored with every row (for example ``"order"``); never rename it.
+        inputs: Stored name -> input class, for every input the workflow accepts. Include a version in
+            the name (``"order.place/1"``) so renaming a class or moving a module never breaks history.
+        events: Stored name -> event class, for every event `decide` may emit and `evolve` folds.
+        effects: Stored name -> effect class, for every effect `decide` may ask for (default: none).
+        snapshot_every: Save the state every N events so rebuilding folds only what came after (None, the
+            default: never). Override `should_snapshot` for another rule (design/snapshots.md).
+        state_version: Bump when the state's shape changes: snapshots written under another version are
+            ignored and replaced.
+        state_type: The state's type, for decoding snapshots; None means the class of `initial_state()`.
+        result_type: The type of `Completed.result`, so `WorkflowService.result()` and `wait()` decode it;
+            None leaves it as JSON data.
+        run_timeout: How long an instance may stay open, a `timedelta` from its first write, measured on the
+            service's injected `Clock` (None: no limit). When it passes, the engine delivers
+            `timeout_input(deadline)`, or closes the instance `TimedOut` if that returns None
+            (design/lifecycle.md).
     """
 
     # `builtins.type` below: the class attribute `type` shadows the builtin inside this class body.
@@ -36,39 +59,78 @@ class Workflow(Generic[S, I, E, F]):
     inputs: ClassVar[Mapping[str, builtins.type]]
     events: ClassVar[Mapping[str, builtins.type]]
     effects: ClassVar[Mapping[str, builtins.type]] = {}
-    #: Save the state every N events so rebuilding folds only what came after (None: never).
-    #: Override `should_snapshot` for another rule.
     snapshot_every: ClassVar[int | None] = None
-    #: Bump when the state's shape changes: snapshots written under another version are ignored and replaced.
     state_version: ClassVar[int] = 1
-    #: The state's type, for decoding snapshots; None means the class of `initial_state()`.
     state_type: ClassVar[Any] = None
-    #: The type of `Completed.result`, so `result()` and `wait()` decode it; None leaves it as JSON data.
     result_type: ClassVar[Any] = None
-    #: How long an instance may stay open, from its first write (None: no limit). When it passes the engine
-    #: delivers `timeout_input(deadline)`, or closes the instance `TimedOut` if that is None.
     run_timeout: ClassVar[timedelta | None] = None
 
     def initial_state(self) -> S:
+        """The state of an instance before its first event; every rebuild folds from here.
+
+        Called for each rebuild (and by `WorkflowSpec`), so return a fresh immutable value, not shared
+        mutable data.
+
+        Returns:
+            The initial state (an instance of your state type).
+        """
         raise NotImplementedError
 
     def evolve(self, state: S, event: E) -> S:
+        """Fold one event into the state: the only way the state changes, on write and on every rebuild.
+
+        Must be pure and total over the events this workflow has ever emitted (old stored events are
+        folded again years later), must not raise for a valid history, and must not look at the clock: use
+        times carried in the event.
+
+        Args:
+            state: The state after all earlier events of this instance.
+            event: The next event, decoded from its stored form (one of the classes in `events`).
+
+        Returns:
+            The new state; return `state` itself for an event that changes nothing.
+        """
         raise NotImplementedError
 
     def decide(self, now: datetime, state: S, input: I) -> Decision[E, F]:
+        """Choose what happens when `input` arrives: the events to append, effects to run, timers to keep.
+
+        Called under the instance's lock with the state rebuilt from every committed event, so two inputs
+        for one instance never decide concurrently. Must be pure: no I/O, no clock, no randomness; an
+        exception it raises becomes `DecideFailed` and nothing is written.
+
+        Args:
+            now: The current time, timezone-aware UTC, from the service's injected `Clock` (the same value
+                is stored as the events' `recorded_at`).
+            state: The instance's current state (`initial_state()` for a new instance).
+            input: The input to act on (one of the classes in `inputs`, a timer's input, or a cancel,
+                timeout or dead-letter input this workflow returned).
+
+        Returns:
+            `Decision.accept(*events, effects=...)`, refined with `with_timer` / `cancel_timer`, or
+            `Decision.reject(reason)` to append nothing and hand `reason` back to the caller.
+        """
         raise NotImplementedError
 
     def workflow_id(self, input: I) -> str:
-        """The business key of the instance this input is for."""
+        """The business key of the instance an input is for (for example the order number).
+
+        Args:
+            input: An input of this workflow, as passed to `WorkflowService.execute`.
+
+        Returns:
+            A non-empty string; `InvalidWorkflowId` is raised for anything else, and an exception raised
+            here becomes `DecideFailed` (nothing is written in either case).
+        """
         raise NotImplementedError
 
     def outcome(self, state: S) -> RunOutcome | None:
         """How the instance ended, read from its state; None while it is still open.
 
-        Override this or `is_terminal`, not both need be: by default a terminal state is `Completed(None)`.
+        Override this or `is_terminal` (one is enough): by default a terminal state is `Completed(None)`.
 
         Args:
-            state: the folded state.
+            state: The folded state.
 
         Returns:
             `Completed(result)`, `Failed(code, detail)`, `Cancelled(reason)`, `TimedOut(deadline)`, or None.
@@ -77,20 +139,28 @@ class Workflow(Generic[S, I, E, F]):
         return Completed(None) if self.is_terminal(state) else None
 
     def is_terminal(self, state: S) -> bool:
-        """True once the instance is finished; later inputs return `already_completed`.
+        """Whether the instance is finished: later inputs return `already_completed` without `decide`.
 
         By default: `outcome(state) is not None` when `outcome` is overridden, else False.
+
+        Args:
+            state: The folded state.
+
+        Returns:
+            True once the instance accepts no more inputs.
         """
         if type(self).outcome is Workflow.outcome:
             return False  # neither is overridden: never terminal (and no mutual recursion)
         return self.outcome(state) is not None
 
     def cancel_input(self, request: CancelRequest) -> I | None:
-        """The input a cancel request becomes, so cancelling is an ordinary decision (compensations are
-        ordinary effects); None (the default) means the workflow cannot be cancelled (`NotCancellable`).
+        """The input a cancel request becomes, so cancelling is an ordinary decision.
+
+        Compensations are then ordinary effects of that decision. None (the default) means the workflow
+        cannot be cancelled: `cancel` raises `NotCancellable`.
 
         Args:
-            request: the reason and the caller's request id.
+            request: The reason and the caller's request id.
 
         Returns:
             One of this workflow's inputs, or None.
@@ -101,7 +171,7 @@ class Workflow(Generic[S, I, E, F]):
         """The input delivered when `run_timeout` passes; None (the default) closes the instance `TimedOut`.
 
         Args:
-            deadline: when the run timeout fell due (UTC, the engine's clock).
+            deadline: When the run timeout fell due (UTC, on the service's injected `Clock`).
 
         Returns:
             One of this workflow's inputs, or None.
@@ -109,36 +179,87 @@ class Workflow(Generic[S, I, E, F]):
         return None
 
     def input_key(self, input: I) -> str | None:
-        """An idempotency key: the same key on the same instance is applied once."""
+        """An idempotency key for `input`: the same key on the same instance is applied once.
+
+        A repeat returns `Outcome(status=duplicate, first_status=...)` and writes nothing.
+
+        Args:
+            input: The input about to be executed.
+
+        Returns:
+            The key (for example the caller's request id), or None (the default) for no deduplication.
+        """
         return None
 
     def dead_letter_input(self, effect: F, error: str) -> I | None:
-        """The input this instance receives when `effect` is dead-lettered (`error` says why), so it can
-        compensate instead of waiting forever; None (the default) delivers nothing."""
+        """The input this instance receives when one of its effects is dead-lettered, so it can compensate.
+
+        Called by the effect worker once the effect's `RetryPolicy` is exhausted or its handler raised
+        `Permanent`; the input runs in the same transaction that marks the effect dead. None (the default)
+        delivers nothing and the instance keeps waiting.
+
+        Args:
+            effect: The effect that failed for good, decoded.
+            error: Why, as "ExceptionType: message" of the last attempt.
+
+        Returns:
+            One of this workflow's inputs, or None.
+        """
         return None
 
     def should_snapshot(self, state: S, seq: int, events_since_snapshot: int) -> bool:
-        """Whether to save `state` (which includes events up to `seq`) in the deciding transaction."""
+        """Whether to save `state` as a snapshot in the deciding transaction (design/snapshots.md).
+
+        Args:
+            state: The state after the decision's events.
+            seq: The sequence of the last event folded into `state`.
+            events_since_snapshot: Events appended since the latest usable snapshot (or since the start).
+
+        Returns:
+            True to write a snapshot; by default when `snapshot_every` is set and that many events passed.
+        """
         every = self.snapshot_every
         return every is not None and events_since_snapshot >= every
 
     def uses_snapshots(self) -> bool:
+        """Whether this workflow writes snapshots (`snapshot_every` set or `should_snapshot` overridden).
+
+        Returns:
+            True if rebuilding should look for a snapshot first.
+        """
         return self.snapshot_every is not None or type(self).should_snapshot is not Workflow.should_snapshot
 
     def state_name(self, state: S) -> str:
         """A short name for the state an instance is in, for diagrams and inspection.
 
-        Default: the state's `status` attribute if it is a string, else the state's class name (which
-        suits states written as a union of classes)."""
+        Args:
+            state: The folded state.
+
+        Returns:
+            The state's `status` attribute if it is a string, else the state's class name (which suits
+            states written as a union of classes).
+        """
         status = getattr(state, "status", None)
         return status if isinstance(status, str) else type(state).__name__
 
     def describe(self) -> StateMachine | None:
-        """The workflow's states and transitions, for `ironflow-py diagram`; None if not described."""
+        """The workflow's states and transitions, for `ironflow-py diagram`.
+
+        Returns:
+            A `StateMachine`, or None (the default) if the workflow does not describe itself.
+        """
         return None
 
     def fold(self, state: S, events: Iterable[E]) -> S:
-        """Apply `evolve` over `events`, starting from `state`."""
+        """Apply `evolve` over `events`, starting from `state`.
+
+        Args:
+            state: The state to start from (usually `initial_state()`).
+            events: Decoded events in sequence order.
+
+        Returns:
+            The state after the last event.
+        """
         evolve = self.evolve
         for event in events:
             state = evolve(state, event)

@@ -29,6 +29,16 @@ class RetryPolicy:
     After failed attempt n (1-based) the next attempt waits up to `min(max_delay, base_delay * factor **
     (n - 1))` seconds: a uniformly random part of it with full jitter (the default, which spreads a burst of
     failures out), all of it without. After `max_attempts` failed attempts the effect is dead.
+
+    Attributes:
+        max_attempts: Attempts allowed in all, at least 1.
+        base_delay: Seconds of the first wait, at least 0.
+        factor: Growth of the wait per failed attempt, at least 1.
+        max_delay: Cap on one wait, in seconds, at least 0.
+        jitter: Wait a uniformly random part of the computed delay (full jitter) instead of all of it.
+
+    Raises:
+        ConfigurationError: A bound above is violated (raised when the policy is built).
     """
 
     max_attempts: int = 10
@@ -44,11 +54,26 @@ class RetryPolicy:
             raise ConfigurationError("RetryPolicy needs base_delay >= 0, max_delay >= 0 and factor >= 1")
 
     def exhausted(self, attempt: int) -> bool:
-        """True when failed attempt number `attempt` was the last one allowed."""
+        """Whether failed attempt number `attempt` was the last one allowed.
+
+        Args:
+            attempt: The 1-based number of the attempt that just failed.
+
+        Returns:
+            True if the effect is now dead.
+        """
         return attempt >= self.max_attempts
 
     def delay(self, attempt: int, random: Callable[[], float]) -> float:
-        """Seconds to wait after failed attempt `attempt`; `random` returns a float in [0, 1)."""
+        """How long to wait after failed attempt `attempt` before the next one.
+
+        Args:
+            attempt: The 1-based number of the attempt that just failed.
+            random: Returns a float in [0, 1); the runtime passes a seeded generator's draw.
+
+        Returns:
+            The delay in seconds (measured on the effect worker's injected `Clock`).
+        """
         try:
             cap = min(self.max_delay, self.base_delay * self.factor ** (attempt - 1))
         except OverflowError:
@@ -63,6 +88,13 @@ class EffectContext:
     `idempotency_key` is the same on every attempt of one effect (pass it to the service you call so a
     retried request is not applied twice). `heartbeat()` extends this worker's lease for a long handler and
     returns the new lease end; it raises `LeaseLost` if another worker has taken the effect over.
+
+    Attributes:
+        effect_id: The outbox row's id.
+        workflow_type: The workflow type of the instance that asked for the effect.
+        workflow_id: That instance's id.
+        attempt: This attempt's 1-based number.
+        idempotency_key: ``"<workflow_type>/<workflow_id>/effect-<effect_id>"``, the same on every attempt.
     """
 
     effect_id: int
@@ -73,6 +105,14 @@ class EffectContext:
     _heartbeat: Callable[[], datetime] = attrs.field(repr=False, alias="heartbeat")
 
     def heartbeat(self) -> datetime:
+        """Extend this worker's lease on the effect by the runtime's lease length, from now.
+
+        Returns:
+            The new lease end (the effect worker's injected `Clock`, UTC).
+
+        Raises:
+            LeaseLost: Another worker has taken the effect over (this attempt's result will be discarded).
+        """
         return self._heartbeat()
 
 
@@ -95,6 +135,9 @@ class EffectRegistry:
 
     Register with `registry.register(SendReceipt, send_receipt)` or the decorator form
     `@registry.handler(SendReceipt, policy=RetryPolicy(max_attempts=3))`.
+
+    Args:
+        default_policy: The retry policy of handlers registered without one (default: `RetryPolicy()`).
     """
 
     def __init__(self, *, default_policy: RetryPolicy | None = None) -> None:
@@ -102,6 +145,19 @@ class EffectRegistry:
         self._handlers: dict[type, Registered] = {}
 
     def register(self, effect_class: type, handler: Handler, *, policy: RetryPolicy | None = None) -> None:
+        """Make `handler` the one handler of `effect_class`.
+
+        Args:
+            effect_class: An effect class some workflow declares in its `effects`.
+            handler: `handler(effect, context)`, sync or `async def`; it returns an input to feed back to a
+                workflow (in the transaction that marks the effect done) or None, raises `Retryable` (or
+                any exception) to try again under the policy, or `Permanent` to dead-letter at once.
+            policy: Its retry policy (default: the registry's `default_policy`).
+
+        Raises:
+            ConfigurationError: `effect_class` is not a class, already has a handler, or `handler` is not
+                callable.
+        """
         if not isinstance(effect_class, type):
             raise ConfigurationError(f"register expects an effect class, got {effect_class!r}")
         if effect_class in self._handlers:
@@ -113,7 +169,16 @@ class EffectRegistry:
         )
 
     def handler(self, effect_class: type, *, policy: RetryPolicy | None = None) -> Callable[[H], H]:
-        """Decorator form of `register`; returns the function unchanged."""
+        """Decorator form of `register`.
+
+        Args:
+            effect_class: The effect class the decorated function handles.
+            policy: Its retry policy (default: the registry's `default_policy`).
+
+        Returns:
+            A decorator that registers the function and returns it unchanged; it raises
+            `ConfigurationError` as `register` does.
+        """
 
         def decorate(fn: H) -> H:
             self.register(effect_class, fn, policy=policy)
@@ -122,6 +187,14 @@ class EffectRegistry:
         return decorate
 
     def lookup(self, effect_class: type) -> Registered | None:
+        """The registration of `effect_class`.
+
+        Args:
+            effect_class: An effect class.
+
+        Returns:
+            Its handler, whether it is async, and its policy; None if it has no handler.
+        """
         return self._handlers.get(effect_class)
 
     def __contains__(self, effect_class: object) -> bool:

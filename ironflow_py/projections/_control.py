@@ -24,6 +24,14 @@ class Horizon:
 
     `held_back_events` committed events sit at or above the horizon because an older transaction is still
     open (`blocker_*` describe the oldest one). They are delayed, never lost.
+
+    Attributes:
+        xmin: The oldest transaction id still running (`pg_snapshot_xmin`): cursors read below it.
+        held_back_events: Committed events at or above the horizon, not yet readable.
+        blocker_pid: Backend pid of the oldest open transaction holding an xid (None: none).
+        blocker_application: Its `application_name`.
+        blocker_age_seconds: How long its transaction has been open, in seconds (database clock).
+        blocker_state: Its `pg_stat_activity.state` (for example ``"idle in transaction"``).
     """
 
     xmin: int
@@ -35,12 +43,25 @@ class Horizon:
 
     @property
     def held_back(self) -> bool:
+        """True if some committed events are waiting behind the horizon."""
         return self.held_back_events > 0
 
 
 @attrs.frozen
 class ProjectionStatus:
-    """A projection's checkpoint and how far behind the event stream it is."""
+    """A projection's checkpoint and how far behind the event stream it is.
+
+    Attributes:
+        name: The projection's name.
+        tx_id: The checkpoint's transaction id (the cursor is (tx_id, position)).
+        position: The global position of the last event handled.
+        applied: Events handed to the handler since the last rebuild.
+        updated_at: When the checkpoint last moved (database clock).
+        lag_events: Committed events past the checkpoint, including those behind the horizon.
+        lag_seconds: Age of the oldest event not yet handled, in seconds on the database clock (None:
+            nothing pending).
+        horizon: What limits every cursor right now.
+    """
 
     name: str
     tx_id: int
@@ -48,14 +69,26 @@ class ProjectionStatus:
     applied: int
     updated_at: datetime
     lag_events: int
-    #: Age of the oldest event not yet handled (None: nothing pending).
     lag_seconds: float | None
     horizon: Horizon
 
 
 @attrs.frozen
 class DeadLetter:
-    """An event a projection skipped after its handler kept failing, with the last error."""
+    """An event a projection skipped after its handler kept failing, with the last error.
+
+    Attributes:
+        id: The dead letter's id.
+        projection: The projection's name.
+        position: The event's global position.
+        workflow_type: The event's workflow type.
+        workflow_id: The event's instance.
+        seq: The event's sequence within its instance.
+        event_type: The event's stored type name.
+        error: The handler's last error.
+        attempts: How many times the batch holding it failed.
+        recorded_at: When the dead letter was written (database clock).
+    """
 
     id: int
     projection: str
@@ -70,14 +103,28 @@ class DeadLetter:
 
 
 class ProjectionControl:
-    """Status, rebuild and waiting on the projections of one store's schema."""
+    """Status, rebuild and waiting on the projections of one store's schema (design/projections.md).
+
+    Args:
+        store: The PostgreSQL store whose schema holds the projection checkpoints.
+    """
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
         self._sql = PostgresProjections(store)
 
     def status(self, names: Sequence[str]) -> list[ProjectionStatus]:
-        """One row per known projection in `names` (a projection no worker has started is absent)."""
+        """The checkpoint, lag and horizon of each projection in `names`, read in one transaction.
+
+        Args:
+            names: Projection names.
+
+        Returns:
+            One status per known projection, by name; a projection no worker has started is absent.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.store.connection() as conn:
             horizon_row, rows, now = self._sql.status(conn, names)
         horizon = _horizon(*horizon_row)
@@ -96,22 +143,62 @@ class ProjectionControl:
         ]
 
     def horizon(self) -> Horizon:
+        """How far any projection cursor can read now, and which transaction holds it back.
+
+        Returns:
+            The horizon.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.store.connection() as conn:
             return _horizon(*self._sql.horizon(conn))
 
     def rebuild(self, projection: Projection | str) -> None:
-        """Reset the checkpoint and run the projection's `reset` hook in one transaction; a running worker
-        replays from the start with its next batch."""
+        """Reset the checkpoint and run the projection's `reset` hook in one transaction.
+
+        It waits for a batch in flight (which holds the checkpoint row); a running worker then replays
+        from the start with its next batch.
+
+        Args:
+            projection: The projection (its `reset` hook runs), or just its name (no hook runs).
+
+        Raises:
+            StoreError: The database failed; nothing was reset.
+        """
         with self.store.connection() as conn:
             rebuild_on(conn, self._sql, projection)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
+        """The events projection `name` skipped under `OnError.DEAD_LETTER`, oldest first.
+
+        Args:
+            name: The projection's name.
+
+        Returns:
+            Its dead letters.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.store.connection() as conn:
             rows = self._sql.dead_letters(conn, name)
         return [DeadLetter(*row) for row in rows]
 
     def caught_up(self, name: str, position: int) -> bool:
-        """True once the event at `position` is at or behind the checkpoint of projection `name`."""
+        """Whether projection `name` has handled the event at `position` (read-your-writes).
+
+        Args:
+            name: The projection's name.
+            position: An event's global position (`Outcome.events[i].position`).
+
+        Returns:
+            True once that event is at or behind the checkpoint.
+
+        Raises:
+            NotFound: No committed event has that position.
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.store.connection() as conn:
             return self._caught_up(conn, name, position)
 
@@ -122,8 +209,22 @@ class ProjectionControl:
         return caught_up
 
     def wait_until_caught_up(self, name: str, position: int, timeout: float) -> bool:
-        """Block until projection `name` has handled the event at `position` (True) or `timeout` passes
-        (False). Woken by the worker's NOTIFY after each batch, so no polling delay."""
+        """Block until projection `name` has handled the event at `position`, or `timeout` passes.
+
+        Woken by the worker's NOTIFY after each batch, so there is no polling delay.
+
+        Args:
+            name: The projection's name.
+            position: An event's global position (`Outcome.events[i].position`).
+            timeout: The longest wait, in seconds (monotonic clock).
+
+        Returns:
+            True once the event is handled, False if `timeout` passed first.
+
+        Raises:
+            NotFound: No committed event has that position.
+            StoreError: The database could not be reached, or the LISTEN connection failed.
+        """
         deadline = time.monotonic() + timeout
         with self._listening(applied_channel(self.store.schema)) as conn:
             while True:

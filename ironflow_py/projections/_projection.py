@@ -25,11 +25,14 @@ Handler = Callable[[RecordedEvent[Any], "psycopg.Connection[Any]"], None]
 
 
 class OnError(enum.StrEnum):
-    """What a worker does once a handler has failed on one event `max_attempts` times."""
+    """What a worker does once a handler has failed on one event `max_attempts` times.
 
-    #: Raise `ProjectionHandlerFailed`; the checkpoint stays before the event.
+    Attributes:
+        STOP: Raise `ProjectionHandlerFailed`; the checkpoint stays before the event.
+        DEAD_LETTER: Record the event and the error in `projection_dead_letters` and move on past it.
+    """
+
     STOP = "stop"
-    #: Record the event and the error in `projection_dead_letters` and move on past it.
     DEAD_LETTER = "dead_letter"
 
 
@@ -50,6 +53,21 @@ class Projection:
     rebuild's transaction, to empty the read model's tables. `on_commit` / `on_rollback` run after each
     batch's transaction ends, for state kept outside PostgreSQL. A projection that is not `durable` is
     replayed from the start whenever a worker starts it.
+
+    Attributes:
+        name: Stable name; keys the checkpoint, the leader lock and the dead letters.
+        handler: `handler(event, conn)`: apply one `RecordedEvent` to the read model using `conn`, the
+            psycopg connection whose transaction also moves the checkpoint (so both commit together). An
+            exception rolls the whole batch back and is retried under `ProjectionRetry`.
+        workflow_types: Only events of these workflow types reach the handler (None: all).
+        event_classes: Only events of these classes reach the handler (None: all).
+        reset: `reset(conn)`, run in the rebuild's transaction to empty the read model.
+        on_commit: Called after each batch commits.
+        on_rollback: Called after a batch rolls back.
+        durable: False to replay from the start whenever a worker takes the projection on.
+
+    Raises:
+        ConfigurationError: `name` is empty or not a string (raised when the projection is built).
     """
 
     name: str
@@ -66,6 +84,14 @@ class Projection:
             raise ConfigurationError("a projection needs a non-empty string name")
 
     def wants_type(self, workflow_type: str) -> bool:
+        """Whether events of `workflow_type` reach the handler.
+
+        Args:
+            workflow_type: A workflow type.
+
+        Returns:
+            True if `workflow_types` is None or contains it.
+        """
         return self.workflow_types is None or workflow_type in self.workflow_types
 
 
@@ -74,6 +100,13 @@ class InMemoryProjection(Generic[S]):
 
     `fold(events)` computes it without any database. `projection()` gives a `Projection` a worker can run:
     events of a batch are folded into a staged state that becomes `state` only when the batch commits.
+
+    Args:
+        name: The projection's stable name.
+        initial: The state before any event.
+        evolve: `evolve(state, event) -> state`, pure, over `RecordedEvent`s.
+        workflow_types: Only events of these workflow types are folded (None: all).
+        event_classes: Only events of these classes are folded (None: all).
     """
 
     def __init__(
@@ -94,12 +127,28 @@ class InMemoryProjection(Generic[S]):
         self._staged: S = initial
 
     def accepts(self, event: RecordedEvent[Any]) -> bool:
+        """Whether `event` passes the workflow-type and event-class filters.
+
+        Args:
+            event: A recorded event.
+
+        Returns:
+            True if it would be folded.
+        """
         return (self.workflow_types is None or event.workflow_type in self.workflow_types) and (
             self.event_classes is None or type(event.event) in self.event_classes
         )
 
     def fold(self, events: Iterable[RecordedEvent[Any]], state: S | None = None) -> S:
-        """The state after `events` (from `initial`, or from `state`), without touching `self.state`."""
+        """The state after folding `events`, without touching `self.state`.
+
+        Args:
+            events: Recorded events in stream order; those the filters reject are skipped.
+            state: The state to start from (default: `initial`).
+
+        Returns:
+            The folded state.
+        """
         current = self.initial if state is None else state
         for event in events:
             if self.accepts(event):
@@ -107,6 +156,13 @@ class InMemoryProjection(Generic[S]):
         return current
 
     def projection(self) -> Projection:
+        """A `Projection` a `ProjectionWorker` can run, keeping `self.state` at the last committed batch.
+
+        It is not durable: a worker replays it from the start whenever it takes it on.
+
+        Returns:
+            The projection.
+        """
         return Projection(
             self.name,
             self._handle,

@@ -47,15 +47,28 @@ _JSON_DECODE = json.JSONDecoder().decode
 
 
 def _loads(data: bytes | str) -> Any:
-    """The stdlib JSON decoder on text: `json.loads(bytes)` first sniffs the encoding, which costs about a
-    fifth of a catch-up read (PostgreSQL sends UTF-8)."""
+    """Parse JSON with the stdlib decoder on text.
+
+    `json.loads(bytes)` first sniffs the encoding, which costs about a fifth of a catch-up read
+    (PostgreSQL sends UTF-8).
+    """
     return _JSON_DECODE(data if isinstance(data, str) else data.decode())
 
 
 @attrs.frozen
 class ProjectionRetry:
-    """Backoff for a failing batch: `initial * 2**n` capped at `maximum`; after `max_attempts` failures on
-    one event, `on_error` decides (stop the worker, or dead-letter the event and move on)."""
+    """Backoff for a failing projection batch, and what happens once one event keeps failing.
+
+    After failure n (1-based) the next try waits `initial * 2 ** (n - 1)` seconds, capped at `maximum`;
+    after `max_attempts` failures on one event, `on_error` decides (stop the worker, or dead-letter the
+    event and move on).
+
+    Attributes:
+        max_attempts: Failures on one event before `on_error` applies.
+        initial: Seconds of the first wait.
+        maximum: Cap on one wait, in seconds.
+        on_error: `OnError.STOP` (raise `ProjectionHandlerFailed`) or `OnError.DEAD_LETTER`.
+    """
 
     max_attempts: int = 5
     initial: float = 0.1
@@ -63,12 +76,23 @@ class ProjectionRetry:
     on_error: OnError = OnError.STOP
 
     def delay(self, attempt: int) -> float:
+        """How long to wait after failure number `attempt`.
+
+        Args:
+            attempt: The 1-based number of the failure.
+
+        Returns:
+            The delay in seconds (monotonic clock).
+        """
         return float(min(self.maximum, self.initial * 2 ** max(0, attempt - 1)))
 
 
 class _EventDecoder:
-    """The batch loop's decoder: structure hooks cached per (workflow type, stored name), filled by `slow`,
-    which goes through the workflow's codec so any failure is its typed error naming the event."""
+    """The batch loop's decoder: structure hooks cached per (workflow type, stored name).
+
+    The cache is filled by `slow`, which goes through the workflow's codec so any failure is its typed
+    error naming the event.
+    """
 
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
@@ -91,7 +115,26 @@ class _Failing:
 
 
 class ProjectionWorker:
-    """Runs `projections` against the store of `service` (whose workflows decode the events)."""
+    """The daemon that feeds projections: catches up in batches, then tails live events (design/projections.md).
+
+    Each batch is one transaction on the worker's own connection: read past the checkpoint, check each
+    instance's order, call the handler, move the checkpoint. One session advisory lock per projection makes
+    this worker its only active worker; a second copy waits as a standby.
+
+    Args:
+        service: Supplies the PostgreSQL store and the codecs that decode events.
+        projections: The projections to run; names must be unique.
+        batch_size: Events per transaction, at least 1.
+        poll_interval: Seconds between polls when no NOTIFY arrives (monotonic clock).
+        standby_interval: Seconds between tries to take the lead of a projection another worker holds.
+        retry: Backoff and failure policy (default: `ProjectionRetry()`).
+        worker_id: Names this worker in logs and `application_name` (default: host:pid).
+        logger: A structlog-style logger (default: `structlog.get_logger("ironflow_py")`).
+
+    Raises:
+        ConfigurationError: The store is not a `PostgresStore`, names repeat, `batch_size` < 1, or a
+            projection filters on a workflow type or event class no registered workflow declares.
+    """
 
     def __init__(
         self,
@@ -185,24 +228,44 @@ class ProjectionWorker:
 
     @property
     def leading(self) -> frozenset[str]:
-        """The projections this worker is the active worker for."""
+        """The names of the projections this worker is the active worker for."""
         return frozenset(self._leading)
 
     @property
     def failing(self) -> dict[str, ProjectionHandlerFailed]:
-        """Projections whose last batch failed and is waiting for a retry, with the error."""
+        """Projections whose last batch failed and waits for a retry, by name, with the error."""
         return {name: f.error for name, f in self._failing.items()}
 
     # -- running ----------------------------------------------------------------------------------------
 
     def prepare(self) -> frozenset[str]:
-        """Connect, LISTEN and take the lead where it is free; returns the projections this worker leads."""
+        """Connect, LISTEN and take the lead of each projection whose lead is free.
+
+        Returns:
+            The names of the projections this worker leads.
+
+        Raises:
+            MigrationError: The schema lacks the projection tables (run `ironflow-py migrate`).
+            StoreError: The database could not be reached; the next call reconnects.
+        """
         self._guarded(lambda: self._try_lead(self._connection()))
         return self.leading
 
     def run_once(self) -> int:
-        """One round: take the lead where free, then apply batches until each led projection has nothing
-        more to read (or failed). Returns the number of events handed to handlers."""
+        """One round: take the lead where free, then apply batches until each led projection is caught up.
+
+        A projection whose batch fails waits for its retry (see `failing`); the round goes on with the
+        others.
+
+        Returns:
+            The number of events handed to handlers.
+
+        Raises:
+            ProjectionGap: An instance's events arrived out of order; nothing of that batch was applied.
+            ProjectionHandlerFailed: A handler failed `max_attempts` times under `OnError.STOP`.
+            MigrationError: The schema lacks the projection tables.
+            StoreError: The database failed; the next call reconnects.
+        """
 
         def round_() -> int:
             conn = self._connection()
@@ -293,7 +356,17 @@ class ProjectionWorker:
             )
 
     def run_until_idle(self) -> int:
-        """Rounds until nothing is left to read or every remaining projection waits for a retry."""
+        """Run rounds until nothing is left to read or every remaining projection waits for a retry.
+
+        Returns:
+            The number of events handed to handlers in all.
+
+        Raises:
+            ProjectionGap: As in `run_once`.
+            ProjectionHandlerFailed: As in `run_once`.
+            MigrationError: As in `run_once`.
+            StoreError: As in `run_once`.
+        """
         total = 0
         while True:
             handled = self.run_once()
@@ -302,8 +375,20 @@ class ProjectionWorker:
                 return total
 
     def run(self, *, handle_signals: bool = False) -> None:
-        """The daemon loop; returns after `stop()` (or SIGTERM/SIGINT with `handle_signals`) once the batch
-        in hand is committed. Raises ProjectionGap or ProjectionHandlerFailed (policy `stop`)."""
+        """The daemon loop: run rounds, then sleep until a NOTIFY, a retry, a standby check or `stop()`.
+
+        Returns after `stop()` (or SIGTERM/SIGINT with `handle_signals`) once the batch in hand is
+        committed; the connection is closed, which releases the leads. Store outages are logged and
+        retried with backoff.
+
+        Args:
+            handle_signals: Install SIGTERM and SIGINT handlers that call `stop()` (main thread only).
+
+        Raises:
+            ProjectionGap: An instance's events arrived out of order.
+            ProjectionHandlerFailed: A handler failed `max_attempts` times under `OnError.STOP`.
+            MigrationError: The schema lacks the projection tables.
+        """
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
@@ -327,9 +412,11 @@ class ProjectionWorker:
             self._log.info("projection_worker_stopped")
 
     def _wait(self) -> None:
-        """Sleep until an append is notified, a retry is due, a standby check is due, or stop(). While
-        committed events wait behind the horizon, wake soon (10 ms doubling to 1 s): the transaction holding
-        it may end without any NOTIFY."""
+        """Sleep until an append is notified, a retry is due, a standby check is due, or stop().
+
+        While committed events wait behind the horizon, wake soon (10 ms doubling to 1 s): the transaction
+        holding it may end without any NOTIFY.
+        """
         timeout = self.poll_interval
         if len(self._leading) < len(self._tracks):
             timeout = min(timeout, self.standby_interval)
@@ -370,7 +457,20 @@ class ProjectionWorker:
         self._stop.set()
 
     def wait_until_caught_up(self, name: str, position: int, timeout: float) -> bool:
-        """See ProjectionControl.wait_until_caught_up."""
+        """Block until projection `name` has handled the event at `position`, or `timeout` passes.
+
+        Args:
+            name: The projection's name.
+            position: An event's global position (`Outcome.events[i].position`).
+            timeout: The longest wait, in seconds (monotonic clock).
+
+        Returns:
+            True once the event is handled, False if `timeout` passed first.
+
+        Raises:
+            NotFound: No committed event has that position.
+            StoreError: The database could not be reached, or the LISTEN connection failed.
+        """
         return self.control.wait_until_caught_up(name, position, timeout)
 
     def _drop_connection(self) -> None:

@@ -17,7 +17,20 @@ def check_replay_determinism(workflow: AnyWorkflow, events: Sequence[object], *,
     """Fold `events` twice, and once more after a trip through storage; all three states must be equal.
 
     Catches `evolve` that reads the clock, randomness or mutable globals, and events whose stored form
-    loses information. Returns the state.
+    loses information.
+
+    Args:
+        workflow: The workflow instance to check.
+        events: Events of that workflow in sequence order (for example from a scenario or production).
+        converter: The cattrs converter the service uses (default: `make_converter()`).
+
+    Returns:
+        The folded state.
+
+    Raises:
+        AssertionError: Two folds disagree; the message shows both states.
+        EncodeError: An event cannot be stored.
+        DecodeError: A stored event cannot be read back.
     """
     codec = _codec(workflow, converter)
     first = workflow.fold(workflow.initial_state(), events)
@@ -37,8 +50,24 @@ def check_replay_determinism(workflow: AnyWorkflow, events: Sequence[object], *,
 
 
 def check_codec_round_trip(workflow: AnyWorkflow, *, max_examples: int = 50, converter: Any = None) -> int:
-    """For every declared input, event and effect class, hypothesis-generated values round-trip through
-    the codec. Needs hypothesis (a test dependency). Returns how many classes were checked."""
+    """Check that hypothesis-generated values of every declared input, event and effect class round-trip.
+
+    Each value is encoded to its stored JSON form and decoded back, and must compare equal. Needs
+    hypothesis (a test dependency).
+
+    Args:
+        workflow: The workflow instance whose `inputs`, `events` and `effects` are checked.
+        max_examples: Values generated per class.
+        converter: The cattrs converter the service uses (default: `make_converter()`).
+
+    Returns:
+        How many classes were checked.
+
+    Raises:
+        AssertionError: A value came back different (hypothesis reports the smallest example).
+        EncodeError: A value cannot be stored.
+        DecodeError: A stored value cannot be read back.
+    """
     codec = _codec(workflow, converter)
     tables = [
         (codec.inputs, codec.encode_input, codec.decode_input),
