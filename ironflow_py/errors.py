@@ -120,7 +120,12 @@ class MigrationError(StoreError):
 
 
 class SchemaNotMigrated(MigrationError):
-    """The schema lacks migrations this code needs (never migrated, or migrated by an older version)."""
+    """The schema lacks migrations this code needs (never migrated, or migrated by an older version).
+
+    Args:
+        schema: The schema name.
+        missing: The versions of the migrations not applied yet.
+    """
 
     def __init__(self, schema: str, missing: list[int]) -> None:
         self.schema = schema
