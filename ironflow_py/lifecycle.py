@@ -66,7 +66,14 @@ class _Closed:
 
 @attrs.frozen
 class Completed(_Closed):
-    """The instance finished successfully; `result` is what it produced (decoded with `result_type`)."""
+    """The instance finished successfully; `result` is what it produced (decoded with `result_type`).
+
+    Attributes:
+        result: What the instance produced, JSON-serializable (decoded with the workflow's `result_type`).
+        workflow_type: The instance's workflow type, set when the engine reads the outcome back (not
+            compared).
+        workflow_id: The instance's id, set likewise (not compared).
+    """
 
     status: ClassVar[InstanceStatus] = InstanceStatus.COMPLETED
     result: Any = None
@@ -84,7 +91,15 @@ class Completed(_Closed):
 
 @attrs.frozen
 class Failed(_Closed):
-    """The instance ended unsuccessfully: `code` is a stable machine-readable reason, `detail` anything JSON."""
+    """The instance ended unsuccessfully: `code` is a stable machine-readable reason, `detail` anything JSON.
+
+    Attributes:
+        code: A stable machine-readable reason (for example ``"payment_declined"``).
+        detail: Anything JSON-serializable that explains it.
+        workflow_type: The instance's workflow type, set when the engine reads the outcome back (not
+            compared).
+        workflow_id: The instance's id, set likewise (not compared).
+    """
 
     status: ClassVar[InstanceStatus] = InstanceStatus.FAILED
     code: str
@@ -104,7 +119,14 @@ class Failed(_Closed):
 
 @attrs.frozen
 class Cancelled(_Closed):
-    """The instance was cancelled (by a cancel request, or by its own logic, e.g. a saga that refunded)."""
+    """The instance was cancelled (by a cancel request, or by its own logic, e.g. a saga that refunded).
+
+    Attributes:
+        reason: Why, if known.
+        workflow_type: The instance's workflow type, set when the engine reads the outcome back (not
+            compared).
+        workflow_id: The instance's id, set likewise (not compared).
+    """
 
     status: ClassVar[InstanceStatus] = InstanceStatus.CANCELLED
     reason: str | None = None
@@ -125,6 +147,12 @@ class TimedOut(_Closed):
     """The instance ran past its own deadline (`run_timeout`, or a deadline its logic enforces).
 
     Never confused with `WaitTimedOut`, which is a caller giving up waiting on an instance still running.
+
+    Attributes:
+        deadline: When the deadline fell due (UTC, the service's injected `Clock`).
+        workflow_type: The instance's workflow type, set when the engine reads the outcome back (not
+            compared).
+        workflow_id: The instance's id, set likewise (not compared).
     """
 
     status: ClassVar[InstanceStatus] = InstanceStatus.TIMED_OUT
@@ -143,7 +171,14 @@ class TimedOut(_Closed):
 
 @attrs.frozen
 class Terminated(_Closed):
-    """An operator stopped the instance; no workflow code ran. Only the engine makes this outcome."""
+    """An operator stopped the instance; no workflow code ran. Only the engine makes this outcome.
+
+    Attributes:
+        reason: Why, as the operator gave it.
+        workflow_type: The instance's workflow type, set when the engine reads the outcome back (not
+            compared).
+        workflow_id: The instance's id, set likewise (not compared).
+    """
 
     status: ClassVar[InstanceStatus] = InstanceStatus.TERMINATED
     reason: str | None = None
@@ -172,6 +207,11 @@ class CancelRequest:
 
     `request_id` makes the request idempotent: the engine derives the input key from it, so a repeat is
     a `duplicate`.
+
+    Attributes:
+        workflow_id: The instance to cancel.
+        reason: Why, as the caller gave it.
+        request_id: The caller's id for this request (None: not deduplicated).
     """
 
     workflow_id: str

@@ -31,7 +31,14 @@ from ironflow_py.workflow import AnyWorkflow, Workflow
 
 @attrs.frozen
 class Registration:
-    """A registered workflow with its codec, its pure decide step and the command handler that runs it."""
+    """A registered workflow with its codec, its pure decide step and the command handler that runs it.
+
+    Attributes:
+        workflow: The workflow instance.
+        codec: Its stored-name tables and JSON encoding.
+        decider: Its pure decide step.
+        handler: The shell that runs one input in one transaction.
+    """
 
     workflow: AnyWorkflow
     codec: WorkflowCodec
@@ -40,7 +47,25 @@ class Registration:
 
 
 class WorkflowService:
-    """Routes inputs to registered workflows and runs each through its command handler in one transaction."""
+    """The entry point an application calls: runs inputs on registered workflows and reads instances back.
+
+    Each input is routed by its class to the one workflow that declares it and runs in one transaction:
+    lock the instance, rebuild its state, `decide`, write events, effects and timers, commit
+    (design/decider.md). Safe to share between threads.
+
+    Args:
+        store: Where instances live: `PostgresStore` (durable) or `MemoryStore` (tests, one process).
+        workflows: Workflow classes (instantiated with no arguments) or instances to register.
+        clock: The clock whose `now()` is passed to `decide` and stored as `recorded_at` (default: the wall
+            clock in UTC).
+        converter: The cattrs converter for payloads (default: `make_converter()`).
+        logger: A structlog-style logger (default: `structlog.get_logger("ironflow_py")`).
+        state_cache_size: Latest states kept per workflow type so a hot instance is not refolded (0
+            disables); every cached state is validated against the store under the lock before use.
+
+    Raises:
+        ConfigurationError: A workflow is declared inconsistently (see `register`).
+    """
 
     def __init__(
         self,
@@ -56,7 +81,6 @@ class WorkflowService:
         self.clock: Clock = clock or SystemClock()
         self.converter = converter or make_converter()
         self._log = get_log("service", logger)
-        #: Latest states kept per workflow type (0 disables); validated against the store on every use.
         self.state_cache_size = state_cache_size
         self._by_type: dict[str, Registration] = {}
         self._by_input: dict[type, Registration] = {}
@@ -64,7 +88,20 @@ class WorkflowService:
             self.register(workflow)
 
     def register(self, workflow: AnyWorkflow | type[AnyWorkflow]) -> AnyWorkflow:
-        """Register a workflow class (instantiated with no arguments) or instance; returns the instance."""
+        """Register a workflow so inputs of its `inputs` classes are routed to it.
+
+        Args:
+            workflow: A `Workflow` subclass (instantiated with no arguments) or an instance.
+
+        Returns:
+            The registered instance.
+
+        Raises:
+            ConfigurationError: It is not a `Workflow`, its `type` is empty or taken, it declares no inputs
+                or events, a type table is inconsistent (a name or class declared twice, a class that is
+                not attrs), it uses a reserved ``ironflow.`` name, or another workflow declares one of its
+                input classes.
+        """
         instance = workflow() if isinstance(workflow, type) else workflow
         if not isinstance(instance, Workflow):
             raise ConfigurationError(f"{instance!r} is not a Workflow")
@@ -98,12 +135,34 @@ class WorkflowService:
         return instance
 
     def registration(self, workflow_type: str) -> Registration:
+        """The registration of a workflow type.
+
+        Args:
+            workflow_type: A workflow's `type`.
+
+        Returns:
+            Its workflow, codec, decide step and command handler.
+
+        Raises:
+            NotFound: No workflow of that type is registered.
+        """
         try:
             return self._by_type[workflow_type]
         except KeyError:
             raise NotFound(f"workflow type {workflow_type!r} is not registered") from None
 
     def registration_for(self, input: object) -> Registration:
+        """The registration of the workflow that declares the class of `input`.
+
+        Args:
+            input: An input object.
+
+        Returns:
+            Its workflow's registration.
+
+        Raises:
+            UnknownInputType: No registered workflow declares that class.
+        """
         reg = self._by_input.get(type(input))
         if reg is None:
             raise UnknownInputType(type(input))
@@ -111,10 +170,23 @@ class WorkflowService:
 
     @property
     def workflow_types(self) -> Sequence[str]:
+        """The registered workflow types, in registration order."""
         return tuple(self._by_type)
 
     def route(self, input: object) -> tuple[Registration, str]:
-        """The registration and instance id an input goes to; raises a typed error for bad input."""
+        """Where an input goes: its workflow's registration and the instance id `workflow_id(input)` gives.
+
+        Args:
+            input: An input object.
+
+        Returns:
+            (registration, workflow_id).
+
+        Raises:
+            UnknownInputType: No registered workflow declares the input's class.
+            DecideFailed: `workflow_id(input)` raised.
+            InvalidWorkflowId: It returned an empty or non-string id.
+        """
         reg = self.registration_for(input)
         wf = reg.workflow
         try:
@@ -132,10 +204,33 @@ class WorkflowService:
         return reg, workflow_id
 
     def execute(self, input: object, *, settle: Settle | None = None) -> Outcome[Any, Any]:
-        """Run one input through its workflow's command handler; all its writes commit together or not at all.
+        """Run one input on the instance `workflow_id(input)` names; its writes commit together or not at all.
 
-        `settle` is for the effect runtime: a fenced change to a claimed outbox row or timer that commits
-        in the same transaction, or makes the whole call fail with `LeaseLost` and write nothing.
+        Under the instance's lock: rebuild the state, return `duplicate` for an input key seen before or
+        `already_completed` for a terminal instance, else call `decide(now, state, input)` and write the
+        decision's events, effects and timers in one transaction. Bad input raises before anything is
+        written.
+
+        Args:
+            input: An input of a registered workflow (an instance of one of its `inputs` classes).
+            settle: For the effect runtime only: a fenced change to a claimed outbox row or timer that
+                commits in the same transaction, or makes the whole call fail with `LeaseLost`.
+
+        Returns:
+            The outcome: `accepted` (with the new state and the appended events), `rejected` (with the
+            reason), `already_completed` or `duplicate`.
+
+        Raises:
+            UnknownInputType: No registered workflow declares the input's class.
+            InvalidWorkflowId: `workflow_id(input)` returned an empty or non-string id.
+            DecideFailed: User code (`workflow_id`, `input_key`, `initial_state`, `evolve`, `decide`,
+                `is_terminal`) raised, or `decide` returned something that is not a `Decision`.
+            EncodeError: An event, effect, timer input or snapshot cannot be serialized.
+            DecodeError: A stored event or snapshot no longer matches its class (`UnknownTypeName` if its
+                type name is no longer declared).
+            LeaseLost: `settle` was given and the worker's claim no longer holds.
+            StoreError: The database failed; nothing was committed, unless it failed on the commit itself
+                (`ConcurrencyConflict` if the instance lock was bypassed).
         """
         reg, workflow_id = self.route(input)
         return self._execute(reg, workflow_id, input, settle)
@@ -143,8 +238,33 @@ class WorkflowService:
     def execute_on(
         self, workflow_type: str, workflow_id: str, input: object, *, settle: Settle | None = None
     ) -> Outcome[Any, Any]:
-        """Run `input` on a given instance, not the one `workflow_id(input)` names: how a timer fires on
-        the instance that scheduled it."""
+        """Run `input` on a given instance, not the one `workflow_id(input)` names.
+
+        This is how a timer fires on the instance that scheduled it, and how a dead-letter or cancel
+        input reaches its instance.
+
+        Args:
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id.
+            input: One of that workflow's inputs.
+            settle: As in `execute`.
+
+        Returns:
+            The outcome, as in `execute`.
+
+        Raises:
+            NotFound: `workflow_type` is not registered.
+            UnknownInputType: No registered workflow declares the input's class.
+            InvalidWorkflowId: `workflow_id(input)` returned an empty or non-string id.
+            DecideFailed: User code (`workflow_id`, `input_key`, `initial_state`, `evolve`, `decide`,
+                `is_terminal`) raised, or `decide` returned something that is not a `Decision`.
+            EncodeError: An event, effect, timer input or snapshot cannot be serialized.
+            DecodeError: A stored event or snapshot no longer matches its class (`UnknownTypeName` if its
+                type name is no longer declared).
+            LeaseLost: `settle` was given and the worker's claim no longer holds.
+            StoreError: The database failed; nothing was committed, unless it failed on the commit itself
+                (`ConcurrencyConflict` if the instance lock was bypassed).
+        """
         reg = self.registration(workflow_type)
         if type(input) not in reg.codec.inputs:
             raise UnknownInputType(type(input))
@@ -179,16 +299,17 @@ class WorkflowService:
         """How an instance ended, without waiting.
 
         Args:
-            workflow_type: a registered workflow type.
-            workflow_id: the instance.
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
 
         Returns:
             The outcome (`Completed`, `Failed`, `Cancelled`, `TimedOut`, `Terminated`), labelled with the
             instance so `unwrap()` can name it; None while it is open or if it does not exist.
 
         Raises:
-            NotFound: the workflow type is not registered.
-            DecodeError: the stored outcome no longer matches the workflow's `result_type`.
+            NotFound: The workflow type is not registered.
+            DecodeError: The stored outcome no longer matches the workflow's `result_type`.
+            StoreError: The database could not be reached.
         """
         reg = self.registration(workflow_type)
         info = self.store.instance(workflow_type, workflow_id)
@@ -217,18 +338,20 @@ class WorkflowService:
         case a notice was lost (design/lifecycle.md).
 
         Args:
-            workflow_type: a registered workflow type.
-            workflow_id: the instance.
-            timeout: the longest wait in seconds (monotonic clock); None waits for ever.
-            allow_missing: wait for an instance that does not exist yet instead of raising NotFound.
-            poll_interval: seconds between re-reads when no notice comes.
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+            timeout: The longest wait in seconds (monotonic clock); None waits for ever.
+            allow_missing: Wait for an instance that does not exist yet instead of raising NotFound.
+            poll_interval: Seconds between re-reads when no notice comes (monotonic clock).
 
         Returns:
             The outcome, labelled with the instance; `outcome.unwrap()` gives the result or raises.
 
         Raises:
             WaitTimedOut: `timeout` passed while the instance was still open (it keeps running).
-            NotFound: the type is not registered, or the instance does not exist and `allow_missing` is False.
+            NotFound: The type is not registered, or the instance does not exist and `allow_missing` is False.
+            DecodeError: The stored outcome no longer matches the workflow's `result_type`.
+            StoreError: The database could not be reached.
         """
         reg = self.registration(workflow_type)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -261,16 +384,17 @@ class WorkflowService:
         """Execute `input`, then wait for its instance to close.
 
         Args:
-            input: an input of a registered workflow (it goes where `workflow_id(input)` says).
-            timeout: the longest wait in seconds after the input was executed; None waits for ever.
+            input: An input of a registered workflow (it goes where `workflow_id(input)` says).
+            timeout: The longest wait in seconds (monotonic clock) after the input was executed; None
+                waits for ever.
 
         Returns:
             The instance's outcome (the same as `wait`).
 
         Raises:
-            WaitTimedOut: the instance was still open when `timeout` passed.
-            NotFound: the input was rejected and the instance does not exist.
-            IronflowError: whatever `execute` raises for bad input (nothing is written then).
+            WaitTimedOut: The instance was still open when `timeout` passed.
+            NotFound: The input was rejected and the instance does not exist.
+            IronflowError: Whatever `execute` raises for bad input (nothing is written then).
         """
         outcome = self.execute(input)
         try:
@@ -288,7 +412,21 @@ class WorkflowService:
     # -- reads ------------------------------------------------------------------------------------------
 
     def history(self, workflow_type: str, workflow_id: str) -> list[RecordedEvent[Any]]:
-        """Every event of one instance, decoded, in sequence order."""
+        """Every event of one instance, decoded, in sequence order.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The recorded events (empty if the instance does not exist).
+
+        Raises:
+            NotFound: The workflow type is not registered.
+            DecodeError: A stored event no longer matches its class (`UnknownTypeName` for an undeclared
+                type name).
+            StoreError: The database could not be reached.
+        """
         codec = self.registration(workflow_type).codec
         return [
             RecordedEvent(
@@ -304,7 +442,21 @@ class WorkflowService:
         ]
 
     def state(self, workflow_type: str, workflow_id: str) -> Any:
-        """The current state of one instance, rebuilt from its events; NotFound if it has none."""
+        """The current state of one instance, rebuilt by folding all its events from `initial_state()`.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The state after its last committed event.
+
+        Raises:
+            NotFound: The workflow type is not registered, or the instance has no events.
+            DecideFailed: `initial_state` or `evolve` raised.
+            DecodeError: A stored event no longer matches its class.
+            StoreError: The database could not be reached, or the history has a gap.
+        """
         reg = self.registration(workflow_type)
         stored = self.store.events(workflow_type, workflow_id)
         if not stored:
@@ -315,6 +467,18 @@ class WorkflowService:
         return state
 
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        """The summary row of one instance: status, last sequence, times, outcome.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The row, or None if the instance does not exist.
+
+        Raises:
+            StoreError: The database could not be reached.
+        """
         return self.store.instance(workflow_type, workflow_id)
 
     def list_instances(
@@ -325,4 +489,18 @@ class WorkflowService:
         limit: int = 100,
         after: tuple[str, str] | None = None,
     ) -> Sequence[InstanceInfo]:
+        """Instances ordered by (workflow type, id), optionally filtered, a page at a time.
+
+        Args:
+            workflow_type: Only this workflow type (None: all).
+            status: Only instances in this status (None: all).
+            limit: At most this many rows.
+            after: (workflow_type, workflow_id) of the last row of the previous page (keyset pagination).
+
+        Returns:
+            The page of instance rows.
+
+        Raises:
+            StoreError: The database could not be reached.
+        """
         return self.store.list_instances(workflow_type, status, limit=limit, after=after)

@@ -42,7 +42,15 @@ def _diff(what: str, expected: object, actual: object) -> AssertionError:
 
 
 class WorkflowSpec:
-    """Entry point: wraps a workflow (class or instance) and its codec for given/when/then tests."""
+    """Given/when/then tests of one workflow, with no store, clock or I/O (design/testing.md).
+
+    Args:
+        workflow: The workflow class (instantiated with no arguments) or instance under test.
+        converter: The cattrs converter the service uses (default: `make_converter()`).
+
+    Raises:
+        ConfigurationError: The workflow's type tables are inconsistent (as `WorkflowService.register`).
+    """
 
     def __init__(self, workflow: AnyWorkflow | type[AnyWorkflow], *, converter: Any = None) -> None:
         self.workflow: AnyWorkflow = workflow() if isinstance(workflow, type) else workflow
@@ -50,11 +58,31 @@ class WorkflowSpec:
         self.decider = Decider(self.workflow, self.codec, snapshots=self.workflow.uses_snapshots())
 
     def given(self, *events: object) -> Given:
-        """History of the instance before the input under test (may be empty)."""
+        """Start a test from the instance's history before the input under test.
+
+        Args:
+            *events: The instance's events in order (none for a new instance).
+
+        Returns:
+            A `Given`; call `.when(input, now=...)` on it.
+        """
         return Given(self, tuple(events))
 
     def round_trip(self, kind: str, value: object) -> object:
-        """Encode and decode `value` as the engine would; a mismatch means the stored form loses data."""
+        """Encode and decode `value` as the engine would; a mismatch means the stored form loses data.
+
+        Args:
+            kind: ``"event"``, ``"effect"`` or ``"input"``.
+            value: A value of that kind.
+
+        Returns:
+            The value read back from its stored form.
+
+        Raises:
+            AssertionError: The value read back differs (the message shows a diff).
+            EncodeError: The value cannot be stored.
+            DecodeError: Its stored form cannot be read back.
+        """
         c = self.codec
         if kind == "event":
             name, text = c.encode_event(value, SPEC_ID)
@@ -72,22 +100,40 @@ class WorkflowSpec:
 
 @attrs.frozen
 class Given:
-    """A workflow with a history, waiting for the input under test (`when`)."""
+    """A workflow with a history, waiting for the input under test (`when`).
+
+    Attributes:
+        spec: The spec it came from.
+        history: The instance's events before the input.
+    """
 
     spec: WorkflowSpec
     history: tuple[object, ...]
 
     def state(self) -> Any:
-        """The state the history builds (folded in memory, without the stored form)."""
+        """The state the history builds (folded in memory, without the stored form).
+
+        Returns:
+            The folded state.
+        """
         wf = self.spec.workflow
         return wf.fold(wf.initial_state(), self.history)
 
     def when(self, input: object, *, now: datetime = DEFAULT_NOW) -> Expectation:
-        """Run `input` against the state the history builds; returns what happened, for `then_*`.
+        """Run `input` against the state the history builds, with the engine's own decide step.
+
+        Args:
+            input: The input under test.
+            now: The time `decide` sees, timezone-aware (default: 2026-01-01T00:00 UTC).
+
+        Returns:
+            What happened, to assert on with `then`, `then_rejected`, `then_nothing` or `then_state`.
 
         Raises:
-            AssertionError: a history event, the input or an emitted value does not survive its stored form.
-            DecideFailed, EncodeError, CodecError: as the engine would raise them (see `Decider.decide`).
+            AssertionError: A history event, the input or an emitted value does not survive its stored form.
+            DecideFailed: User code raised, as the engine would report it.
+            EncodeError: An emitted value cannot be stored.
+            CodecError: A value is of a class the workflow does not declare.
         """
         spec, decider = self.spec, self.spec.decider
         stored = []
@@ -111,11 +157,18 @@ class Given:
 
 @attrs.frozen
 class Expectation:
-    """The result of `when`: assert on it with `then`, `then_rejected`, `then_nothing`, `then_state`."""
+    """The result of `when`: assert on it with `then`, `then_rejected`, `then_nothing`, `then_state`.
+
+    Each `then_*` returns the expectation itself, so checks chain.
+
+    Attributes:
+        spec: The spec it came from.
+        state_before: The state the history built.
+        step: The decide step's answer, the very value the engine would write from.
+    """
 
     spec: WorkflowSpec
     state_before: Any
-    #: The decide step's answer, the very value the engine would write from.
     step: Step
 
     @property
@@ -158,10 +211,25 @@ class Expectation:
         cancelled_timers: Iterable[str] = _UNSET,
         state: object = _UNSET,
     ) -> Expectation:
-        """Accepted, with exactly these events / effects / timers / cancellations (each only if given).
+        """Assert the input was accepted with exactly these events, effects, timers and cancellations.
 
-        Timers and cancellations are compared as the engine applies them: the last timer per key, and only
-        the cancelled keys that this decision does not schedule again (design/decider.md).
+        Only the arguments given are compared. Timers and cancellations are compared as the engine applies
+        them: the last timer per key, and only the cancelled keys that this decision does not schedule
+        again (design/decider.md).
+
+        Args:
+            events: The events, in order.
+            effects: The effects, in order.
+            timers: The timers to schedule.
+            cancelled_timers: The timer keys cancelled.
+            state: The state after the input.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: The input was rejected, the instance was terminal, or a value differs (with a
+                diff).
         """
         step = self._accepted()
         checks: list[tuple[str, object, object]] = [
@@ -178,7 +246,17 @@ class Expectation:
         return self
 
     def then_rejected(self, reason: object = _UNSET) -> Expectation:
-        """Rejected (with this reason, if given): nothing would be appended."""
+        """Assert the input was rejected (with this reason, if given): nothing would be appended.
+
+        Args:
+            reason: The expected rejection reason.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: It was accepted, the instance was terminal, or the reason differs.
+        """
         if self.already_completed:
             raise AssertionError(f"workflow {self.workflow_type!r} is already terminal; decide was not called")
         if isinstance(self.step, Accepted):
@@ -188,7 +266,14 @@ class Expectation:
         return self
 
     def then_nothing(self) -> Expectation:
-        """Accepted but changes nothing (no events, effects or timers), or the instance was already terminal."""
+        """Assert the input changed nothing: accepted with no events, effects or timers, or already terminal.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: It was rejected, or the decision carries something.
+        """
         if self.already_completed:
             return self
         step = self._accepted()
@@ -197,13 +282,30 @@ class Expectation:
         return self
 
     def then_already_completed(self) -> Expectation:
-        """The instance was already terminal: `decide` was not called."""
+        """Assert the instance was already terminal, so `decide` was not called.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: `decide` was called.
+        """
         if not self.already_completed:
             raise AssertionError(f"expected an already-completed instance, got {self.decision!r}")
         return self
 
     def then_state(self, expected: object | Callable[[Any], bool]) -> Expectation:
-        """The state after the input equals `expected`, or satisfies it when it is a predicate."""
+        """Assert the state after the input equals `expected`, or satisfies it when it is a predicate.
+
+        Args:
+            expected: The state, or a function of the state returning a bool.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: The state differs (with a diff) or fails the predicate.
+        """
         if callable(expected) and not attrs.has(type(expected)):
             if not expected(self.state):
                 raise AssertionError(f"state {self.state!r} does not satisfy {expected!r}")
@@ -212,7 +314,17 @@ class Expectation:
         return self
 
     def then_terminal(self, terminal: bool = True) -> Expectation:
-        """`is_terminal` of the state after the input is `terminal`."""
+        """Assert `is_terminal` of the state after the input is `terminal`.
+
+        Args:
+            terminal: The expected answer.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: It is not.
+        """
         if self.spec.workflow.is_terminal(self.state) is not terminal:
             raise AssertionError(f"expected is_terminal to be {terminal} for state {self.state!r}")
         return self

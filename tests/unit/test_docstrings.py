@@ -240,12 +240,9 @@ def public_api() -> dict[str, Any]:
 #: Modules whose public names are being rewritten by another change right now; their docstrings follow
 #: once it has landed. Remove an entry as soon as its module is done; the list must end empty.
 PENDING_MODULES = {
-    "ironflow_py.service",
-    "ironflow_py.lifecycle",
     "ironflow_py.store.base",
     "ironflow_py.store.memory",
     "ironflow_py.store.postgres",
-    "ironflow_py.testing.harness",
     "ironflow_py.testing.scenario",
     "ironflow_py.effects._runtime",
 }
