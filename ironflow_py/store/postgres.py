@@ -57,11 +57,12 @@ except ImportError:  # the optional `fast` extra
 
 
 def json_loads(data: str | bytes) -> Any:
-    """orjson when installed (about 1.5 µs less per event, see design/codec.md), else the stdlib parser.
+    """Parse JSON with orjson when installed (about 1.5 µs less per event, design/codec.md), else the stdlib.
 
     orjson refuses integers beyond 64 bits; those payloads fall back to the stdlib parser, which keeps them
     exact, so the result never depends on which parser ran. A module-level function, not a closure:
-    psycopg caches loaders per function object."""
+    psycopg caches loaders per function object.
+    """
     if _orjson is not None:
         try:
             return _orjson.loads(data)
@@ -82,7 +83,16 @@ def _instance_info(*row: Any) -> InstanceInfo:
 
 
 class PostgresStore:
-    """Durable store on PostgreSQL. Create with `PostgresStore.connect(url)`; call `migrate()` once."""
+    """The durable store: every table in one schema of a PostgreSQL database, reached through a pool.
+
+    Create it with `PostgresStore.connect(url)` and call `migrate()` once per schema (or run
+    `ironflow-py migrate`). Every call opens its own transaction on a pooled autocommit connection; the
+    SQL lives in `store/sql/` (design/schema.md). Use it as a context manager, or call `close()`.
+
+    Args:
+        pool: An open psycopg pool whose connections run in autocommit.
+        schema: The schema holding every table.
+    """
 
     def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], schema: str) -> None:
         self.pool = pool
@@ -104,7 +114,22 @@ class PostgresStore:
         application_name: str = "ironflow_py",
         timeout: float = 30.0,
     ) -> PostgresStore:
-        """Open a pool on `url`. Connections run in autocommit; every store call opens its own transaction."""
+        """Open a connection pool on `url` and return the store; connections run in autocommit.
+
+        Args:
+            url: A PostgreSQL URL or conninfo string (`postgresql://user@host:5432/db`).
+            schema: The schema holding every table (default ``"ironflow"``).
+            min_size: Connections the pool keeps open.
+            max_size: Most connections the pool opens; size it to the threads that call the store.
+            application_name: Shown in `pg_stat_activity`.
+            timeout: Seconds to wait for the first connection, and for a free one later (monotonic clock).
+
+        Returns:
+            The store, not yet migrated.
+
+        Raises:
+            StoreError: The server cannot be reached within `timeout`.
+        """
         try:
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 url,
@@ -121,6 +146,7 @@ class PostgresStore:
         return cls(pool, schema)
 
     def close(self) -> None:
+        """Stop the close-notice listener and close the pool; the store cannot be used afterwards."""
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=2.0)
@@ -148,7 +174,7 @@ class PostgresStore:
         A waiter that subscribes, then sees this return True, then reads the instance cannot miss its close.
 
         Args:
-            timeout: the longest wait in seconds.
+            timeout: The longest wait in seconds.
 
         Returns:
             True when the LISTEN is in place; False if not yet (polling then covers the gap).
@@ -172,7 +198,19 @@ class PostgresStore:
     def connection(
         self, workflow_type: str | None = None, workflow_id: str | None = None
     ) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; driver and pool errors leave as StoreError naming the instance."""
+        """A pooled autocommit connection for store modules; driver errors leave as typed errors.
+
+        Args:
+            workflow_type: Named in errors raised inside the block.
+            workflow_id: Named likewise.
+
+        Yields:
+            The connection, returned to the pool when the block ends.
+
+        Raises:
+            ConcurrencyConflict: A second event with the same instance sequence was refused.
+            StoreError: Any other driver or pool error (connection lost, server error, pool timeout).
+        """
         try:
             with self.pool.connection() as conn:
                 yield conn
@@ -192,7 +230,17 @@ class PostgresStore:
     # -- schema -----------------------------------------------------------------------------------------
 
     def migrate(self) -> list[int]:
-        """Apply the numbered migrations not yet applied, in order, in one transaction, under a lock."""
+        """Apply the numbered migrations not yet applied, in order, in one transaction, under a lock.
+
+        Concurrent callers queue on an advisory lock keyed on the schema, so each file runs once.
+
+        Returns:
+            The versions applied by this call (empty if the schema was up to date).
+
+        Raises:
+            MigrationError: The schema has migrations this code does not know (upgrade ironflow_py).
+            StoreError: The database failed; nothing was applied.
+        """
         migrations = load_migrations(self.schema)
         q = self.q
         applied_now: list[int] = []
@@ -216,7 +264,14 @@ class PostgresStore:
         return applied_now
 
     def applied_migrations(self) -> list[int]:
-        """The migration versions recorded in the schema, in order (none if it was never migrated)."""
+        """The migration versions recorded in the schema, in order.
+
+        Returns:
+            The versions (empty if the schema was never migrated).
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.connection() as conn:
             row = conn.execute(self.q["migrations_table_exists"], {"schema": self.schema}).fetchone()
             if row is None or not row[0]:
@@ -224,7 +279,14 @@ class PostgresStore:
             return [row[0] for row in conn.execute(self.q["applied_migrations"]).fetchall()]
 
     def pending_migrations(self) -> list[int]:
-        """The migration versions this code has and the schema has not applied yet."""
+        """The migration versions this code has and the schema has not applied yet.
+
+        Returns:
+            The versions, in order.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         applied = set(self.applied_migrations())
         return [m.version for m in load_migrations(self.schema) if m.version not in applied]
 
@@ -232,8 +294,8 @@ class PostgresStore:
         """Check that every migration this code knows is applied; a cheap read, no lock.
 
         Raises:
-            SchemaNotMigrated: some are missing; the message says to run `ironflow-py migrate`.
-            StoreError: the database cannot be reached.
+            SchemaNotMigrated: Some are missing; the message says to run `ironflow-py migrate`.
+            StoreError: The database cannot be reached.
         """
         missing = self.pending_migrations()
         if missing:
@@ -245,7 +307,23 @@ class PostgresStore:
     def locked(
         self, workflow_type: str, workflow_id: str, input_key: str | None = None, *, settle: Settle | None = None
     ) -> Iterator[PostgresTransaction]:
-        """One transaction holding the instance's advisory lock (see `Store.locked` and design/decider.md)."""
+        """One transaction holding the instance's advisory lock (see `Store.locked` and design/decider.md).
+
+        Args:
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id.
+            input_key: The input's idempotency key, whose recorded status `load` reads (None: none).
+            settle: A fenced change to a claimed outbox row or timer, applied first, under the lock.
+
+        Yields:
+            The transaction: `load`, `events_after`, `write`. It commits when the block ends and rolls
+            back if the block raises.
+
+        Raises:
+            LeaseLost: `settle` was given and the claim no longer holds; nothing was written.
+            ConcurrencyConflict: Another writer appended the same sequence (the lock was bypassed).
+            StoreError: The database failed; the transaction was rolled back.
+        """
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
         with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
             # The lock comes before any statement that assigns a transaction id (lock_instance in queries.sql).
@@ -271,6 +349,18 @@ class PostgresStore:
     # -- reads ------------------------------------------------------------------------------------------
 
     def events(self, workflow_type: str, workflow_id: str) -> list[StoredEvent]:
+        """Every stored event of one instance, in sequence order, not decoded.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows (empty if the instance does not exist).
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.connection(workflow_type, workflow_id) as conn:
             cur = conn.cursor(row_factory=args_row(StoredEvent))
             return cur.execute(
@@ -278,6 +368,18 @@ class PostgresStore:
             ).fetchall()
 
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        """The summary row of one instance.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The row, or None if the instance does not exist.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.connection(workflow_type, workflow_id) as conn:
             cur = conn.cursor(row_factory=args_row(_instance_info))
             return cur.execute(
@@ -285,6 +387,18 @@ class PostgresStore:
             ).fetchone()
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        """The newest snapshot of one instance, not decoded.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The snapshot, or None if it has none.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.connection(workflow_type, workflow_id) as conn:
             cur = conn.cursor(row_factory=args_row(StoredSnapshot))
             return cur.execute(
@@ -292,6 +406,18 @@ class PostgresStore:
             ).fetchone()
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
+        """The outbox rows of one instance (pending, done and dead), oldest first.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.connection(workflow_type, workflow_id) as conn:
             cur = conn.cursor(row_factory=args_row(EffectInfo))
             return cur.execute(
@@ -299,6 +425,18 @@ class PostgresStore:
             ).fetchall()
 
     def timers(self, workflow_type: str, workflow_id: str) -> list[TimerInfo]:
+        """The scheduled timers of one instance, earliest due first.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The timers.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         with self.connection(workflow_type, workflow_id) as conn:
             cur = conn.cursor(row_factory=args_row(TimerInfo))
             return cur.execute(
@@ -313,6 +451,20 @@ class PostgresStore:
         limit: int = 100,
         after: tuple[str, str] | None = None,
     ) -> list[InstanceInfo]:
+        """Instances ordered by (workflow type, id), optionally filtered, a page at a time.
+
+        Args:
+            workflow_type: Only this workflow type (None: all).
+            status: Only instances in this status (None: all).
+            limit: At most this many rows.
+            after: (workflow_type, workflow_id) of the last row of the previous page (keyset pagination).
+
+        Returns:
+            The page of instance rows.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         params = {
             "workflow_type": workflow_type,
             "status": None if status is None else status.value,

@@ -242,7 +242,6 @@ def public_api() -> dict[str, Any]:
 PENDING_MODULES = {
     "ironflow_py.store.base",
     "ironflow_py.store.memory",
-    "ironflow_py.store.postgres",
     "ironflow_py.testing.scenario",
     "ironflow_py.effects._runtime",
 }
