@@ -18,27 +18,92 @@ from ironflow_py.service import WorkflowService
 
 
 class AsyncWorkflowService:
-    """Awaitable versions of `WorkflowService`'s calls (see design/decider.md for why the engine is sync)."""
+    """Awaitable versions of `WorkflowService`'s calls (see design/decider.md for why the engine is sync).
+
+    Each call runs the sync call in a worker thread (`asyncio.to_thread`); it is not a second engine.
+
+    Args:
+        service: The service whose calls to run.
+    """
 
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
 
     async def execute(self, input: object) -> Outcome[Any, Any]:
+        """`WorkflowService.execute`, awaitable.
+
+        Args:
+            input: An input of a registered workflow.
+
+        Returns:
+            The outcome, as `WorkflowService.execute` returns it.
+
+        Raises:
+            IronflowError: What `WorkflowService.execute` raises (bad input: nothing is written).
+        """
         return await asyncio.to_thread(self.service.execute, input)
 
     async def state(self, workflow_type: str, workflow_id: str) -> Any:
+        """`WorkflowService.state`, awaitable.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The instance's current state.
+
+        Raises:
+            NotFound: The type is not registered, or the instance has no events.
+        """
         return await asyncio.to_thread(self.service.state, workflow_type, workflow_id)
 
     async def history(self, workflow_type: str, workflow_id: str) -> list[RecordedEvent[Any]]:
+        """`WorkflowService.history`, awaitable.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            Its events, decoded, in sequence order.
+
+        Raises:
+            NotFound: The type is not registered.
+        """
         return await asyncio.to_thread(self.service.history, workflow_type, workflow_id)
 
     async def list_instances(
         self, workflow_type: str | None = None, status: InstanceStatus | None = None, *, limit: int = 100
     ) -> Sequence[InstanceInfo]:
+        """`WorkflowService.list_instances`, awaitable.
+
+        Args:
+            workflow_type: Only this workflow type (None: all).
+            status: Only instances in this status (None: all).
+            limit: At most this many rows.
+
+        Returns:
+            Instance rows ordered by (workflow type, id).
+
+        Raises:
+            StoreError: The database could not be reached.
+        """
         return await asyncio.to_thread(self.service.list_instances, workflow_type, status, limit=limit)
 
     async def result(self, workflow_type: str, workflow_id: str) -> RunOutcome | None:
-        """`WorkflowService.result`, awaitable: the outcome, or None while the instance is open."""
+        """`WorkflowService.result`, awaitable: the outcome, or None while the instance is open.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The labelled outcome, or None while it is open or if it does not exist.
+
+        Raises:
+            NotFound: The workflow type is not registered.
+        """
         return await asyncio.to_thread(self.service.result, workflow_type, workflow_id)
 
     async def wait(
@@ -97,7 +162,20 @@ class AsyncWorkflowService:
             sub.close()
 
     async def execute_and_wait(self, input: object, *, timeout: float | None = None) -> RunOutcome:
-        """`WorkflowService.execute_and_wait`, awaitable."""
+        """`WorkflowService.execute_and_wait`, awaitable.
+
+        Args:
+            input: An input of a registered workflow.
+            timeout: The longest wait in seconds (monotonic clock) after the input was executed; None
+                waits for ever.
+
+        Returns:
+            The instance's outcome.
+
+        Raises:
+            WaitTimedOut: The instance was still open when `timeout` passed.
+            NotFound: The input was rejected and the instance does not exist.
+        """
         outcome = await self.execute(input)
         try:
             return await self.wait(outcome.workflow_type, outcome.workflow_id, timeout=timeout)
