@@ -20,8 +20,10 @@ from ironflow_py.clock import Clock
 from ironflow_py.effects._registry import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
 from ironflow_py.errors import DecodeError, IronflowError, LeaseLost, NotFound, Permanent, StoreError
 from ironflow_py.service import Registration, WorkflowService
-from ironflow_py.store.base import Settle, SettleKind
-from ironflow_py.store.postgres_outbox import EffectClaim, OutboxPort, TimerClaim
+from ironflow_py.store.base import EffectClaim, Outbox, Settle, SettleKind, TimerClaim
+
+#: Timers are never dropped: a firing that fails is retried (capped backoff) for as long as it takes.
+DEFAULT_TIMER_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, factor=2.0, max_delay=300.0)
 
 
 def _describe(exc: BaseException) -> str:
@@ -53,7 +55,7 @@ class Attempts:
 
     service: WorkflowService
     registry: EffectRegistry
-    outbox: OutboxPort
+    outbox: Outbox
     clock: Clock
     random: Callable[[], float]
     lease: timedelta

@@ -22,16 +22,15 @@ from types import FrameType
 from typing import Any
 
 from ironflow_py._log import get_log
-from ironflow_py.effects._attempt import Attempts
+from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
 from ironflow_py.errors import ConfigurationError, StoreError
 from ironflow_py.service import WorkflowService
+from ironflow_py.store.base import EffectClaim, Outbox, TimerClaim
 from ironflow_py.store.postgres import PostgresStore
-from ironflow_py.store.postgres_outbox import EffectClaim, Outbox, TimerClaim
 
 Claim = EffectClaim | TimerClaim
-DEFAULT_TIMER_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, factor=2.0, max_delay=300.0)
 
 
 def new_worker_id() -> str:
@@ -81,7 +80,7 @@ class EffectRuntime:
         self.listen = listen
         self.worker_id = worker_id or new_worker_id()
         self.log = get_log("effects", logger).bind(worker_id=self.worker_id)
-        self.outbox = Outbox(self.store, self.worker_id)
+        self.outbox: Outbox = self.store.outbox(self.worker_id)
         self.run_effects = registry is not None
         self.attempts = Attempts(
             service,

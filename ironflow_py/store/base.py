@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import attrs
@@ -127,6 +127,95 @@ class Settle:
     error: str | None = None
 
 
+class EffectClaim(NamedTuple):
+    """A claimed outbox row (a tuple: thousands go through the hot path); `attempt` names this claim."""
+
+    id: int
+    workflow_type: str
+    workflow_id: str
+    effect_type: str
+    payload: Any
+    attempt: int
+
+
+class TimerClaim(NamedTuple):
+    """A claimed timer; `attempt` names this claim."""
+
+    id: int
+    workflow_type: str
+    workflow_id: str
+    key: str
+    due_at: datetime
+    input_type: str
+    payload: Any
+    attempt: int
+
+
+class Outbox(Protocol):
+    """One worker's claims on the outbox and the timers: the port the effect runtime and the scenario runner use.
+
+    A claim is named by (row id, `worker`, attempt); every call that changes a claimed row is fenced on all
+    three, so a worker whose lease expired and whose row was claimed again (by another worker, or by itself
+    at a later attempt) changes nothing and is told so. Settling a claim together with a decision (effect
+    done or dead with a fed-back input, timer fired) is `Store.locked(..., settle=Settle(...))`.
+    `MemoryStore.outbox(worker)` and `PostgresStore.outbox(worker)` implement it; the contract suite is
+    tests/contract/test_outbox_contract.py. Times are timezone-aware datetimes of the caller's clock.
+    """
+
+    worker: str
+
+    def claim_effects(self, now: datetime, lease: timedelta, limit: int) -> list[EffectClaim]:
+        """Claim up to `limit` pending effects due at `now`, oldest first, each for `lease`.
+
+        Returns:
+            The claims; each row's attempt count went up by one and it is not due again before `now + lease`.
+        """
+        ...
+
+    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
+        """Extend the lease of `claim` to `until`; returns the new lease end, or None if the claim was lost."""
+        ...
+
+    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+        """Mark the claimed effects done, in one step; returns the ids whose claim still held."""
+        ...
+
+    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
+        """Hand the row back, due again at `retry_at`, with `error` recorded; False if the claim was lost."""
+        ...
+
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
+        """Dead-letter the row with `error` (no input fed back); False if the claim was lost."""
+        ...
+
+    def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+        """Hand back claims that will not run (shutdown): due at `now`, the claim not counted as an attempt.
+
+        Returns:
+            The ids whose claim still held.
+        """
+        ...
+
+    def claim_timers(self, now: datetime, lease: timedelta, limit: int) -> list[TimerClaim]:
+        """Claim up to `limit` timers due at `now` and not under a live lease, earliest first, each for `lease`."""
+        ...
+
+    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
+        """Leave the timer unclaimable until `retry_at`, with `error` recorded; False if the claim was lost."""
+        ...
+
+    def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
+        """Hand back timer claims that will not fire (shutdown), not counted as attempts; returns ids that held."""
+        ...
+
+    def next_due(self) -> datetime | None:
+        """The earliest time a pending effect or the earliest timer becomes claimable (None: nothing waits).
+
+        A hint for an idle loop's sleep, not a promise: a row claimed meanwhile is simply not there.
+        """
+        ...
+
+
 class Transaction(Protocol):
     """One instance's locked transaction, as yielded by `Store.locked`; valid only inside that block."""
 
@@ -219,6 +308,10 @@ class Store(Protocol):
             LeaseLost: `settle`'s fence matched no row (another worker owns the claim); nothing is written.
             StoreError: the database is unreachable or refused the transaction.
         """
+        ...
+
+    def outbox(self, worker: str) -> Outbox:
+        """The outbox port for one worker id (unique per process start: see `EffectRuntime`)."""
         ...
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:

@@ -1,17 +1,19 @@
-"""An in-memory store with the same behaviour as the PostgreSQL one, for pure tests and the harness.
+"""An in-memory store with the same behaviour as the PostgreSQL one, for pure tests, the harness and scenarios.
 
 Payloads go through JSON text exactly as they would on the way to PostgreSQL, so a value that the
 database would refuse is refused here too. One lock serializes all writers; a failed step writes nothing.
+The outbox port (`MemoryOutbox`, from `MemoryStore.outbox(worker)`) lives here too: every change to a
+claimed row goes through one fence check, `MemoryStore._fenced`, the twin of the SQL `WHERE` clauses.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import attrs
 
@@ -19,19 +21,21 @@ from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._waiters import WaiterHub
 from ironflow_py.store.base import (
+    EffectClaim,
     Loaded,
     LoadedEvent,
     Settle,
     SettleKind,
     StoredEvent,
     StoredSnapshot,
+    TimerClaim,
     Writes,
     Written,
 )
 
 
 @attrs.define
-class MemoryOutboxRow:
+class _OutboxRow:
     id: int
     workflow_type: str
     workflow_id: str
@@ -41,11 +45,12 @@ class MemoryOutboxRow:
     status: str = "pending"
     attempts: int = 0
     locked_by: str | None = None
+    locked_until: datetime | None = None
     last_error: str | None = None
 
 
 @attrs.define
-class MemoryTimer:
+class _Timer:
     id: int
     workflow_type: str
     workflow_id: str
@@ -59,6 +64,9 @@ class MemoryTimer:
     last_error: str | None = None
 
 
+_Leased = TypeVar("_Leased", _OutboxRow, _Timer)
+
+
 class MemoryStore:
     """Holds everything in dicts behind one lock. Not durable, not shared between processes."""
 
@@ -68,8 +76,8 @@ class MemoryStore:
         self._instances: dict[tuple[str, str], InstanceInfo] = {}
         self._keys: dict[tuple[str, str, str], OutcomeStatus] = {}
         self._snapshots: dict[tuple[str, str], StoredSnapshot] = {}
-        self.outbox: dict[int, MemoryOutboxRow] = {}
-        self.timers_by_key: dict[tuple[str, str, str], MemoryTimer] = {}
+        self._outbox: dict[int, _OutboxRow] = {}
+        self._timers: dict[tuple[str, str, str], _Timer] = {}
         self._position = 0
         self._next_id = 0
         self._waiters = WaiterHub()
@@ -103,31 +111,41 @@ class MemoryStore:
             if settle is not None:
                 self._apply_settle(settle)
 
-    def _timer_by_id(self, timer_id: int) -> MemoryTimer | None:
-        return next((t for t in self.timers_by_key.values() if t.id == timer_id), None)
+    def outbox(self, worker: str) -> MemoryOutbox:
+        """The outbox port for `worker` on this store (see `store.base.Outbox`)."""
+        return MemoryOutbox(self, worker)
+
+    def _timer_by_id(self, timer_id: int) -> _Timer | None:
+        return next((t for t in self._timers.values() if t.id == timer_id), None)
+
+    def _fenced(self, row: _Leased | None, worker: str, attempt: int) -> _Leased | None:
+        """The one fence check: `row` while `worker` still holds claim `attempt` on it, else None.
+
+        The twin of `WHERE id = ... AND locked_by = worker AND attempts = attempt [AND status = 'pending']`
+        in queries.sql; every change to a claimed row, settle included, goes through it.
+        """
+        if row is None or row.locked_by != worker or row.attempts != attempt:
+            return None
+        if isinstance(row, _OutboxRow) and row.status != "pending":
+            return None
+        return row
 
     def _check_fence(self, settle: Settle) -> None:
         if settle.kind is SettleKind.TIMER_FIRED:
-            timer = self._timer_by_id(settle.id)
-            if timer is None or (timer.locked_by, timer.attempts) != (settle.worker, settle.attempt):
+            if self._fenced(self._timer_by_id(settle.id), settle.worker, settle.attempt) is None:
                 raise LeaseLost("timer", settle.id, settle.worker)
-            return
-        row = self.outbox.get(settle.id)
-        if row is None or (row.status, row.locked_by, row.attempts) != (
-            "pending",
-            settle.worker,
-            settle.attempt,
-        ):
+        elif self._fenced(self._outbox.get(settle.id), settle.worker, settle.attempt) is None:
             raise LeaseLost("effect", settle.id, settle.worker)
 
     def _apply_settle(self, settle: Settle) -> None:
         if settle.kind is SettleKind.TIMER_FIRED:
             timer = self._timer_by_id(settle.id)
             if timer is not None:  # None: this very decision rescheduled the key, which replaced it
-                del self.timers_by_key[(timer.workflow_type, timer.workflow_id, timer.timer_key)]
+                del self._timers[(timer.workflow_type, timer.workflow_id, timer.timer_key)]
             return
-        row = self.outbox[settle.id]
+        row = self._outbox[settle.id]
         row.status = "done" if settle.kind is SettleKind.EFFECT_DONE else "dead"
+        row.locked_until = None
         if settle.error is not None:
             row.last_error = settle.error
 
@@ -163,13 +181,13 @@ class MemoryStore:
             stored.append(StoredEvent(base + offset, self._position, type_name, data, w.now))
         effect_ids = []
         for type_name, data in effects:
-            row = MemoryOutboxRow(self._new_id(), *ref, type_name, data, w.now)
-            self.outbox[row.id] = row
+            row = _OutboxRow(self._new_id(), *ref, type_name, data, w.now)
+            self._outbox[row.id] = row
             effect_ids.append(row.id)
         for key in w.cancel_timers:
-            self.timers_by_key.pop((*ref, key), None)
+            self._timers.pop((*ref, key), None)
         for timer, data in timers:
-            self.timers_by_key[(*ref, timer.key)] = MemoryTimer(
+            self._timers[(*ref, timer.key)] = _Timer(
                 self._new_id(), *ref, timer.key, timer.due_at, timer.input_type, data
             )
         if w.touches_instance():
@@ -198,7 +216,9 @@ class MemoryStore:
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
         with self._lock:
-            rows = [r for r in self.outbox.values() if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)]
+            rows = [
+                r for r in self._outbox.values() if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)
+            ]
             return [
                 EffectInfo(
                     r.id,
@@ -210,7 +230,7 @@ class MemoryStore:
                     r.attempts,
                     r.available_at,
                     r.locked_by,
-                    None,
+                    r.locked_until,
                     r.last_error,
                 )
                 for r in sorted(rows, key=lambda r: r.id)
@@ -219,9 +239,7 @@ class MemoryStore:
     def timers(self, workflow_type: str, workflow_id: str) -> list[TimerInfo]:
         with self._lock:
             rows = [
-                t
-                for t in self.timers_by_key.values()
-                if (t.workflow_type, t.workflow_id) == (workflow_type, workflow_id)
+                t for t in self._timers.values() if (t.workflow_type, t.workflow_id) == (workflow_type, workflow_id)
             ]
             return [
                 TimerInfo(
@@ -281,3 +299,125 @@ class MemoryTransaction:
         if writes.is_empty():
             return Written()
         return self._store._write(self._ref, writes)
+
+
+class MemoryOutbox:
+    """`store.base.Outbox` over a MemoryStore: the same claims, leases and fences as the SQL, under its lock."""
+
+    def __init__(self, store: MemoryStore, worker: str) -> None:
+        self.store = store
+        self.worker = worker
+
+    def _held_effects(self, claims: Iterable[EffectClaim]) -> list[_OutboxRow]:
+        store = self.store
+        return [r for c in claims if (r := store._fenced(store._outbox.get(c.id), self.worker, c.attempt)) is not None]
+
+    def _held_timers(self, claims: Iterable[TimerClaim]) -> list[_Timer]:
+        store = self.store
+        return [t for c in claims if (t := store._fenced(store._timer_by_id(c.id), self.worker, c.attempt)) is not None]
+
+    # -- effects ------------------------------------------------------------------------------------------
+
+    def claim_effects(self, now: datetime, lease: timedelta, limit: int) -> list[EffectClaim]:
+        """See `Outbox.claim_effects`; the lease end goes to `available_at`, as on PostgreSQL."""
+        with self.store._lock:
+            due = sorted(
+                (r for r in self.store._outbox.values() if r.status == "pending" and r.available_at <= now),
+                key=lambda r: (r.available_at, r.id),
+            )[:limit]
+            for row in due:
+                row.locked_by, row.attempts = self.worker, row.attempts + 1
+                row.locked_until = row.available_at = now + lease
+            return [
+                EffectClaim(r.id, r.workflow_type, r.workflow_id, r.effect_type, r.payload, r.attempts) for r in due
+            ]
+
+    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
+        """See `Outbox.heartbeat`."""
+        with self.store._lock:
+            for row in self._held_effects([claim]):
+                row.locked_until = row.available_at = until
+                return until
+            return None
+
+    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+        """See `Outbox.complete_effects`."""
+        with self.store._lock:
+            held = self._held_effects(claims)
+            for row in held:
+                row.status, row.locked_until = "done", None
+            return {row.id for row in held}
+
+    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
+        """See `Outbox.retry_effect_later`."""
+        with self.store._lock:
+            for row in self._held_effects([claim]):
+                row.available_at, row.last_error, row.locked_by, row.locked_until = retry_at, error, None, None
+                return True
+            return False
+
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
+        """See `Outbox.mark_dead`."""
+        with self.store._lock:
+            for row in self._held_effects([claim]):
+                row.status, row.last_error, row.locked_until = "dead", error, None
+                return True
+            return False
+
+    def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+        """See `Outbox.release_effects`."""
+        with self.store._lock:
+            held = self._held_effects(claims)
+            for row in held:
+                row.available_at, row.locked_by, row.locked_until, row.attempts = now, None, None, row.attempts - 1
+            return {row.id for row in held}
+
+    # -- timers -------------------------------------------------------------------------------------------
+
+    def claim_timers(self, now: datetime, lease: timedelta, limit: int) -> list[TimerClaim]:
+        """See `Outbox.claim_timers`."""
+        with self.store._lock:
+            due = sorted(
+                (
+                    t
+                    for t in self.store._timers.values()
+                    if t.due_at <= now and (t.locked_until is None or t.locked_until <= now)
+                ),
+                key=lambda t: (t.due_at, t.id),
+            )[:limit]
+            for t in due:
+                t.locked_by, t.attempts, t.locked_until = self.worker, t.attempts + 1, now + lease
+            return [
+                TimerClaim(
+                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts
+                )
+                for t in due
+            ]
+
+    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
+        """See `Outbox.retry_timer_later`: `due_at` stays, the lease end holds the timer back."""
+        with self.store._lock:
+            for timer in self._held_timers([claim]):
+                timer.locked_by, timer.locked_until, timer.last_error = None, retry_at, error
+                return True
+            return False
+
+    def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
+        """See `Outbox.release_timers`."""
+        with self.store._lock:
+            held = self._held_timers(claims)
+            for timer in held:
+                timer.locked_by, timer.locked_until, timer.attempts = None, None, timer.attempts - 1
+            return {timer.id for timer in held}
+
+    def next_due(self) -> datetime | None:
+        """See `Outbox.next_due` (the same rule as the `next_due` query)."""
+        with self.store._lock:
+            pending = [r for r in self.store._outbox.values() if r.status == "pending"]
+            times = []
+            if pending:
+                times.append(min(pending, key=lambda r: (r.available_at, r.id)).available_at)
+            if self.store._timers:
+                first = min(self.store._timers.values(), key=lambda t: (t.due_at, t.id))
+                times.append(max(first.due_at, first.locked_until or first.due_at))
+            return min(times) if times else None

@@ -31,6 +31,7 @@ from ironflow_py.store.base import (
     Writes,
     Written,
 )
+from ironflow_py.store.postgres_outbox import PostgresOutbox
 
 DEFAULT_SCHEMA = "ironflow"
 
@@ -331,6 +332,10 @@ class PostgresStore:
             if settle is not None:
                 self._settle(conn, settle)
             yield PostgresTransaction(self, conn, ids, input_key)
+
+    def outbox(self, worker: str) -> PostgresOutbox:
+        """The outbox port for `worker` on this store (see `store.base.Outbox`)."""
+        return PostgresOutbox(self, worker)
 
     def _settle(self, conn: psycopg.Connection[Any], settle: Settle) -> None:
         """Apply the fenced change first: a lost claim costs no decoding or deciding, and writes nothing."""

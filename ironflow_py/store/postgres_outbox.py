@@ -1,4 +1,4 @@
-"""Claims and fenced updates of outbox rows and timers on PostgreSQL: the runtime's storage calls.
+"""The outbox port (`store.base.Outbox`) on PostgreSQL: claims and fenced updates of outbox rows and timers.
 
 Each method is one statement on a pooled autocommit connection; the "why" of each lives beside its SQL
 in queries.sql. Every change to a claimed row is fenced on (id, locked_by, attempts).
@@ -8,51 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import args_row
 
-from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.store.base import EffectClaim, TimerClaim
+
+if TYPE_CHECKING:
+    from ironflow_py.store.postgres import PostgresStore
 
 
-class EffectClaim(NamedTuple):
-    """A claimed outbox row (a tuple: thousands go through the hot path)."""
-
-    id: int
-    workflow_type: str
-    workflow_id: str
-    effect_type: str
-    payload: Any
-    attempt: int
-
-
-class TimerClaim(NamedTuple):
-    id: int
-    workflow_type: str
-    workflow_id: str
-    key: str
-    due_at: datetime
-    input_type: str
-    payload: Any
-    attempt: int
-
-
-class OutboxPort(Protocol):
-    """What one effect attempt or timer firing needs besides the command handler: fenced updates of its own claim.
-    `Outbox` (PostgreSQL) and `MemoryOutbox` (the scenario runner) implement it."""
-
-    worker: str
-
-    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool: ...
-
-    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool: ...
-
-    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None: ...
-
-    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool: ...
-
-
-class Outbox:
+class PostgresOutbox:
     """The claim/complete/fail/release statements of one worker, bound to its store and worker id."""
 
     def __init__(self, store: PostgresStore, worker: str) -> None:

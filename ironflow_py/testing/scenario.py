@@ -19,13 +19,12 @@ from typing import Any
 
 from ironflow_py._log import get_log
 from ironflow_py.clock import ManualClock
-from ironflow_py.effects._attempt import Attempts
+from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._registry import EffectRegistry
-from ironflow_py.effects._runtime import DEFAULT_TIMER_POLICY
 from ironflow_py.records import EffectInfo, Outcome, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
+from ironflow_py.store.base import Outbox
 from ironflow_py.store.memory import MemoryStore
-from ironflow_py.store.memory_outbox import MemoryOutbox
 from ironflow_py.workflow import AnyWorkflow
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,7 +49,7 @@ class Scenario:
             self.store, workflows=workflows, clock=self.clock, converter=converter, logger=self.log
         )
         self.registry = effects if effects is not None else EffectRegistry()
-        self.outbox = MemoryOutbox(self.store, "scenario")
+        self.outbox: Outbox = self.store.outbox("scenario")
         self._attempts = Attempts(
             self.service,
             self.registry,

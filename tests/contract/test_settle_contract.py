@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from psycopg import sql
 
 from ironflow_py import (
     DecideFailed,
     LeaseLost,
     ManualClock,
-    MemoryStore,
-    PostgresStore,
     UnknownInputType,
     WorkflowService,
 )
@@ -21,27 +19,20 @@ from ironflow_py.store.base import Settle, SettleKind, Store
 from tests.workflows import Add, Boom, Counter, Schedule, Tick
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=1)
 Claim = Callable[[str, int, str], int]  # (table, id, worker) -> attempt
 
 
 @pytest.fixture
 def claim(store: Store) -> Claim:
-    """Put a worker's claim on a row the way the runtime's claim does: owner set, attempts + 1."""
+    """Claim a row through the outbox port, as a worker does; each claim comes after the last one's lease ended."""
+    hours = itertools.count(1)
 
     def take(table: str, row_id: int, worker: str) -> int:
-        if isinstance(store, MemoryStore):
-            row = store.outbox[row_id] if table == "outbox" else store._timer_by_id(row_id)
-            assert row is not None
-            row.locked_by, row.attempts = worker, row.attempts + 1
-            return row.attempts
-        assert isinstance(store, PostgresStore)
-        query = sql.SQL(
-            "UPDATE {}.{} SET locked_by = %s, attempts = attempts + 1 WHERE id = %s RETURNING attempts"
-        ).format(sql.Identifier(store.schema), sql.Identifier(table))
-        with store.connection() as conn:
-            row = conn.execute(query, (worker, row_id)).fetchone()
-        assert row is not None
-        return int(row[0])
+        now, outbox = T0 + timedelta(hours=next(hours)), store.outbox(worker)
+        claims = outbox.claim_timers(now, LEASE, 100) if table == "timers" else outbox.claim_effects(now, LEASE, 100)
+        (attempt,) = [c.attempt for c in claims if c.id == row_id]
+        return attempt
 
     return take
 
