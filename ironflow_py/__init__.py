@@ -1,10 +1,17 @@
-"""ironflow_py: durable workflows written as two pure functions, made durable on PostgreSQL."""
+"""ironflow_py: durable workflows written as two pure functions, made durable on PostgreSQL.
 
+The names whose modules import psycopg (`PostgresStore`, `EffectRuntime`, `DeadLetters`, the projection
+worker and control) load on first use (PEP 562), so the in-memory path never imports the driver.
+"""
+
+from typing import TYPE_CHECKING
+
+from ironflow_py import _lazy
 from ironflow_py.app import App
 from ironflow_py.clock import Clock, ManualClock, SystemClock
 from ironflow_py.codec import make_converter
 from ironflow_py.decision import Decision, Timer
-from ironflow_py.effects import DeadLetters, EffectContext, EffectRegistry, EffectRuntime, RetryPolicy
+from ironflow_py.effects import EffectContext, EffectRegistry, RetryPolicy
 from ironflow_py.errors import (
     CodecError,
     ConcurrencyConflict,
@@ -37,15 +44,7 @@ from ironflow_py.errors import (
     WorkflowTimedOut,
 )
 from ironflow_py.lifecycle import Cancelled, CancelRequest, Completed, Failed, RunOutcome, Terminated, TimedOut
-from ironflow_py.projections import (
-    InMemoryProjection,
-    OnError,
-    Projection,
-    ProjectionControl,
-    ProjectionRetry,
-    ProjectionStatus,
-    ProjectionWorker,
-)
+from ironflow_py.projections import InMemoryProjection, OnError, Projection
 from ironflow_py.records import (
     EffectInfo,
     InstanceInfo,
@@ -56,8 +55,28 @@ from ironflow_py.records import (
 )
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
-from ironflow_py.store.postgres import PostgresStore
 from ironflow_py.workflow import Workflow
+
+if TYPE_CHECKING:
+    from ironflow_py.effects import DeadLetters, EffectRuntime
+    from ironflow_py.projections import ProjectionControl, ProjectionRetry, ProjectionStatus, ProjectionWorker
+    from ironflow_py.store.postgres import PostgresStore
+
+_LAZY = {
+    "DeadLetters": "ironflow_py.effects",
+    "EffectRuntime": "ironflow_py.effects",
+    "ProjectionControl": "ironflow_py.projections",
+    "ProjectionRetry": "ironflow_py.projections",
+    "ProjectionStatus": "ironflow_py.projections",
+    "ProjectionWorker": "ironflow_py.projections",
+    "PostgresStore": "ironflow_py.store.postgres",
+}
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562: import a psycopg-using public name on first use (see the module docstring)."""
+    return _lazy.load(__name__, _LAZY, name, globals())
+
 
 __all__ = [
     "App",
