@@ -112,7 +112,14 @@ class MemoryStore:
                 self._apply_settle(settle)
 
     def outbox(self, worker: str) -> MemoryOutbox:
-        """The outbox port for `worker` on this store (see `store.base.Outbox`)."""
+        """The outbox port for one worker on this store: its claims and fenced updates (`store.base.Outbox`).
+
+        Args:
+            worker: The worker id that names its claims; unique per process start (see `EffectRuntime`).
+
+        Returns:
+            The port, bound to this store and `worker`.
+        """
         return MemoryOutbox(self, worker)
 
     def _timer_by_id(self, timer_id: int) -> _Timer | None:

@@ -334,7 +334,14 @@ class PostgresStore:
             yield PostgresTransaction(self, conn, ids, input_key)
 
     def outbox(self, worker: str) -> PostgresOutbox:
-        """The outbox port for `worker` on this store (see `store.base.Outbox`)."""
+        """The outbox port for one worker on this store: its claims and fenced updates (`store.base.Outbox`).
+
+        Args:
+            worker: The worker id that names its claims; unique per process start (see `EffectRuntime`).
+
+        Returns:
+            The port, bound to this store and `worker`.
+        """
         return PostgresOutbox(self, worker)
 
     def _settle(self, conn: psycopg.Connection[Any], settle: Settle) -> None:
