@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo
 
 import attrs
 import cattrs
@@ -18,18 +19,65 @@ from cattrs.preconf.json import make_converter as _make_json_converter
 
 from ironflow_py.errors import ConfigurationError, DecodeError, EncodeError, UnknownTypeName
 from ironflow_py.lifecycle import Cancelled, Completed, Failed, RunOutcome, Terminated, TimedOut
+from ironflow_py.values import MAX_TYPE_BYTES, RefusedValue, key_problem, to_json
 
 if TYPE_CHECKING:
     from ironflow_py.workflow import AnyWorkflow
 
-# Postgres jsonb rejects NaN and Infinity, so refuse them here where the error can name the value.
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-dumps: Final[Callable[[Any], str]] = _ENCODER.encode
+#: JSON text that jsonb keeps unchanged; raises RefusedValue (NUL, lone surrogates, NaN) with the path.
+dumps: Final[Callable[[Any], str]] = to_json
 loads: Final[Callable[[str | bytes], Any]] = json.loads
 
 
+def datetime_to_text(value: datetime) -> str:
+    """A datetime as RFC 3339 text that keeps its zone.
+
+    A `ZoneInfo` zone's IANA key follows in brackets, as RFC 9557 writes it
+    (`2026-11-01T09:00:00-05:00[America/New_York]`).
+
+    Args:
+        value: naive, or aware in a `datetime.timezone` (fixed offset) or a keyed `zoneinfo.ZoneInfo`.
+
+    Returns:
+        The text `datetime_from_text` turns back into an equal datetime with the same tzinfo.
+
+    Raises:
+        TypeError: any other tzinfo (pytz, dateutil, a ZoneInfo built from a file without a key): its
+            zone rules could not be restored, so arithmetic after a reload would differ.
+    """
+    zone = value.tzinfo
+    if zone is None or type(zone) is timezone:
+        return value.isoformat()
+    if isinstance(zone, ZoneInfo) and zone.key:
+        return f"{value.isoformat()}[{zone.key}]"
+    raise TypeError(
+        f"a datetime in a {type(zone).__qualname__} zone cannot be stored without losing its rules; "
+        "use zoneinfo.ZoneInfo(key) or datetime.timezone"
+    )
+
+
+def datetime_from_text(value: Any, _: Any = None) -> datetime:
+    """The datetime `datetime_to_text` wrote (plain ISO 8601 is read too).
+
+    Args:
+        value: the stored text (or a datetime, returned as it is).
+
+    Returns:
+        The datetime, in its IANA zone when the text names one.
+    """
+    if isinstance(value, datetime):
+        return value
+    if value.endswith("]"):
+        stamp, _, key = value[:-1].partition("[")
+        # The offset in `stamp` fixes the instant (and so the fold of an ambiguous wall time).
+        return datetime.fromisoformat(stamp).astimezone(ZoneInfo(key.removeprefix("!")))
+    return datetime.fromisoformat(value)
+
+
 def make_converter() -> cattrs.Converter:
-    """A fresh cattrs converter for stored JSON: datetimes as ISO 8601, no detailed validation on the hot path.
+    """A fresh cattrs converter for stored JSON, with no detailed validation on the hot path.
+
+    Datetimes are RFC 3339 text that keeps a `ZoneInfo` zone's IANA key (RFC 9557 suffix).
 
     Pass it (customised with your own hooks) as `WorkflowService(converter=...)` or `App(converter=...)`;
     the library never touches `cattrs.global_converter` (design/codec.md).
@@ -37,7 +85,10 @@ def make_converter() -> cattrs.Converter:
     Returns:
         A new converter, not shared with anyone.
     """
-    return _make_json_converter(detailed_validation=False)
+    converter = _make_json_converter(detailed_validation=False)
+    converter.register_unstructure_hook(datetime, datetime_to_text)
+    converter.register_structure_hook(datetime, datetime_from_text)
+    return converter
 
 
 class TypeTable:
@@ -49,8 +100,9 @@ class TypeTable:
         self._by_name: dict[str, type] = {}
         self._by_class: dict[type, str] = {}
         for name, cls in names.items():
-            if not isinstance(name, str) or not name.strip():
-                raise ConfigurationError(f"workflow {owner!r}: {kind} type names must be non-empty strings")
+            problem = key_problem(name, limit=MAX_TYPE_BYTES)
+            if problem is not None:
+                raise ConfigurationError(f"workflow {owner!r}: a {kind} type name is not storable: {problem}")
             if not isinstance(cls, type) or not attrs.has(cls):
                 raise ConfigurationError(f"workflow {owner!r}: {kind} {name!r} must map to an attrs class")
             if cls in self._by_class:
@@ -127,6 +179,14 @@ class WorkflowCodec:
             )
         try:
             return name, dumps(self._unstructure[cls](value))
+        except RefusedValue as exc:
+            raise EncodeError(
+                f"cannot store {table.kind} {cls.__qualname__}: {exc.problem}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                path=exc.path,
+            ) from exc
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise EncodeError(
                 f"cannot serialize {table.kind} {cls.__qualname__}: {exc}",
@@ -161,6 +221,13 @@ class WorkflowCodec:
         """A state as JSON text, for snapshots (the state type is fixed per workflow, so no name is stored)."""
         try:
             return dumps(self.converter.unstructure(state, unstructure_as=self.state_type or type(state)))
+        except RefusedValue as exc:
+            raise EncodeError(
+                f"cannot store state {type(state).__qualname__}: {exc.problem}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                path=exc.path,
+            ) from exc
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise EncodeError(
                 f"cannot serialize state {type(state).__qualname__}: {exc}",

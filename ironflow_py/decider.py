@@ -22,9 +22,10 @@ import attrs
 
 from ironflow_py.codec import WorkflowCodec
 from ironflow_py.decision import Decision, Timer
-from ironflow_py.errors import CodecError, DecideFailed, DecodeError, StoreError
+from ironflow_py.errors import CodecError, DecideFailed, DecodeError, EncodeError, StoreError
 from ironflow_py.records import Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import Loaded, LoadedEvent, NewSnapshot, NewTimer, Writes, Written
+from ironflow_py.values import key_problem
 from ironflow_py.workflow import AnyWorkflow
 
 
@@ -300,6 +301,12 @@ class Decider:
         scheduled = {t.key for t in timers}
         cancelled = tuple(k for k in dict.fromkeys(decision.cancel_timers) if k not in scheduled)
         # Encode everything before anything is written: a value the database would refuse raises here.
+        for key in [*scheduled, *cancelled]:
+            problem = key_problem(key)
+            if problem is not None:
+                raise EncodeError(
+                    f"a timer key cannot be stored: {problem}", workflow_type=self.type, workflow_id=workflow_id
+                )
         events = [codec.encode_event(e, workflow_id) for e in decision.events]
         effects = [codec.encode_effect(f, workflow_id) for f in decision.effects]
         new_timers = []

@@ -26,6 +26,7 @@ from ironflow_py.errors import (
 from ironflow_py.lifecycle import RESERVED_PREFIX, Completed, RunOutcome
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import LoadedEvent, Settle, Store
+from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
 from ironflow_py.workflow import AnyWorkflow, Workflow
 
 
@@ -108,6 +109,9 @@ class WorkflowService:
         wtype = getattr(instance, "type", None)
         if not isinstance(wtype, str) or not wtype.strip():
             raise ConfigurationError(f"{type(instance).__qualname__} needs a non-empty string `type`")
+        problem = key_problem(wtype, limit=MAX_TYPE_BYTES)
+        if problem is not None:
+            raise ConfigurationError(f"{type(instance).__qualname__}.type cannot be stored: {problem}")
         if wtype in self._by_type:
             raise ConfigurationError(f"workflow type {wtype!r} is registered twice")
         for attr in ("inputs", "events"):
@@ -195,15 +199,12 @@ class WorkflowService:
             raise DecideFailed(
                 f"workflow_id raised {type(exc).__name__}: {exc}", workflow_type=wf.type, workflow_id=None
             ) from exc
-        if not isinstance(workflow_id, str) or not workflow_id.strip():
-            raise InvalidWorkflowId(
-                f"workflow_id({type(input).__qualname__}) returned {workflow_id!r}; it must be a non-empty string",
-                workflow_type=wf.type,
-                workflow_id=None,
-            )
+        _check_id(wf.type, workflow_id, f"workflow_id({type(input).__qualname__}) returned an invalid id")
         return reg, workflow_id
 
-    def execute(self, input: object, *, settle: Settle | None = None) -> Outcome[Any, Any]:
+    def execute(
+        self, input: object, *, input_key: str | None = None, settle: Settle | None = None
+    ) -> Outcome[Any, Any]:
         """Run one input on the instance `workflow_id(input)` names; its writes commit together or not at all.
 
         Under the instance's lock: rebuild the state, return `duplicate` for an input key seen before or
@@ -213,6 +214,9 @@ class WorkflowService:
 
         Args:
             input: An input of a registered workflow (an instance of one of its `inputs` classes).
+            input_key: An idempotency key for this call, used instead of `workflow.input_key(input)`. With
+                a key, retrying after `CommitUnknown` (or any failure) is safe: the input is applied once
+                and a repeat reports `duplicate`. At most 512 bytes of UTF-8.
             settle: For the effect runtime only: a fenced change to a claimed outbox row or timer that
                 commits in the same transaction, or makes the whole call fail with `LeaseLost`.
 
@@ -222,21 +226,31 @@ class WorkflowService:
 
         Raises:
             UnknownInputType: No registered workflow declares the input's class.
-            InvalidWorkflowId: `workflow_id(input)` returned an empty or non-string id.
+            InvalidWorkflowId: The instance id or input key is empty, not a string, over 512 bytes of
+                UTF-8, or holds NUL or a lone surrogate.
             DecideFailed: User code (`workflow_id`, `input_key`, `initial_state`, `evolve`, `decide`,
                 `is_terminal`) raised, or `decide` returned something that is not a `Decision`.
-            EncodeError: An event, effect, timer input or snapshot cannot be serialized.
+            EncodeError: An event, effect, timer input, timer key or snapshot cannot be stored (the error
+                names the field path).
             DecodeError: A stored event or snapshot no longer matches its class (`UnknownTypeName` if its
                 type name is no longer declared).
             LeaseLost: `settle` was given and the worker's claim no longer holds.
-            StoreError: The database failed; nothing was committed, unless it failed on the commit itself
+            ValueRefused: The database refused a value (permanent); nothing was committed.
+            StoreError: The database failed; nothing was committed; retrying later can succeed
                 (`ConcurrencyConflict` if the instance lock was bypassed).
+            CommitUnknown: The connection was lost while COMMIT was in flight; retry only with an input key.
         """
         reg, workflow_id = self.route(input)
-        return self._execute(reg, workflow_id, input, settle)
+        return self._execute(reg, workflow_id, input, settle, input_key)
 
     def execute_on(
-        self, workflow_type: str, workflow_id: str, input: object, *, settle: Settle | None = None
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        input: object,
+        *,
+        input_key: str | None = None,
+        settle: Settle | None = None,
     ) -> Outcome[Any, Any]:
         """Run `input` on a given instance, not the one `workflow_id(input)` names.
 
@@ -247,6 +261,7 @@ class WorkflowService:
             workflow_type: The instance's workflow type.
             workflow_id: The instance's id.
             input: One of that workflow's inputs.
+            input_key: As in `execute`.
             settle: As in `execute`.
 
         Returns:
@@ -255,31 +270,52 @@ class WorkflowService:
         Raises:
             NotFound: `workflow_type` is not registered.
             UnknownInputType: No registered workflow declares the input's class.
-            InvalidWorkflowId: `workflow_id(input)` returned an empty or non-string id.
+            InvalidWorkflowId: The instance id or input key cannot be stored (as in `execute`).
             DecideFailed: User code (`workflow_id`, `input_key`, `initial_state`, `evolve`, `decide`,
                 `is_terminal`) raised, or `decide` returned something that is not a `Decision`.
-            EncodeError: An event, effect, timer input or snapshot cannot be serialized.
+            EncodeError: An event, effect, timer input, timer key or snapshot cannot be stored.
             DecodeError: A stored event or snapshot no longer matches its class (`UnknownTypeName` if its
                 type name is no longer declared).
             LeaseLost: `settle` was given and the worker's claim no longer holds.
-            StoreError: The database failed; nothing was committed, unless it failed on the commit itself
-                (`ConcurrencyConflict` if the instance lock was bypassed).
+            ValueRefused: The database refused a value (permanent); nothing was committed.
+            StoreError: The database failed; nothing was committed (`ConcurrencyConflict` if the instance
+                lock was bypassed).
+            CommitUnknown: The connection was lost while COMMIT was in flight; retry only with an input key.
         """
         reg = self.registration(workflow_type)
         if type(input) not in reg.codec.inputs:
             raise UnknownInputType(type(input))
-        return self._execute(reg, workflow_id, input, settle)
+        _check_id(workflow_type, workflow_id, "invalid instance id")
+        return self._execute(reg, workflow_id, input, settle, input_key)
 
-    def _execute(self, reg: Registration, workflow_id: str, input: object, settle: Settle | None) -> Outcome[Any, Any]:
+    def _execute(
+        self,
+        reg: Registration,
+        workflow_id: str,
+        input: object,
+        settle: Settle | None,
+        explicit_key: str | None = None,
+    ) -> Outcome[Any, Any]:
         wf = reg.workflow
-        try:
-            key = wf.input_key(input)
-        except Exception as exc:
-            raise DecideFailed(
-                f"input_key raised {type(exc).__name__}: {exc}",
-                workflow_type=wf.type,
-                workflow_id=workflow_id,
-            ) from exc
+        if explicit_key is not None:
+            key: str | None = explicit_key
+        else:
+            try:
+                key = wf.input_key(input)
+            except Exception as exc:
+                raise DecideFailed(
+                    f"input_key raised {type(exc).__name__}: {exc}",
+                    workflow_type=wf.type,
+                    workflow_id=workflow_id,
+                ) from exc
+        if key is not None:
+            problem = key_problem(key)
+            if problem is not None:
+                raise InvalidWorkflowId(
+                    f"invalid input key for {type(input).__qualname__}: {problem}",
+                    workflow_type=wf.type,
+                    workflow_id=workflow_id,
+                )
         started = time.perf_counter()
         outcome = reg.handler.execute(input, workflow_id, key, self.clock.now(), settle)
         self._log.debug(
@@ -504,3 +540,11 @@ class WorkflowService:
             StoreError: The database could not be reached.
         """
         return self.store.list_instances(workflow_type, status, limit=limit, after=after)
+
+
+def _check_id(workflow_type: str, workflow_id: object, what: str) -> None:
+    """Refuse an instance id the database would refuse or that would not fit its unique index."""
+    problem = key_problem(workflow_id, limit=MAX_KEY_BYTES)
+    if problem is not None:
+        # The id itself is left out: it may be the very value that is too long or holds NUL.
+        raise InvalidWorkflowId(f"{what}: {problem}", workflow_type=workflow_type, workflow_id=None)

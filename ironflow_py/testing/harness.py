@@ -24,14 +24,43 @@ import attrs
 from ironflow_py.codec import codec_for, loads
 from ironflow_py.decider import Accepted, Decider, Origin, Rebuilt, Step
 from ironflow_py.decision import Decision, Timer
+from ironflow_py.errors import InvalidWorkflowId
 from ironflow_py.records import OutcomeStatus
 from ironflow_py.store.base import LoadedEvent
+from ironflow_py.values import key_problem
 from ironflow_py.workflow import AnyWorkflow
 
 DEFAULT_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 #: The instance id the harness names in errors (it runs no instance).
 SPEC_ID = "spec"
 _UNSET: Any = object()
+
+
+def same_stored(a: Any, b: Any) -> bool:
+    """True when `b` (a value back from storage) is `a` as it went in.
+
+    Equal, and every datetime in the same zone. `==` alone is not enough: two aware datetimes at the same
+    instant are equal even when one lost its `ZoneInfo` zone for a fixed offset, and wall-clock arithmetic
+    after a reload then differs.
+
+    Args:
+        a: the value before storage.
+        b: the value after an encode and decode.
+
+    Returns:
+        Whether they are equal and carry the same time zones.
+    """
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset()
+    if type(a) is not type(b) or a != b:
+        return a == b and not isinstance(a, datetime | dict | list | tuple) and not attrs.has(type(a))
+    if attrs.has(type(a)):
+        return all(same_stored(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(type(a)))
+    if isinstance(a, dict):
+        return all(same_stored(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        return all(same_stored(x, y) for x, y in zip(a, b, strict=True))
+    return True
 
 
 def _diff(what: str, expected: object, actual: object) -> AssertionError:
@@ -93,9 +122,41 @@ class WorkflowSpec:
         else:
             name, text = c.encode_input(value, SPEC_ID)
             back = c.decode_input(name, loads(text), SPEC_ID)
-        if back != value:
+        if not same_stored(value, back):
             raise _diff(f"{kind} {name!r} does not survive its stored form: values", value, back)
         return back
+
+    def check_keys(self, input: object) -> None:
+        """Check that the instance id and input key the engine would compute for `input` can be stored.
+
+        An input whose `workflow_id` raises (one only a timer delivers, say) is not checked.
+
+        Args:
+            input: The input under test.
+
+        Raises:
+            InvalidWorkflowId: As `execute` would raise it (empty, over 512 bytes, NUL, lone surrogate).
+        """
+        wf = self.workflow
+        try:
+            workflow_id = wf.workflow_id(input)
+        except Exception:
+            return
+        problem = key_problem(workflow_id)
+        if problem is not None:
+            raise InvalidWorkflowId(
+                f"workflow_id({type(input).__qualname__}) returned an invalid id: {problem}",
+                workflow_type=wf.type,
+                workflow_id=None,
+            )
+        key = wf.input_key(input)
+        problem = None if key is None else key_problem(key)
+        if problem is not None:
+            raise InvalidWorkflowId(
+                f"invalid input key for {type(input).__qualname__}: {problem}",
+                workflow_type=wf.type,
+                workflow_id=workflow_id,
+            )
 
 
 @attrs.frozen
@@ -142,6 +203,7 @@ class Given:
             name, text = spec.codec.encode_event(event, SPEC_ID)
             stored.append(LoadedEvent(seq, name, loads(text)))
         spec.round_trip("input", input)
+        spec.check_keys(input)
         start = Origin(Rebuilt(decider.initial(SPEC_ID), 0, 0), None)
         before = decider.rebuild(SPEC_ID, start, stored)
         step = decider.decide(before, input, now, workflow_id=SPEC_ID)

@@ -19,12 +19,15 @@ def codec() -> WorkflowCodec:
     return WorkflowCodec(wf.type, inputs=wf.inputs, events=wf.events, effects=wf.effects, converter=make_converter())
 
 
+#: Strings PostgreSQL stores: no NUL, no lone surrogates.
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"))
 lines = st.lists(
-    st.builds(Line, st.text(max_size=20), st.integers(-(2**53), 2**53), st.integers(0, 10**9)), max_size=5
+    st.builds(Line, text.filter(lambda s: len(s) <= 20), st.integers(-(2**53), 2**53), st.integers(0, 10**9)),
+    max_size=5,
 ).map(tuple)
 placed = st.builds(
     OrderPlaced,
-    st.text(),
+    text,
     lines,
     st.integers(-(2**53), 2**53),
     st.datetimes(timezones=st.just(UTC)),
@@ -62,7 +65,7 @@ def test_nan_is_refused_at_encode_time() -> None:
         value: float
 
     c = WorkflowCodec("m", inputs={}, events={"m/1": Measured}, effects={}, converter=make_converter())
-    with pytest.raises(EncodeError, match="cannot serialize"):
+    with pytest.raises(EncodeError, match=r"NaN and infinity .* at \$\.value"):
         c.encode_event(Measured(float("nan")), "x")
 
 

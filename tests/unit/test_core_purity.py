@@ -14,6 +14,7 @@ CORE = [
     "decision.py",
     "decider.py",
     "codec.py",
+    "values.py",
     "errors.py",
     "lifecycle.py",
     "records.py",
