@@ -14,6 +14,7 @@ from ironflow_py.decision import Decision, Timer
 from ironflow_py.effects import EffectContext, EffectRegistry, RetryPolicy
 from ironflow_py.errors import (
     CodecError,
+    CommitUnknown,
     ConcurrencyConflict,
     ConfigurationError,
     DecideFailed,
@@ -35,6 +36,7 @@ from ironflow_py.errors import (
     StoreError,
     UnknownInputType,
     UnknownTypeName,
+    ValueRefused,
     WaitTimedOut,
     WorkflowCancelled,
     WorkflowError,
@@ -84,6 +86,7 @@ __all__ = [
     "Cancelled",
     "Clock",
     "CodecError",
+    "CommitUnknown",
     "Completed",
     "ConcurrencyConflict",
     "ConfigurationError",
@@ -134,6 +137,7 @@ __all__ = [
     "Timer",
     "UnknownInputType",
     "UnknownTypeName",
+    "ValueRefused",
     "WaitTimedOut",
     "Workflow",
     "WorkflowCancelled",

@@ -58,6 +58,7 @@ class CodecError(WorkflowError):
         workflow_id: The instance's id (None if not known).
         type_name: The stored type name involved, if any.
         seq: The event's sequence, for a stored event.
+        path: Where in the payload the bad value sits (`$.lines[2].sku`), when known.
     """
 
     def __init__(
@@ -68,13 +69,18 @@ class CodecError(WorkflowError):
         workflow_id: str | None,
         type_name: str | None = None,
         seq: int | None = None,
+        path: str | None = None,
     ) -> None:
         self.type_name = type_name
         self.seq = seq
+        #: Where in the payload the bad value sits (`$.lines[2].sku`), when known.
+        self.path = path
         detail = message
         if type_name is not None:
             detail += f" (type {type_name!r}"
             detail += f", sequence {seq})" if seq is not None else ")"
+        if path is not None:
+            detail += f" at {path}"
         super().__init__(detail, workflow_type=workflow_type, workflow_id=workflow_id)
 
 
@@ -91,10 +97,11 @@ class UnknownTypeName(DecodeError):
 
 
 class StoreError(IronflowError):
-    """The database failed (connection lost, server error); the transaction was rolled back.
+    """The database failed (connection lost, server down, timeout); the transaction was rolled back.
 
-    An outage is retryable: nothing of the failed call was committed, unless the failure hit the commit
-    itself. Driver errors are translated into this type at the store's boundary.
+    An outage: retrying later can succeed. A value the database refused is `ValueRefused` instead, and a
+    connection lost while COMMIT was in flight is `CommitUnknown`. Driver errors are translated into these
+    types at the store's boundary.
 
     Args:
         message: What failed ("ExceptionType: detail" of the driver error).
@@ -109,6 +116,58 @@ class StoreError(IronflowError):
         if workflow_type is not None:
             where = f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id else "") + ": "
         super().__init__(where + message)
+
+
+class ValueRefused(IronflowError):
+    """The database refused a value (a constraint, a size limit, an encoding); nothing was written.
+
+    SQLSTATE classes 22, 23 and 54. Permanent: the same input fails the same way, so it is never retried.
+
+    Args:
+        message: What was refused ("ExceptionType: detail" of the driver error).
+        workflow_type: The instance's workflow type, when the call was about one.
+        workflow_id: The instance's id, when the call was about one.
+        sqlstate: The PostgreSQL error code (`22P05`, `23505`, `54000`), or None when the driver refused
+            the value before sending it (NUL in a text parameter, a lone surrogate).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+        sqlstate: str | None = None,
+    ) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        self.sqlstate = sqlstate
+        where = ""
+        if workflow_type is not None:
+            where = f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id else "") + ": "
+        code = f" (SQLSTATE {sqlstate})" if sqlstate else ""
+        super().__init__(f"{where}the database refused a value{code}: {message}")
+
+
+class CommitUnknown(IronflowError):
+    """The connection was lost while COMMIT was in flight: the input may or may not have been applied.
+
+    Retrying is safe only with an input key (`workflow.input_key`, or `execute(..., input_key=...)`): the
+    retry then either applies the input or reports `duplicate`. Without a key a retry may apply it twice.
+
+    Args:
+        message: The driver error seen while committing.
+        workflow_type: The instance's workflow type, when the call was about one.
+        workflow_id: The instance's id, when the call was about one.
+    """
+
+    def __init__(self, message: str, *, workflow_type: str | None = None, workflow_id: str | None = None) -> None:
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        where = ""
+        if workflow_type is not None:
+            where = f"workflow {workflow_type!r}" + (f" instance {workflow_id!r}" if workflow_id else "") + ": "
+        super().__init__(f"{where}the commit's outcome is unknown (the connection was lost during COMMIT): {message}")
 
 
 class ConcurrencyConflict(StoreError):

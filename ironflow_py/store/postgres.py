@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,16 @@ import psycopg_pool
 from psycopg.rows import args_row
 from psycopg.types.json import set_json_loads
 
-from ironflow_py.errors import ConcurrencyConflict, LeaseLost, MigrationError, SchemaNotMigrated, StoreError
+from ironflow_py.errors import (
+    CommitUnknown,
+    ConcurrencyConflict,
+    ConfigurationError,
+    LeaseLost,
+    MigrationError,
+    SchemaNotMigrated,
+    StoreError,
+    ValueRefused,
+)
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import load_migrations, load_queries
@@ -32,8 +42,68 @@ from ironflow_py.store.base import (
     Written,
 )
 from ironflow_py.store.postgres_outbox import PostgresOutbox
+from ironflow_py.values import MAX_IDENTIFIER_BYTES, identifier_problem
 
 DEFAULT_SCHEMA = "ironflow"
+
+#: SQLSTATE classes of a value the database refused: data exception, integrity constraint violation,
+#: program limit exceeded (an index row too large). Permanent: the same value fails the same way.
+_REFUSED_CLASSES = frozenset({"22", "23", "54"})
+
+
+def refused(exc: BaseException) -> bool:
+    """True when `exc` says the database (or the driver, before sending) refused a value.
+
+    That is a permanent data error, not an outage.
+
+    Args:
+        exc: an exception raised by psycopg or while encoding a parameter.
+
+    Returns:
+        Whether retrying the same value can never succeed.
+    """
+    if isinstance(exc, UnicodeEncodeError):
+        return True  # a lone surrogate: not UTF-8, refused by the driver before anything was sent
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.DataError)  # NUL in a text parameter, refused by the driver
+    return state[:2] in _REFUSED_CLASSES
+
+
+def connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+    """True when `exc` means the session is gone (network, server crash, pg_terminate_backend).
+
+    Args:
+        conn: the connection the statement ran on.
+        exc: what it raised.
+
+    Returns:
+        Whether the server may have done more than the client heard about.
+    """
+    if conn.broken or conn.closed:
+        return True
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(exc, psycopg.OperationalError) and (
+        state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+    )
+
+
+def check_schema_name(schema: str) -> None:
+    """Refuse a schema name PostgreSQL would alter (over 63 bytes: silently truncated) or refuse (NUL).
+
+    Args:
+        schema: the schema name.
+
+    Raises:
+        ConfigurationError: naming what is wrong; two names that differ only past byte 63 would share one
+            schema, so one tenant could read another's events.
+    """
+    problem = identifier_problem(schema) if isinstance(schema, str) else "it must be a string"
+    if problem is not None:
+        raise ConfigurationError(f"schema name cannot be used: {problem}")
+
 
 _SETTLE_QUERY = {
     SettleKind.EFFECT_DONE: "settle_effect_done",
@@ -45,7 +115,7 @@ _SETTLE_QUERY = {
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel of one schema (channel names are identifiers: at most 63 bytes)."""
     channel = f"ironflow_{schema}"
-    if len(channel.encode()) > 63:
+    if len(channel.encode()) > MAX_IDENTIFIER_BYTES:
         channel = "ironflow_" + hashlib.sha1(schema.encode(), usedforsecurity=False).hexdigest()
     return channel
 
@@ -57,18 +127,32 @@ except ImportError:  # the optional `fast` extra
     _orjson = None
 
 
+#: A run of 19 digits: an integer that may not fit 64 bits (or a long digit run inside a string).
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
 def json_loads(data: str | bytes) -> Any:
     """Parse JSON with orjson when installed (about 1.5 µs less per event, design/codec.md), else the stdlib.
 
-    orjson refuses integers beyond 64 bits; those payloads fall back to the stdlib parser, which keeps them
-    exact, so the result never depends on which parser ran. A module-level function, not a closure:
-    psycopg caches loaders per function object.
+    orjson reads an integer beyond 64 bits as a float, silently losing digits (`2**64` comes back as
+    `1.8446744073709552e+19`). A payload holding a run of 19 or more digits therefore goes to the stdlib
+    parser, which keeps integers exact, so the result never depends on which parser ran. A module-level
+    function, not a closure: psycopg caches loaders per function object.
+
+    Args:
+        data: JSON text as PostgreSQL sent it.
+
+    Returns:
+        The parsed value, exactly what `json.loads` gives.
     """
     if _orjson is not None:
-        try:
-            return _orjson.loads(data)
-        except _orjson.JSONDecodeError:
-            pass
+        long_digits = _LONG_DIGITS_BYTES if isinstance(data, bytes) else _LONG_DIGITS
+        if long_digits.search(data) is None:  # type: ignore[arg-type]  # bytes pattern for bytes, str for str
+            try:
+                return _orjson.loads(data)
+            except _orjson.JSONDecodeError:
+                pass
     return json.loads(data)
 
 
@@ -96,6 +180,7 @@ class PostgresStore:
     """
 
     def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], schema: str) -> None:
+        check_schema_name(schema)
         self.pool = pool
         self.schema = schema
         self.q = load_queries(schema)
@@ -129,8 +214,11 @@ class PostgresStore:
             The store, not yet migrated.
 
         Raises:
+            ConfigurationError: The schema name is empty, holds NUL, or is over 63 bytes of UTF-8
+                (PostgreSQL would truncate it, so two long names would share one schema).
             StoreError: The server cannot be reached within `timeout`.
         """
+        check_schema_name(schema)
         try:
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 url,
@@ -210,6 +298,8 @@ class PostgresStore:
 
         Raises:
             ConcurrencyConflict: A second event with the same instance sequence was refused.
+            ValueRefused: The database or the driver refused a value (SQLSTATE class 22, 23 or 54, NUL in
+                a text parameter, a lone surrogate); permanent.
             StoreError: Any other driver or pool error (connection lost, server error, pool timeout).
         """
         try:
@@ -222,11 +312,56 @@ class PostgresStore:
                     workflow_type=workflow_type,
                     workflow_id=workflow_id,
                 ) from exc
-            raise StoreError(str(exc), workflow_type=workflow_type, workflow_id=workflow_id) from exc
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise ValueRefused(
+                str(exc), workflow_type=workflow_type, workflow_id=workflow_id, sqlstate=exc.sqlstate
+            ) from exc
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            if not refused(exc):
+                raise StoreError(
+                    f"{type(exc).__name__}: {exc}".strip(), workflow_type=workflow_type, workflow_id=workflow_id
+                ) from exc
+            raise ValueRefused(
+                f"{type(exc).__name__}: {exc}".strip(),
+                workflow_type=workflow_type,
+                workflow_id=workflow_id,
+                sqlstate=getattr(exc, "sqlstate", None),
+            ) from exc
+        except psycopg_pool.PoolTimeout as exc:
             raise StoreError(
                 f"{type(exc).__name__}: {exc}".strip(), workflow_type=workflow_type, workflow_id=workflow_id
             ) from exc
+
+    @contextmanager
+    def transaction(
+        self, conn: psycopg.Connection[Any], workflow_type: str | None = None, workflow_id: str | None = None
+    ) -> Iterator[None]:
+        """`conn.transaction()`, except that a connection lost during COMMIT raises CommitUnknown.
+
+        The server may have committed before the client heard back, so this is neither a success nor a
+        rollback.
+
+        Args:
+            conn: A connection from `connection()`.
+            workflow_type: Named in the error.
+            workflow_id: Named in the error.
+
+        Yields:
+            Nothing; the block runs inside the transaction.
+
+        Raises:
+            CommitUnknown: The body finished and the connection died during COMMIT.
+        """
+        committing = False
+        try:
+            with conn.transaction():
+                yield
+                committing = True
+        except psycopg.Error as exc:
+            if committing and connection_lost(conn, exc):
+                raise CommitUnknown(
+                    f"{type(exc).__name__}: {exc}".strip(), workflow_type=workflow_type, workflow_id=workflow_id
+                ) from exc
+            raise
 
     # -- schema -----------------------------------------------------------------------------------------
 
@@ -323,10 +458,12 @@ class PostgresStore:
         Raises:
             LeaseLost: `settle` was given and the claim no longer holds; nothing was written.
             ConcurrencyConflict: Another writer appended the same sequence (the lock was bypassed).
+            ValueRefused: The database refused a value; the transaction was rolled back.
             StoreError: The database failed; the transaction was rolled back.
+            CommitUnknown: The connection was lost while COMMIT was in flight.
         """
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
-        with self.connection(workflow_type, workflow_id) as conn, conn.transaction():
+        with self.connection(workflow_type, workflow_id) as conn, self.transaction(conn, workflow_type, workflow_id):
             # The lock comes before any statement that assigns a transaction id (lock_instance in queries.sql).
             conn.execute(self.q["lock_instance"], ids)
             if settle is not None:

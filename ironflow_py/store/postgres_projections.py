@@ -8,6 +8,7 @@ each statement lives beside it in queries.sql (design/projections.md).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -16,22 +17,32 @@ from typing import Any
 import psycopg
 
 from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.values import MAX_IDENTIFIER_BYTES
 
 #: One event row as the cursor reads it: (tx_id, position, workflow_type, workflow_id, seq, event_type,
 #: payload, recorded_at). Plain tuples: a named row per event costs more than the whole order guard.
 EventRow = tuple[Any, ...]
 
 
+def _channel(prefix: str, schema: str) -> str:
+    """`prefix + schema`, or `prefix + md5(schema)` when that is over 63 bytes (cut by bytes, never by
+    characters: a channel name is an identifier, limited to 63 bytes)."""
+    channel = prefix + schema
+    if len(channel.encode()) > MAX_IDENTIFIER_BYTES:
+        channel = prefix + hashlib.md5(schema.encode(), usedforsecurity=False).hexdigest()
+    return channel
+
+
 def events_channel(schema: str) -> str:
-    """The NOTIFY channel of event appends (the migration's trigger builds the same 63-byte name).
+    """The NOTIFY channel of event appends (migration 005's trigger builds the same name, by bytes).
 
     Args:
         schema: The store's schema name.
 
     Returns:
-        The channel name.
+        The channel name, at most 63 bytes.
     """
-    return ("ironflow_events." + schema)[:63]
+    return _channel("ironflow_events.", schema)
 
 
 def applied_channel(schema: str) -> str:
@@ -41,9 +52,9 @@ def applied_channel(schema: str) -> str:
         schema: The store's schema name.
 
     Returns:
-        The channel name.
+        The channel name, at most 63 bytes.
     """
-    return ("ironflow_projected." + schema)[:63]
+    return _channel("ironflow_projected.", schema)
 
 
 class PostgresProjections:
