@@ -45,6 +45,28 @@ class EffectRuntime:
     `lease` seconds is how long a claim holds without a heartbeat; `grace` is how long shutdown waits for
     in-flight handlers. `rng` makes retry jitter reproducible. With `registry=None` the runtime only
     fires timers and leaves the outbox alone (an empty registry would dead-letter every effect).
+
+    Every time it compares (due times, leases, retry times) comes from the service's injected `Clock`;
+    waits and `grace` are measured on the monotonic clock. Handlers run at least once per effect; pass
+    `EffectContext.idempotency_key` downstream (design/effects.md).
+
+    Args:
+        service: The service whose PostgreSQL store, clock and workflows the runtime uses.
+        registry: The effect handlers; None runs timers only.
+        concurrency: Handlers running at once, at least 1.
+        batch_size: Rows claimed per round, at least 1.
+        lease: Seconds a claim holds without a heartbeat, more than 0.
+        poll_interval: Longest idle sleep in seconds when no NOTIFY arrives.
+        grace: Seconds shutdown waits for in-flight handlers before releasing their claims.
+        timer_policy: Retry policy of a timer whose input could not be executed.
+        rng: Source of retry jitter (default: an unseeded `random.Random`).
+        worker_id: Names this worker's claims (default: host:pid:random, unique per process start).
+        handle_signals: Install SIGTERM and SIGINT handlers that call `stop()` while `run()` runs.
+        listen: Wake on the schema's NOTIFY (a dedicated LISTEN connection); False polls only.
+        logger: A structlog-style logger (default: the library's logger).
+
+    Raises:
+        ConfigurationError: The store is not a `PostgresStore`, or a bound above is violated.
     """
 
     def __init__(
@@ -142,9 +164,15 @@ class EffectRuntime:
                 signal.signal(signum, handler)
 
     def run_once(self) -> int:
-        """Claim what is due now, run it to the end, settle it; returns how many rows were claimed.
+        """Claim what is due now, run it to the end, settle it.
 
         For tests (with a `ManualClock`) and for embedding in a scheduler of your own.
+
+        Returns:
+            How many rows (effects and timers) were claimed.
+
+        Raises:
+            StoreError: The database could not be reached.
         """
         own = self._executor is None
         if own:

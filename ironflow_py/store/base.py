@@ -47,8 +47,10 @@ class StoredSnapshot:
 
 @attrs.frozen
 class Loaded:
-    """What the locked transaction read before deciding: the events after the requested sequence, or after
-    `snapshot` when one newer than that was loaded."""
+    """What the locked transaction read before deciding.
+
+    The events come after the requested sequence, or after `snapshot` when one newer than that was loaded.
+    """
 
     events: Sequence[LoadedEvent]
     #: The status recorded for the input key on an earlier execution, if the key was given and seen.
@@ -59,6 +61,8 @@ class Loaded:
 
 @attrs.frozen
 class NewTimer:
+    """A timer a decision schedules, encoded: its key, due time, and the input's stored name and JSON."""
+
     key: str
     due_at: datetime
     input_type: str
@@ -67,6 +71,8 @@ class NewTimer:
 
 @attrs.frozen
 class NewSnapshot:
+    """A snapshot a decision writes: the state's version and its JSON text."""
+
     state_version: int
     payload: str
 
@@ -92,6 +98,7 @@ class Writes:
         return bool(self.events or self.effects or self.timers or self.cancel_timers)
 
     def is_empty(self) -> bool:
+        """True when the decision writes nothing at all (no instance change, no input key, no snapshot)."""
         return not (self.touches_instance() or self.input_key or self.snapshot)
 
 
@@ -104,6 +111,8 @@ class Written:
 
 
 class SettleKind(enum.Enum):
+    """Which fenced change a `Settle` makes: effect done, effect dead, or timer fired."""
+
     EFFECT_DONE = "effect_done"
     EFFECT_DEAD = "effect_dead"
     TIMER_FIRED = "timer_fired"
@@ -274,10 +283,15 @@ class AsyncCloseSubscription(Protocol):
 
 
 class ClosedWaiters(Protocol):
-    """A store's waiters on instance closes. A notice only says "re-read the row"; a waiter subscribes
-    before it reads, so a close committed in between is never missed."""
+    """A store's waiters on instance closes.
 
-    def subscribe(self, workflow_type: str, workflow_id: str) -> CloseSubscription: ...
+    A notice only says "re-read the row"; a waiter subscribes before it reads, so a close committed in
+    between is never missed.
+    """
+
+    def subscribe(self, workflow_type: str, workflow_id: str) -> CloseSubscription:
+        """Subscribe a blocking waiter to the close of one instance."""
+        ...
 
     def subscribe_async(self, workflow_type: str, workflow_id: str) -> AsyncCloseSubscription:
         """Subscribe from inside the waiting coroutine's running event loop."""
@@ -289,7 +303,11 @@ class ClosedWaiters(Protocol):
 
 
 class Store(Protocol):
-    """A durable home for workflow instances; see the module docstring for the transaction contract."""
+    """The port a `WorkflowService` runs on: where instances, their events, outbox and timers live.
+
+    Implemented by `PostgresStore` (durable) and `MemoryStore` (in process); one contract suite runs over
+    both (tests/contract). See the module docstring for the transaction contract.
+    """
 
     def locked(
         self, workflow_type: str, workflow_id: str, input_key: str | None = None, *, settle: Settle | None = None
@@ -297,39 +315,104 @@ class Store(Protocol):
         """Open one transaction holding the instance lock; leaving the block commits, an exception rolls back.
 
         Args:
-            workflow_type, workflow_id: the instance to lock (it need not exist yet).
-            input_key: the idempotency key whose recorded status `Transaction.load` reports, or None.
-            settle: a fenced outbox/timer change, applied right after the lock and committed with the rest.
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id (it need not exist yet).
+            input_key: The idempotency key whose recorded status `Transaction.load` reports, or None.
+            settle: A fenced outbox/timer change, applied right after the lock and committed with the rest.
 
         Returns:
             A context manager yielding the `Transaction`.
 
         Raises:
             LeaseLost: `settle`'s fence matched no row (another worker owns the claim); nothing is written.
-            StoreError: the database is unreachable or refused the transaction.
+            StoreError: The database is unreachable or refused the transaction.
         """
         ...
 
     def outbox(self, worker: str) -> Outbox:
-        """The outbox port for one worker id (unique per process start: see `EffectRuntime`)."""
+        """The outbox port for one worker: its claims and fenced updates of effects and timers.
+
+        Args:
+            worker: The worker id that names its claims; unique per process start (see `EffectRuntime`).
+
+        Returns:
+            The port, bound to this store and `worker`.
+        """
         ...
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
-        """The instance's latest snapshot, for inspection and tests."""
+        """The newest snapshot of one instance, not decoded (for inspection and tests).
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The snapshot, or None if it has none.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         ...
 
     def events(self, workflow_type: str, workflow_id: str) -> Sequence[StoredEvent]:
-        """All events of one instance in sequence order (a consistent read, no lock)."""
+        """Every stored event of one instance, in sequence order, not decoded (a consistent read, no lock).
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows (empty if the instance does not exist).
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         ...
 
-    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None: ...
+    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        """The summary row of one instance: status, last sequence, times, outcome.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The row, or None if the instance does not exist.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        ...
 
     def effects(self, workflow_type: str, workflow_id: str) -> Sequence[EffectInfo]:
-        """Outbox rows of one instance, oldest first (every status)."""
+        """The outbox rows of one instance (pending, done and dead), oldest first.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         ...
 
     def timers(self, workflow_type: str, workflow_id: str) -> Sequence[TimerInfo]:
-        """Scheduled timers of one instance, earliest first."""
+        """The scheduled timers of one instance, earliest due first.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The timers.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         ...
 
     def list_instances(
@@ -340,19 +423,53 @@ class Store(Protocol):
         limit: int = 100,
         after: tuple[str, str] | None = None,
     ) -> Sequence[InstanceInfo]:
-        """Instances ordered by (type, id), starting after the `after` key (keyset pagination)."""
+        """Instances ordered by (workflow type, id), optionally filtered, a page at a time.
+
+        Args:
+            workflow_type: Only this workflow type (None: all).
+            status: Only instances in this status (None: all).
+            limit: At most this many rows.
+            after: (workflow_type, workflow_id) of the last row of the previous page (keyset pagination).
+
+        Returns:
+            The page of instance rows.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
         ...
 
     def migrate(self) -> Sequence[int]:
-        """Bring the storage schema up to date; returns the versions applied now (memory: none)."""
+        """Bring the storage schema up to date.
+
+        Returns:
+            The versions applied by this call (memory: none).
+
+        Raises:
+            MigrationError: The schema has migrations this code does not know.
+            StoreError: The database failed; nothing was applied.
+        """
         ...
 
     def closed_waiters(self) -> ClosedWaiters:
-        """The store's one hub of waiters on instance closes (PostgreSQL: one LISTEN connection for all)."""
+        """The store's one hub of waiters on instance closes (PostgreSQL: one LISTEN connection for all).
+
+        Returns:
+            The hub; `WorkflowService.wait` subscribes to it.
+        """
         ...
 
     def listening(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds until close notices are being received; False if still not."""
+        """Block until close notices are being received.
+
+        Args:
+            timeout: The longest wait in seconds (monotonic clock).
+
+        Returns:
+            True once notices are received; False if still not (polling then covers the gap).
+        """
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the store's connections and threads; it cannot be used afterwards."""
+        ...

@@ -68,7 +68,11 @@ _Leased = TypeVar("_Leased", _OutboxRow, _Timer)
 
 
 class MemoryStore:
-    """Holds everything in dicts behind one lock. Not durable, not shared between processes."""
+    """A store that holds everything in dicts behind one lock: not durable, not shared between processes.
+
+    It behaves as `PostgresStore` does (one contract suite runs on both, tests/contract), so the
+    harness, `Scenario` and unit tests get the engine's real semantics without a database.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -83,24 +87,54 @@ class MemoryStore:
         self._waiters = WaiterHub()
 
     def migrate(self) -> list[int]:
+        """Nothing to migrate in memory.
+
+        Returns:
+            No versions (always empty).
+        """
         return []
 
     def closed_waiters(self) -> WaiterHub:
-        """The hub of waiters on instance closes; this store notifies it from the closing write itself."""
+        """The hub of waiters on instance closes; this store notifies it from the closing write itself.
+
+        Returns:
+            The hub.
+        """
         return self._waiters
 
     def listening(self, timeout: float) -> bool:
-        """Always True: closes are announced in-process by the write that closes the instance."""
+        """Report whether close notices are received: always, since the closing write announces them in-process.
+
+        Args:
+            timeout: Ignored (nothing to wait for).
+
+        Returns:
+            True.
+        """
         return True
 
     def close(self) -> None:
-        pass
+        """Do nothing: there is no connection to close."""
 
     @contextmanager
     def locked(
         self, workflow_type: str, workflow_id: str, input_key: str | None = None, *, settle: Settle | None = None
     ) -> Iterator[MemoryTransaction]:
-        """The instance's transaction (see `Store.locked`): here, the one store lock held for the block."""
+        """The instance's transaction (see `Store.locked`): here, the one store lock held for the block.
+
+        Args:
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id (it need not exist yet).
+            input_key: The input's idempotency key, whose recorded status `load` reads (None: none).
+            settle: A fenced change to a claimed outbox row or timer, checked first, applied at the end.
+
+        Yields:
+            The transaction: `load`, `events_after`, `write`. Its writes stand when the block ends and are
+            discarded if the block raises.
+
+        Raises:
+            LeaseLost: `settle` was given and the claim no longer holds; nothing was written.
+        """
         with self._lock:
             # Check the fence first and apply it last: under the one lock that is the same all-or-nothing
             # as PostgreSQL's fenced update at the start of the transaction.
@@ -157,11 +191,26 @@ class MemoryStore:
             row.last_error = settle.error
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
+        """The newest snapshot of one instance, not decoded (for inspection and tests).
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The snapshot, or None if it has none.
+        """
         with self._lock:
             return self._snapshots.get((workflow_type, workflow_id))
 
     def put_snapshot(self, workflow_type: str, workflow_id: str, snapshot: StoredSnapshot) -> None:
-        """Overwrite a snapshot directly (tests use it to plant a stale or corrupt one)."""
+        """Overwrite a snapshot directly (tests use it to plant a stale or corrupt one).
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+            snapshot: The snapshot to store.
+        """
         with self._lock:
             self._snapshots[(workflow_type, workflow_id)] = snapshot
 
@@ -214,14 +263,41 @@ class MemoryStore:
         return Written(positions=positions, effect_ids=effect_ids)
 
     def events(self, workflow_type: str, workflow_id: str) -> list[StoredEvent]:
+        """Every stored event of one instance, in sequence order, not decoded (a consistent read, no lock).
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows (empty if the instance does not exist).
+        """
         with self._lock:
             return list(self._events.get((workflow_type, workflow_id), []))
 
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
+        """The summary row of one instance: status, last sequence, times, outcome.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The row, or None if the instance does not exist.
+        """
         with self._lock:
             return self._instances.get((workflow_type, workflow_id))
 
     def effects(self, workflow_type: str, workflow_id: str) -> list[EffectInfo]:
+        """The outbox rows of one instance (pending, done and dead), oldest first.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows.
+        """
         with self._lock:
             rows = [
                 r for r in self._outbox.values() if (r.workflow_type, r.workflow_id) == (workflow_type, workflow_id)
@@ -244,6 +320,15 @@ class MemoryStore:
             ]
 
     def timers(self, workflow_type: str, workflow_id: str) -> list[TimerInfo]:
+        """The scheduled timers of one instance, earliest due first.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The timers.
+        """
         with self._lock:
             rows = [
                 t for t in self._timers.values() if (t.workflow_type, t.workflow_id) == (workflow_type, workflow_id)
@@ -263,6 +348,17 @@ class MemoryStore:
         limit: int = 100,
         after: tuple[str, str] | None = None,
     ) -> list[InstanceInfo]:
+        """Instances ordered by (workflow type, id), optionally filtered, a page at a time.
+
+        Args:
+            workflow_type: Only this workflow type (None: all).
+            status: Only instances in this status (None: all).
+            limit: At most this many rows.
+            after: (workflow_type, workflow_id) of the last row of the previous page (keyset pagination).
+
+        Returns:
+            The page of instance rows.
+        """
         with self._lock:
             rows = sorted(self._instances.items())
         return [

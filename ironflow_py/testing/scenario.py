@@ -31,7 +31,20 @@ DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Scenario:
-    """Runs registered workflows, their effect handlers and their timers over a MemoryStore and ManualClock."""
+    """Runs workflows, their effect handlers and their timers over a MemoryStore and a ManualClock.
+
+    Args:
+        *workflows: Workflow classes (instantiated with no arguments) or instances.
+        effects: The effect handlers (real ones or stubs); None: no handlers, so every effect fails
+            with its retry policy and ends dead.
+        start: The clock's start, timezone-aware (default: 2026-01-01T00:00 UTC).
+        seed: Seeds retry jitter, so a scenario replays identically.
+        converter: The cattrs converter (default: `make_converter()`).
+        logger: A structlog-style logger (default: the library's logger).
+
+    Raises:
+        ConfigurationError: A workflow is declared inconsistently (see `WorkflowService.register`).
+    """
 
     def __init__(
         self,
@@ -62,19 +75,50 @@ class Scenario:
         )
 
     def send(self, input: object) -> Outcome[Any, Any]:
-        """Execute `input`, then run every effect and timer that is due, until nothing is."""
+        """Execute `input`, then run every effect and timer that is due, until nothing is.
+
+        Args:
+            input: An input of a registered workflow.
+
+        Returns:
+            The outcome of `input` itself (what effects and timers did shows in `state` and `history`).
+
+        Raises:
+            IronflowError: What `WorkflowService.execute` raises for bad input.
+            RuntimeError: Effects and timers kept each other busy for 10,000 rounds.
+        """
         outcome = self.service.execute(input)
         self.run_due()
         return outcome
 
     def advance(self, by: timedelta) -> datetime:
-        """Move the clock forward and run what became due (timers fire, retried effects run again)."""
+        """Move the clock forward and run what became due (timers fire, retried effects run again).
+
+        Args:
+            by: How far to move the clock.
+
+        Returns:
+            The new time.
+
+        Raises:
+            RuntimeError: Effects and timers kept each other busy for 10,000 rounds.
+        """
         now = self.clock.advance(by)
         self.run_due()
         return now
 
     def run_due(self, max_rounds: int = 10_000) -> int:
-        """Run due timers and effects until none is due now; returns how many ran."""
+        """Run due timers and effects until none is due at the clock's current time.
+
+        Args:
+            max_rounds: Give up after this many rounds of claiming.
+
+        Returns:
+            How many timers and effects ran.
+
+        Raises:
+            RuntimeError: Still busy after `max_rounds` (effects or timers feed each other forever).
+        """
         ran = 0
         for _ in range(max_rounds):
             now = self.clock.now()
@@ -94,16 +138,70 @@ class Scenario:
     # -- what a test looks at -----------------------------------------------------------------------------
 
     def state(self, workflow_type: str, workflow_id: str) -> Any:
+        """The current state of one instance (`WorkflowService.state`).
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The state after its last event.
+
+        Raises:
+            NotFound: The type is not registered, or the instance has no events.
+        """
         return self.service.state(workflow_type, workflow_id)
 
     def history(self, workflow_type: str, workflow_id: str) -> list[RecordedEvent[Any]]:
+        """Every event of one instance with its metadata (`WorkflowService.history`).
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The recorded events, in sequence order.
+
+        Raises:
+            NotFound: The type is not registered.
+        """
         return self.service.history(workflow_type, workflow_id)
 
     def events(self, workflow_type: str, workflow_id: str) -> list[object]:
+        """Every event of one instance, just the event values.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The events, in sequence order.
+
+        Raises:
+            NotFound: The type is not registered.
+        """
         return [e.event for e in self.history(workflow_type, workflow_id)]
 
     def effects(self, workflow_type: str, workflow_id: str) -> Sequence[EffectInfo]:
+        """The outbox rows of one instance: each effect's status, attempts and last error.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The rows, oldest first.
+        """
         return self.store.effects(workflow_type, workflow_id)
 
     def timers(self, workflow_type: str, workflow_id: str) -> Sequence[TimerInfo]:
+        """The timers still scheduled on one instance.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The timers, earliest due first.
+        """
         return self.store.timers(workflow_type, workflow_id)

@@ -241,22 +241,10 @@ def public_api() -> dict[str, Any]:
     return api
 
 
-#: Modules whose public names are being rewritten by another change right now; their docstrings follow
-#: once it has landed. Remove an entry as soon as its module is done; the list must end empty.
-PENDING_MODULES = {
-    "ironflow_py.store.base",
-    "ironflow_py.store.memory",
-    "ironflow_py.testing.scenario",
-    "ironflow_py.effects._runtime",
-}
-
-
-def all_problems(*, pending: bool = False) -> dict[str, list[str]]:
-    """Findings per public name or method ('' list: complete); `pending` includes `PENDING_MODULES`."""
+def all_problems() -> dict[str, list[str]]:
+    """Findings per public name or method ('' list: complete)."""
     found: dict[str, list[str]] = {}
     for path, obj in public_api().items():
-        if not pending and getattr(obj, "__module__", None) in PENDING_MODULES:
-            continue
         if inspect.isclass(obj):
             for suffix, problems in class_problems(obj).items():
                 found[path + suffix] = problems
@@ -321,7 +309,7 @@ def test_the_checker_accepts_a_complete_docstring() -> None:
 
 
 def _coverage() -> None:
-    found = all_problems(pending=True)
+    found = all_problems()
     complete = sum(1 for p in found.values() if not p)
     present = sum(1 for p in found.values() if "no docstring" not in p)
     print(f"with a docstring: {present} of {len(found)} public names and methods")
