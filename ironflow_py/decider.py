@@ -200,6 +200,10 @@ class Decider:
             The start and the loaded events that continue it (None: read the events after `start.seq`).
         """
         events: Sequence[LoadedEvent] = loaded.events
+        if cached is not None and loaded.snapshot is not None:
+            # A snapshot at or after the cached sequence came back, and the events after it: the cached
+            # event is not among them to prove the cache, and the snapshot is as new. Start from it.
+            cached = None
         if cached is not None:
             # Loaded from the cached sequence itself: its presence proves the cache still matches the store.
             if not events or events[0].seq != cached.seq:

@@ -34,6 +34,18 @@ def test_snapshot_is_written_every_n_events_in_the_deciding_transaction(store: S
     assert snap is not None and snap.seq == 6 and snap.data["total"] == 18
 
 
+def test_a_warm_service_snapshots_every_n_events_too(store: Store) -> None:
+    """With the state cache on, a snapshot at the cached sequence must not force a full replay (which
+    rewrote the snapshot on every later decision)."""
+    service = WorkflowService(store, workflows=[SnappyCounter])
+    for _ in range(8):
+        service.execute(Add("c1", 1))
+    snap = store.latest_snapshot("snappy", "c1")
+    assert snap is not None and (snap.seq, snap.data["total"]) == (6, 6)
+    assert service.execute(Add("c1", 1)).state == CounterState(total=9, adds=9)
+    assert service.state("snappy", "c1") == CounterState(total=9, adds=9)
+
+
 def test_cold_rebuild_uses_the_snapshot_and_folds_only_the_tail(store: Store) -> None:
     service = cold(store)
     for _ in range(4):
