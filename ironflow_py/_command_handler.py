@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from ironflow_py._cache import StateCache
-from ironflow_py.decider import Decider
-from ironflow_py.records import Outcome
-from ironflow_py.store.base import Settle, Store, Written
+from ironflow_py.decider import Decider, Rebuilt
+from ironflow_py.errors import InstanceClosed, NotFound
+from ironflow_py.lifecycle import input_key_for
+from ironflow_py.records import Outcome, OutcomeStatus
+from ironflow_py.store.base import Settle, Store, Transaction, Written
 
 
 class CommandHandler:
@@ -55,24 +57,10 @@ class CommandHandler:
         # 1. Lock the instance (and settle the claim, if any): nothing is read or written before the lock.
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
             # 2. Load what is newer than the cached state (from its own sequence, to prove it still matches).
-            after = cached.seq - 1 if cached is not None else 0
-            loaded = tx.load(after_seq=after, with_snapshot=decider.snapshots)
-            origin = decider.origin(workflow_id, loaded, cached)
-            if origin.cache_stale and self.cache is not None:
-                self.cache.discard(workflow_id)
-            if origin.snapshot_problem is not None and self._log is not None:
-                self._log.warning(
-                    "snapshot_ignored",
-                    workflow_type=self.type,
-                    workflow_id=workflow_id,
-                    seq=loaded.snapshot.seq if loaded.snapshot else None,
-                    why=origin.snapshot_problem,
-                )
-            events = origin.events if origin.events is not None else tx.events_after(origin.start.seq)
-            rebuilt = decider.rebuild(workflow_id, origin, events)
+            rebuilt, key_status = self._load(tx, workflow_id, cached)
             # 3. Decide: the one pure step, shared with WorkflowSpec.
             step = decider.decide(
-                rebuilt, input, now, workflow_id=workflow_id, input_key=input_key, key_status=loaded.key_status
+                rebuilt, input, now, workflow_id=workflow_id, input_key=input_key, key_status=key_status
             )
             # 4. Write the decision in one statement.
             written = tx.write(step.writes) if step.writes is not None else Written()
@@ -80,3 +68,113 @@ class CommandHandler:
         if self.cache is not None:
             self.cache.put(workflow_id, step.rebuilt)
         return step.result(written)
+
+    def _load(self, tx: Transaction, workflow_id: str, cached: Rebuilt | None) -> tuple[Rebuilt, OutcomeStatus | None]:
+        """Load the instance inside the locked transaction and rebuild its state (cache, snapshot, events)."""
+        decider = self.decider
+        after = cached.seq - 1 if cached is not None else 0
+        loaded = tx.load(after_seq=after, with_snapshot=decider.snapshots)
+        origin = decider.origin(workflow_id, loaded, cached)
+        if origin.cache_stale and self.cache is not None:
+            self.cache.discard(workflow_id)
+        if origin.snapshot_problem is not None and self._log is not None:
+            self._log.warning(
+                "snapshot_ignored",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+                seq=loaded.snapshot.seq if loaded.snapshot else None,
+                why=origin.snapshot_problem,
+            )
+        events = origin.events if origin.events is not None else tx.events_after(origin.start.seq)
+        return decider.rebuild(workflow_id, origin, events), loaded.key_status
+
+    def _run(self, workflow_id: str, input_key: str | None, settle: Settle | None, decide: Any) -> Outcome[Any, Any]:
+        """Lock, load, `decide(rebuilt, key_status) -> Step`, write, commit: the same shape as `execute`."""
+        cached = self.cache.get(workflow_id) if self.cache is not None else None
+        with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
+            rebuilt, key_status = self._load(tx, workflow_id, cached)
+            step = decide(rebuilt, key_status)
+            written = tx.write(step.writes) if step.writes is not None else Written()
+        if self.cache is not None:
+            self.cache.put(workflow_id, step.rebuilt)
+        return step.result(written)  # type: ignore[no-any-return]
+
+    def terminate(
+        self, workflow_id: str, reason: str | None, now: datetime, request_id: str | None
+    ) -> Outcome[Any, Any]:
+        """Close the instance `terminated` in one statement under its lock; no workflow code runs.
+
+        Args:
+            workflow_id: the instance.
+            reason: why, kept in the lifecycle event and the outcome.
+            now: the time of the close.
+            request_id: the operator's request id (a repeat is a `duplicate`), or None.
+
+        Returns:
+            accepted (its one event is the lifecycle event), already_completed, or duplicate.
+
+        Raises:
+            NotFound: the instance does not exist.
+        """
+        key = input_key_for("terminate", request_id)
+        return self._run(
+            workflow_id,
+            key,
+            None,
+            lambda rebuilt, key_status: self.decider.terminate(
+                rebuilt,
+                reason,
+                now,
+                workflow_id=workflow_id,
+                request_id=request_id,
+                input_key=key,
+                key_status=key_status,
+            ),
+        )
+
+    def time_out(self, workflow_id: str, deadline: datetime, now: datetime, settle: Settle | None) -> Outcome[Any, Any]:
+        """Deliver the run timeout (the reserved deadline timer fired), with its fenced deletion in `settle`."""
+        return self._run(
+            workflow_id,
+            None,
+            settle,
+            lambda rebuilt, _: self.decider.time_out(rebuilt, deadline, now, workflow_id=workflow_id),
+        )
+
+    def hold(self, workflow_id: str, paused: bool, now: datetime, request_id: str | None) -> OutcomeStatus:
+        """Pause or resume dispatch for the instance, under its lock.
+
+        Args:
+            workflow_id: the instance.
+            paused: True to pause, False to resume.
+            now: the time recorded as `paused_at`.
+            request_id: the operator's request id (a repeat is a `duplicate`), or None.
+
+        Returns:
+            accepted, or duplicate for a request id seen before.
+
+        Raises:
+            NotFound: the instance does not exist.
+            InstanceClosed: the instance has closed (pausing or resuming it means nothing).
+        """
+        key = input_key_for("pause" if paused else "resume", request_id)
+        with self.store.locked(self.type, workflow_id, key) as tx:
+            if tx.key_status() is not None:
+                return OutcomeStatus.DUPLICATE
+            info = tx.instance()
+            if info is None:
+                raise NotFound(
+                    f"workflow {self.type!r} has no instance {workflow_id!r}",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            if info.status.closed:
+                raise InstanceClosed(
+                    f"cannot {'pause' if paused else 'resume'}: it is {info.status.value}",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            # Idempotent: pausing a paused instance keeps its first paused_at.
+            paused_at = (info.paused_at or now) if paused else None
+            tx.hold(paused_at, now)
+        return OutcomeStatus.ACCEPTED

@@ -18,7 +18,17 @@ import cattrs
 from cattrs.preconf.json import make_converter as _make_json_converter
 
 from ironflow_py.errors import ConfigurationError, DecodeError, EncodeError, UnknownTypeName
-from ironflow_py.lifecycle import Cancelled, Completed, Failed, RunOutcome, Terminated, TimedOut
+from ironflow_py.lifecycle import (
+    LIFECYCLE_EVENTS,
+    RESERVED_PREFIX,
+    Cancelled,
+    Completed,
+    Failed,
+    LifecycleEvent,
+    RunOutcome,
+    Terminated,
+    TimedOut,
+)
 from ironflow_py.values import MAX_TYPE_BYTES, RefusedValue, key_problem, to_json
 
 if TYPE_CHECKING:
@@ -262,7 +272,48 @@ class WorkflowCodec:
 
     def decode_event(self, name: str, data: Any, workflow_id: str, seq: int) -> Any:
         """An event from its stored name and parsed JSON; `UnknownTypeName` or `DecodeError` naming `seq`."""
+        if name.startswith(RESERVED_PREFIX):
+            return self._decode_lifecycle(name, data, workflow_id, seq)
         return self._decode(self.events, name, data, workflow_id, seq)
+
+    def encode_lifecycle_event(self, event: LifecycleEvent, workflow_id: str) -> tuple[str, str]:
+        """A lifecycle event (`InstanceTerminated`, `RunTimedOut`) as its reserved name and JSON text.
+
+        Args:
+            event: the lifecycle event.
+            workflow_id: the instance, named in errors.
+
+        Returns:
+            (reserved type name, JSON text).
+        """
+        name = next(n for n, cls in LIFECYCLE_EVENTS.items() if cls is type(event))
+        try:
+            return name, dumps(self.converter.unstructure(event))
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise EncodeError(
+                f"cannot serialize {event!r}: {exc}", workflow_type=self.workflow_type, workflow_id=workflow_id
+            ) from exc
+
+    def _decode_lifecycle(self, name: str, data: Any, workflow_id: str, seq: int) -> Any:
+        cls = LIFECYCLE_EVENTS.get(name)
+        if cls is None:
+            raise UnknownTypeName(
+                "stored lifecycle event type is not known to this version of ironflow_py",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            )
+        try:
+            return self.converter.structure(data, cls)
+        except Exception as exc:
+            raise DecodeError(
+                f"stored lifecycle event does not match {cls.__qualname__}: {exc!r}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            ) from exc
 
     def decode_effect(self, name: str, data: Any, workflow_id: str) -> Any:
         """An effect from its stored name and parsed JSON; `UnknownTypeName` or `DecodeError`."""

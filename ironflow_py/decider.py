@@ -20,10 +20,18 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.codec import WorkflowCodec
+from ironflow_py.codec import WorkflowCodec, dumps
 from ironflow_py.decision import Decision, Timer
-from ironflow_py.errors import CodecError, DecideFailed, DecodeError, EncodeError, StoreError
-from ironflow_py.records import Outcome, OutcomeStatus, RecordedEvent
+from ironflow_py.errors import CodecError, DecideFailed, DecodeError, EncodeError, NotFound, StoreError
+from ironflow_py.lifecycle import (
+    RUN_TIMEOUT_INPUT,
+    RUN_TIMEOUT_TIMER,
+    WORKFLOW_OUTCOMES,
+    InstanceTerminated,
+    RunOutcome,
+    RunTimedOut,
+)
+from ironflow_py.records import InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import Loaded, LoadedEvent, NewSnapshot, NewTimer, Writes, Written
 from ironflow_py.values import key_problem
 from ironflow_py.workflow import AnyWorkflow
@@ -41,6 +49,8 @@ class Rebuilt:
     snapshot_seq: int
     #: True when a stored snapshot was unusable (other version, undecodable) and must be replaced.
     replace_snapshot: bool = False
+    #: How the engine closed the instance (a lifecycle event in its history: terminate, run timeout), if it did.
+    closed: RunOutcome | None = None
 
 
 @attrs.frozen
@@ -100,7 +110,9 @@ class Accepted:
     cancelled_timers: tuple[str, ...]
     completed: bool
     writes: Writes | None
-    decision: Decision[Any, Any]
+    decision: Decision[Any, Any] | None
+    #: How this decision closed the instance (None: it stays open).
+    outcome: RunOutcome | None = None
 
     @property
     def state(self) -> Any:
@@ -172,6 +184,17 @@ class Decider:
             UnknownTypeName, DecodeError: a stored event the code cannot read.
             DecideFailed: `evolve` raised.
         """
+        state, seq, _ = self.fold_closed(workflow_id, state, seq, events)
+        return state, seq
+
+    def fold_closed(
+        self, workflow_id: str, state: Any, seq: int, events: Sequence[LoadedEvent], closed: RunOutcome | None = None
+    ) -> tuple[Any, int, RunOutcome | None]:
+        """`fold`, also reporting how a lifecycle event in `events` closed the instance (else `closed`).
+
+        Lifecycle events (`ironflow.*`) are the engine's: they close the instance and are never passed to
+        `evolve`.
+        """
         decode, evolve = self.codec.decode_event, self.workflow.evolve
         for event_seq, type_name, data in events:
             if event_seq != seq + 1:
@@ -182,11 +205,32 @@ class Decider:
                 )
             seq = event_seq
             event = decode(type_name, data, workflow_id, seq)
+            if isinstance(event, InstanceTerminated | RunTimedOut):
+                closed = event.outcome()
+                continue
             try:
                 state = evolve(state, event)
             except Exception as exc:
                 raise self._fail(f"evolve at sequence {seq}", workflow_id, exc) from exc
-        return state, seq
+        return state, seq, closed
+
+    def outcome_of(self, state: Any, workflow_id: str) -> RunOutcome | None:
+        """`Workflow.outcome(state)`, checked: None or one of `Completed`, `Failed`, `Cancelled`, `TimedOut`.
+
+        Raises:
+            DecideFailed: `outcome` (or `is_terminal`) raised or returned something else.
+        """
+        try:
+            outcome = self.workflow.outcome(state)
+        except Exception as exc:
+            raise self._fail("outcome", workflow_id, exc) from exc
+        if outcome is not None and not isinstance(outcome, WORKFLOW_OUTCOMES):
+            raise DecideFailed(
+                f"outcome returned {outcome!r}; it must be Completed, Failed, Cancelled, TimedOut or None",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        return outcome
 
     def origin(self, workflow_id: str, loaded: Loaded, cached: Rebuilt | None = None) -> Origin:
         """Choose where folding starts: the newest of the cached state, the loaded snapshot, the initial state.
@@ -210,7 +254,7 @@ class Decider:
                 return Origin(
                     Rebuilt(self.initial(workflow_id), 0, 0, replace_snapshot=self.snapshots), None, cache_stale=True
                 )
-            start = Rebuilt(cached.state, cached.seq, cached.snapshot_seq)
+            start = Rebuilt(cached.state, cached.seq, cached.snapshot_seq, closed=cached.closed)
             events = events[1:]
         else:
             start = Rebuilt(self.initial(workflow_id), 0, 0)
@@ -230,8 +274,9 @@ class Decider:
 
     def rebuild(self, workflow_id: str, origin: Origin, events: Sequence[LoadedEvent]) -> Rebuilt:
         """Fold `events` (those after `origin.start.seq`) onto the origin's state; see `fold` for errors."""
-        state, seq = self.fold(workflow_id, origin.start.state, origin.start.seq, events)
-        return attrs.evolve(origin.start, state=state, seq=seq)
+        start = origin.start
+        state, seq, closed = self.fold_closed(workflow_id, start.state, start.seq, events, start.closed)
+        return attrs.evolve(start, state=state, seq=seq, closed=closed)
 
     # -- deciding ---------------------------------------------------------------------------------------
 
@@ -270,11 +315,7 @@ class Decider:
 
         if key_status is not None:
             return unchanged(OutcomeStatus.DUPLICATE, first_status=key_status)
-        try:
-            terminal = wf.is_terminal(state)
-        except Exception as exc:
-            raise self._fail("is_terminal", workflow_id, exc) from exc
-        if terminal:
+        if rebuilt.closed is not None or self.outcome_of(state, workflow_id) is not None:
             return unchanged(OutcomeStatus.ALREADY_COMPLETED)
         try:
             decision = wf.decide(now, state, input)
@@ -294,10 +335,16 @@ class Decider:
                 OutcomeStatus.REJECTED, self.type, workflow_id, state, reason=decision.rejection
             )
             return Unchanged(outcome, rebuilt, writes, decision)
-        return self._accept(decision, rebuilt, workflow_id, input_key, now)
+        return self._accept(decision, rebuilt, workflow_id, input_key, now, input)
 
     def _accept(
-        self, decision: Decision[Any, Any], rebuilt: Rebuilt, workflow_id: str, input_key: str | None, now: datetime
+        self,
+        decision: Decision[Any, Any],
+        rebuilt: Rebuilt,
+        workflow_id: str,
+        input_key: str | None,
+        now: datetime,
+        input: object,
     ) -> Accepted:
         wf, codec = self.workflow, self.codec
         # The timer rule: the last Timer per key wins; a scheduled key is not also cancelled.
@@ -326,9 +373,17 @@ class Decider:
             new_timers.append(NewTimer(timer.key, timer.at, input_type, payload))
         try:
             new_state = wf.fold(rebuilt.state, decision.events)
-            completed = wf.is_terminal(new_state)
         except Exception as exc:
             raise self._fail("evolve of the new events", workflow_id, exc) from exc
+        outcome = self.outcome_of(new_state, workflow_id)
+        status = InstanceStatus.RUNNING if outcome is None else outcome.status
+        # Encoded with the events: the outcome commits with the closing events or not at all.
+        encoded_outcome = None if outcome is None else codec.encode_outcome(outcome, workflow_id)
+        writes_cancelled: tuple[str, ...] = cancelled
+        if outcome is not None:
+            writes_cancelled = (*cancelled, RUN_TIMEOUT_TIMER)  # the run deadline goes when the instance closes
+        elif rebuilt.seq == 0 and events:
+            new_timers.extend(self._run_deadline(input, now, workflow_id))
         last_seq = rebuilt.seq + len(events)
         snapshot = None
         snapshot_seq = rebuilt.snapshot_seq
@@ -348,8 +403,9 @@ class Decider:
             events=events,
             effects=effects,
             timers=new_timers,
-            cancel_timers=cancelled,
-            completed=completed,
+            cancel_timers=writes_cancelled,
+            status=status,
+            outcome=encoded_outcome,
             input_key=input_key,
             key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
             snapshot=snapshot,
@@ -365,7 +421,121 @@ class Decider:
             tuple(decision.effects),
             timers,
             cancelled,
-            completed,
+            outcome is not None,
             writes,
             decision,
+            outcome,
         )
+
+    def _run_deadline(self, input: object, now: datetime, workflow_id: str) -> list[NewTimer]:
+        """The reserved run-timeout timer of a new instance (none when the workflow has no run timeout)."""
+        try:
+            timeout = self.workflow.run_timeout_for(input)
+        except Exception as exc:
+            raise self._fail("run_timeout_for", workflow_id, exc) from exc
+        if timeout is None:
+            return []
+        deadline = now + timeout
+        return [NewTimer(RUN_TIMEOUT_TIMER, deadline, RUN_TIMEOUT_INPUT, dumps({"deadline": deadline.isoformat()}))]
+
+    # -- closing by the engine ----------------------------------------------------------------------------
+
+    def terminate(
+        self,
+        rebuilt: Rebuilt,
+        reason: str | None,
+        now: datetime,
+        *,
+        workflow_id: str,
+        request_id: str | None = None,
+        input_key: str | None = None,
+        key_status: OutcomeStatus | None = None,
+    ) -> Step:
+        """Close the instance `terminated` without running any workflow code.
+
+        Args:
+            rebuilt: the instance's state.
+            reason: why (shown in the outcome and the lifecycle event).
+            now: the time of the close.
+            workflow_id: the instance.
+            request_id: the operator's request id, kept in the event.
+            input_key: the key derived from `request_id` (`input_key_for`), or None.
+            key_status: the status recorded for that key (None: not seen).
+
+        Returns:
+            `Unchanged` (duplicate request, already closed) or `Accepted` whose writes append one lifecycle
+            event, delete every timer, cancel the pending effects and close the instance.
+
+        Raises:
+            NotFound: the instance has no events.
+        """
+        state = rebuilt.state
+        if key_status is not None:
+            return Unchanged(
+                Outcome(OutcomeStatus.DUPLICATE, self.type, workflow_id, state, first_status=key_status), rebuilt
+            )
+        if rebuilt.seq == 0:
+            raise NotFound(
+                f"workflow {self.type!r} has no instance {workflow_id!r}",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        if rebuilt.closed is not None or self.outcome_of(state, workflow_id) is not None:
+            return Unchanged(Outcome(OutcomeStatus.ALREADY_COMPLETED, self.type, workflow_id, state), rebuilt)
+        return self._close(rebuilt, InstanceTerminated(reason, request_id), now, workflow_id, input_key, terminate=True)
+
+    def time_out(self, rebuilt: Rebuilt, deadline: datetime, now: datetime, *, workflow_id: str) -> Step:
+        """The run timeout fell due: deliver `timeout_input(deadline)`, or close the instance `timed_out`.
+
+        Args:
+            rebuilt: the instance's state.
+            deadline: when the run timeout fell due.
+            now: the decision time.
+            workflow_id: the instance.
+
+        Returns:
+            `Unchanged` for a closed instance; otherwise the step of the timeout input, or an `Accepted`
+            that appends the `ironflow.timed_out/1` lifecycle event and closes the instance.
+        """
+        state = rebuilt.state
+        if rebuilt.closed is not None or self.outcome_of(state, workflow_id) is not None:
+            return Unchanged(Outcome(OutcomeStatus.ALREADY_COMPLETED, self.type, workflow_id, state), rebuilt)
+        try:
+            input = self.workflow.timeout_input(deadline)
+        except Exception as exc:
+            raise self._fail("timeout_input", workflow_id, exc) from exc
+        if input is not None:
+            if type(input) not in self.codec.inputs:
+                raise CodecError(
+                    f"timeout_input returned {type(input).__qualname__}, which is not one of this workflow's inputs",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            return self.decide(rebuilt, input, now, workflow_id=workflow_id)
+        return self._close(rebuilt, RunTimedOut(deadline), now, workflow_id, None, terminate=False)
+
+    def _close(
+        self,
+        rebuilt: Rebuilt,
+        event: InstanceTerminated | RunTimedOut,
+        now: datetime,
+        workflow_id: str,
+        input_key: str | None,
+        *,
+        terminate: bool,
+    ) -> Accepted:
+        outcome = event.outcome()
+        last_seq = rebuilt.seq + 1
+        writes = Writes(
+            now,
+            last_seq,
+            events=[self.codec.encode_lifecycle_event(event, workflow_id)],
+            cancel_timers=() if terminate else (RUN_TIMEOUT_TIMER,),
+            status=outcome.status,
+            outcome=self.codec.encode_outcome(outcome, workflow_id),
+            terminate=terminate,
+            input_key=input_key,
+            key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
+        )
+        closed = attrs.evolve(rebuilt, seq=last_seq, closed=outcome)
+        return Accepted(self.type, workflow_id, now, closed, (event,), (), (), (), True, writes, None, outcome)

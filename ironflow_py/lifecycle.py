@@ -26,6 +26,7 @@ from ironflow_py.records import InstanceStatus
 #: Event type names the engine writes itself; `evolve` never sees them and workflows may not declare them.
 RESERVED_PREFIX = "ironflow."
 TERMINATED_EVENT = "ironflow.terminated/1"
+TIMED_OUT_EVENT = "ironflow.timed_out/1"
 #: The timer key (and input type name) of the run-timeout deadline a workflow with `run_timeout` gets.
 RUN_TIMEOUT_TIMER = "ironflow.run_timeout"
 RUN_TIMEOUT_INPUT = "ironflow.run_timeout/1"
@@ -217,3 +218,44 @@ class CancelRequest:
     workflow_id: str
     reason: str
     request_id: str | None = None
+
+
+@attrs.frozen
+class InstanceTerminated:
+    """The lifecycle event `terminate` appends (`ironflow.terminated/1`): in the history, never in `evolve`."""
+
+    reason: str | None = None
+    request_id: str | None = None
+
+    def outcome(self) -> RunOutcome:
+        """The outcome this event closes the instance with."""
+        return Terminated(self.reason)
+
+
+@attrs.frozen
+class RunTimedOut:
+    """The lifecycle event of a run timeout that closed the instance (`ironflow.timed_out/1`); never in `evolve`."""
+
+    deadline: datetime
+
+    def outcome(self) -> RunOutcome:
+        """The outcome this event closes the instance with."""
+        return TimedOut(self.deadline)
+
+
+LifecycleEvent = InstanceTerminated | RunTimedOut
+#: The reserved event names and their classes (the codec decodes these for every workflow).
+LIFECYCLE_EVENTS: dict[str, type] = {TERMINATED_EVENT: InstanceTerminated, TIMED_OUT_EVENT: RunTimedOut}
+
+
+def input_key_for(action: str, request_id: str | None) -> str | None:
+    """The input key an operator request is recorded under, so a repeat of it is a `duplicate`.
+
+    Args:
+        action: `cancel`, `terminate`, `pause` or `resume`.
+        request_id: the caller's request id; None means the request is not deduplicated.
+
+    Returns:
+        `ironflow.<action>/<request_id>`, or None.
+    """
+    return None if request_id is None else f"{RESERVED_PREFIX}{action}/{request_id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -19,11 +20,19 @@ from ironflow_py.errors import (
     ConfigurationError,
     DecideFailed,
     InvalidWorkflowId,
+    NotCancellable,
     NotFound,
     UnknownInputType,
     WaitTimedOut,
 )
-from ironflow_py.lifecycle import RESERVED_PREFIX, Completed, RunOutcome
+from ironflow_py.lifecycle import (
+    RESERVED_PREFIX,
+    RUN_TIMEOUT_INPUT,
+    CancelRequest,
+    Completed,
+    RunOutcome,
+    input_key_for,
+)
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import LoadedEvent, Settle, Store
 from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
@@ -328,6 +337,167 @@ class WorkflowService:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return outcome
+
+    def send(self, workflow_type: str, workflow_id: str, input_type: str, data: Any) -> Outcome[Any, Any]:
+        """Execute an input given by its stored type name and JSON data (for operators and non-Python callers).
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance to deliver it to.
+            input_type: the stored name the workflow declares for the input, e.g. ``"greeting.approval/1"``.
+            data: the input's fields as parsed JSON (a dict).
+
+        Returns:
+            What the input did, as `execute`.
+
+        Raises:
+            NotFound: the workflow type is not registered.
+            UnknownTypeName, DecodeError: the name is not one of its inputs, or the data does not fit it.
+        """
+        reg = self.registration(workflow_type)
+        input = reg.codec.decode_input(input_type, data, workflow_id)
+        return self._execute(reg, workflow_id, input, None)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def _existing(self, workflow_type: str, workflow_id: str) -> Registration:
+        reg = self.registration(workflow_type)
+        if self.store.instance(workflow_type, workflow_id) is None:
+            raise NotFound(
+                f"workflow {workflow_type!r} has no instance {workflow_id!r}",
+                workflow_type=workflow_type,
+                workflow_id=workflow_id,
+            )
+        return reg
+
+    def cancel(
+        self, workflow_type: str, workflow_id: str, reason: str, *, request_id: str | None = None
+    ) -> Outcome[Any, Any]:
+        """Ask an instance to cancel, through `Workflow.cancel_input` and the decider.
+
+        `cancel_input` turns the request into one of the workflow's inputs, which then runs like any other,
+        so compensations are ordinary effects.
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+            reason: why, handed to `cancel_input`.
+            request_id: makes the request idempotent: a repeat with the same id is a `duplicate`.
+
+        Returns:
+            What the cancel input did: accepted, rejected, already_completed (closed), or duplicate.
+
+        Raises:
+            NotFound: the type is not registered or the instance does not exist.
+            NotCancellable: `cancel_input` returned None (nothing was written).
+            DecideFailed: `cancel_input` raised, or returned an input the workflow does not declare.
+        """
+        reg = self._existing(workflow_type, workflow_id)
+        request = CancelRequest(workflow_id, reason, request_id)
+        try:
+            input = reg.workflow.cancel_input(request)
+        except Exception as exc:
+            raise DecideFailed(
+                f"cancel_input raised {type(exc).__name__}: {exc}", workflow_type=workflow_type, workflow_id=workflow_id
+            ) from exc
+        if input is None:
+            raise NotCancellable(
+                "cancel_input returned None: this workflow does not accept cancel requests",
+                workflow_type=workflow_type,
+                workflow_id=workflow_id,
+            )
+        if type(input) not in reg.codec.inputs:
+            raise DecideFailed(
+                f"cancel_input returned {type(input).__qualname__}, which is not one of this workflow's inputs",
+                workflow_type=workflow_type,
+                workflow_id=workflow_id,
+            )
+        return self._execute(reg, workflow_id, input, None, input_key_for("cancel", request_id))
+
+    def terminate(
+        self, workflow_type: str, workflow_id: str, reason: str | None = None, *, request_id: str | None = None
+    ) -> Outcome[Any, Any]:
+        """Stop an instance now; no workflow code runs (design/lifecycle.md).
+
+        Under the instance lock one statement appends the `ironflow.terminated/1` lifecycle event, deletes
+        the instance's timers, marks its pending effects `cancelled` and closes it `terminated`.
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+            reason: why, kept in the event and in `Terminated(reason)`.
+            request_id: makes the request idempotent: a repeat with the same id is a `duplicate`.
+
+        Returns:
+            accepted (one lifecycle event), already_completed (it had closed), or duplicate.
+
+        Raises:
+            NotFound: the type is not registered or the instance does not exist.
+        """
+        reg = self.registration(workflow_type)
+        return reg.handler.terminate(workflow_id, reason, self.clock.now(), request_id)
+
+    def pause(self, workflow_type: str, workflow_id: str, *, request_id: str | None = None) -> OutcomeStatus:
+        """Hold dispatch: until `resume`, workers claim none of the instance's effects or timers.
+
+        Inputs are still accepted and recorded; a timer that falls due meanwhile fires once after resume;
+        effects already running finish. Pausing a paused instance changes nothing.
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+            request_id: makes the request idempotent: a repeat with the same id is a `duplicate`.
+
+        Returns:
+            `accepted`, or `duplicate`.
+
+        Raises:
+            NotFound: the type is not registered or the instance does not exist.
+            InstanceClosed: the instance has closed.
+        """
+        return self.registration(workflow_type).handler.hold(workflow_id, True, self.clock.now(), request_id)
+
+    def resume(self, workflow_type: str, workflow_id: str, *, request_id: str | None = None) -> OutcomeStatus:
+        """Lift a `pause`: held effects and due timers become claimable at once (the workers are notified).
+
+        Args:
+            workflow_type: a registered workflow type.
+            workflow_id: the instance.
+            request_id: makes the request idempotent: a repeat with the same id is a `duplicate`.
+
+        Returns:
+            `accepted`, or `duplicate`.
+
+        Raises:
+            NotFound: the type is not registered or the instance does not exist.
+            InstanceClosed: the instance has closed.
+        """
+        return self.registration(workflow_type).handler.hold(workflow_id, False, self.clock.now(), request_id)
+
+    def fire_timer(
+        self, workflow_type: str, workflow_id: str, input_type: str, data: Any, *, settle: Settle | None = None
+    ) -> Outcome[Any, Any]:
+        """Deliver a stored timer to its instance: the effect runtime's and the scenario runner's call.
+
+        The reserved run-timeout timer (`ironflow.run_timeout/1`) goes to `Workflow.timeout_input`, or
+        closes the instance `timed_out`; any other timer's input is decoded and executed on the instance.
+
+        Args:
+            workflow_type: the workflow type of the instance that scheduled the timer.
+            workflow_id: that instance.
+            input_type: the timer's stored input type name.
+            data: the timer's payload as parsed JSON.
+            settle: the fenced deletion of the claimed timer, committed with the decision.
+
+        Returns:
+            What the delivery did.
+        """
+        reg = self.registration(workflow_type)
+        if input_type == RUN_TIMEOUT_INPUT:
+            deadline = datetime.fromisoformat(data["deadline"])
+            return reg.handler.time_out(workflow_id, deadline, self.clock.now(), settle)
+        input = reg.codec.decode_input(input_type, data, workflow_id)
+        return self._execute(reg, workflow_id, input, settle)
 
     # -- outcomes -----------------------------------------------------------------------------------------
 

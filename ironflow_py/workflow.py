@@ -167,6 +167,17 @@ class Workflow(Generic[S, I, E, F]):
         """
         return None
 
+    def run_timeout_for(self, input: I) -> timedelta | None:
+        """The run timeout of an instance that `input` creates (its first accepted input); default `run_timeout`.
+
+        Args:
+            input: the input whose decision is the instance's first write.
+
+        Returns:
+            How long the instance may stay open from that write (None: no limit).
+        """
+        return self.run_timeout
+
     def timeout_input(self, deadline: datetime) -> I | None:
         """The input delivered when `run_timeout` passes; None (the default) closes the instance `TimedOut`.
 

@@ -219,9 +219,9 @@ class Attempts:
             "attempt": claim.attempt,
         }
         try:
-            reg = self.service.registration(claim.workflow_type)
-            input = reg.codec.decode_input(claim.input_type, claim.payload, claim.workflow_id)
-            outcome = self.service.execute_on(claim.workflow_type, claim.workflow_id, input, settle=settle)
+            outcome = self.service.fire_timer(
+                claim.workflow_type, claim.workflow_id, claim.input_type, claim.payload, settle=settle
+            )
         except LeaseLost:
             self.log.info("timer_fired", **context, outcome="skipped", duration_ms=_ms(started))
         except StoreError:

@@ -87,7 +87,12 @@ class Writes:
     effects: Sequence[tuple[str, str]] = ()
     timers: Sequence[NewTimer] = ()
     cancel_timers: Sequence[str] = ()
-    completed: bool = False
+    #: The instance's status after this decision; a closed status comes with `outcome`.
+    status: InstanceStatus = InstanceStatus.RUNNING
+    #: The encoded outcome (JSON text) when this decision closes the instance.
+    outcome: str | None = None
+    #: Terminate: also delete every timer of the instance and cancel its pending effects.
+    terminate: bool = False
     input_key: str | None = None
     key_status: OutcomeStatus | None = None
     #: A snapshot of the state after these events (it covers `last_seq`).
@@ -243,6 +248,21 @@ class Transaction(Protocol):
 
     def events_after(self, seq: int) -> Sequence[LoadedEvent]:
         """The events after `seq`, in sequence order (to replay past a cache or snapshot that did not fit)."""
+        ...
+
+    def instance(self) -> InstanceInfo | None:
+        """The instance row as it is under the lock (every writer of its status holds the lock too)."""
+        ...
+
+    def key_status(self) -> OutcomeStatus | None:
+        """The status recorded for the transaction's input key (None: not seen, or no key)."""
+        ...
+
+    def hold(self, paused_at: datetime | None, now: datetime) -> None:
+        """Set (a time) or clear (None) the instance's dispatch hold, and record the input key as accepted.
+
+        While `paused_at` is set, workers claim none of the instance's effects or timers (design/lifecycle.md).
+        """
         ...
 
     def write(self, writes: Writes) -> Written:

@@ -242,17 +242,24 @@ class MemoryStore:
             effect_ids.append(row.id)
         for key in w.cancel_timers:
             self._timers.pop((*ref, key), None)
+        if w.terminate:
+            for timer_ref in [k for k in self._timers if k[:2] == ref]:
+                del self._timers[timer_ref]
+            for row in self._outbox.values():
+                if (row.workflow_type, row.workflow_id) == ref and row.status == "pending":
+                    row.status = "cancelled"
         for timer, data in timers:
             self._timers[(*ref, timer.key)] = _Timer(
                 self._new_id(), *ref, timer.key, timer.due_at, timer.input_type, data
             )
         if w.touches_instance():
             old = self._instances.get(ref)
-            status = InstanceStatus.COMPLETED if w.completed else InstanceStatus.RUNNING
+            status = w.status
             created = old.created_at if old else w.now
             closed_at = w.now if status.closed else None
             paused_at = old.paused_at if old else None
-            self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now, closed_at, None, paused_at)
+            outcome = None if w.outcome is None else json.loads(w.outcome)
+            self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now, closed_at, outcome, paused_at)
             if status.closed:
                 # Waiters re-read under this lock, so they see the close once the write below returns.
                 self._waiters.notify(*ref)
@@ -397,6 +404,23 @@ class MemoryTransaction:
         key_status = store._keys.get((*self._ref, key)) if key is not None else None
         return Loaded(events, key_status, snapshot)
 
+    def instance(self) -> InstanceInfo | None:
+        """The instance row (see `Transaction.instance`)."""
+        return self._store._instances.get(self._ref)
+
+    def key_status(self) -> OutcomeStatus | None:
+        """The input key's recorded status (see `Transaction.key_status`)."""
+        key = self._input_key
+        return self._store._keys.get((*self._ref, key)) if key is not None else None
+
+    def hold(self, paused_at: datetime | None, now: datetime) -> None:
+        """Set or clear the dispatch hold (see `Transaction.hold`)."""
+        store = self._store
+        info = store._instances[self._ref]
+        store._instances[self._ref] = attrs.evolve(info, paused_at=paused_at, updated_at=now)
+        if self._input_key is not None:
+            store._keys[(*self._ref, self._input_key)] = OutcomeStatus.ACCEPTED
+
     def write(self, writes: Writes) -> Written:
         """Apply one decision (see `Transaction.write`)."""
         if writes.is_empty():
@@ -410,6 +434,11 @@ class MemoryOutbox:
     def __init__(self, store: MemoryStore, worker: str) -> None:
         self.store = store
         self.worker = worker
+
+    def _paused(self, workflow_type: str, workflow_id: str) -> bool:
+        """Paused instances get no claims, as in the SQL claims (design/lifecycle.md)."""
+        info = self.store._instances.get((workflow_type, workflow_id))
+        return info is not None and info.paused_at is not None
 
     def _held_effects(self, claims: Iterable[EffectClaim]) -> list[_OutboxRow]:
         store = self.store
@@ -425,7 +454,13 @@ class MemoryOutbox:
         """See `Outbox.claim_effects`; the lease end goes to `available_at`, as on PostgreSQL."""
         with self.store._lock:
             due = sorted(
-                (r for r in self.store._outbox.values() if r.status == "pending" and r.available_at <= now),
+                (
+                    r
+                    for r in self.store._outbox.values()
+                    if r.status == "pending"
+                    and r.available_at <= now
+                    and not self._paused(r.workflow_type, r.workflow_id)
+                ),
                 key=lambda r: (r.available_at, r.id),
             )[:limit]
             for row in due:
@@ -484,7 +519,9 @@ class MemoryOutbox:
                 (
                     t
                     for t in self.store._timers.values()
-                    if t.due_at <= now and (t.locked_until is None or t.locked_until <= now)
+                    if t.due_at <= now
+                    and (t.locked_until is None or t.locked_until <= now)
+                    and not self._paused(t.workflow_type, t.workflow_id)
                 ),
                 key=lambda t: (t.due_at, t.id),
             )[:limit]

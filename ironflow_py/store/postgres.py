@@ -9,6 +9,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -660,6 +661,31 @@ class PostgresTransaction:
             key_status = OutcomeStatus(row[0]) if row else None
         return Loaded(events, key_status, snapshot)
 
+    def instance(self) -> InstanceInfo | None:
+        """The instance row under the lock (see `Transaction.instance`)."""
+        cur = self._conn.cursor(row_factory=args_row(_instance_info))
+        return cur.execute(self._store.q["instance"], self._ids).fetchone()
+
+    def key_status(self) -> OutcomeStatus | None:
+        """The input key's recorded status (see `Transaction.key_status`)."""
+        if self._input_key is None:
+            return None
+        row = self._conn.execute(
+            self._store.q["load_input_key"], {**self._ids, "input_key": self._input_key}
+        ).fetchone()
+        return OutcomeStatus(row[0]) if row else None
+
+    def hold(self, paused_at: datetime | None, now: datetime) -> None:
+        """Set or clear the dispatch hold in one statement, `hold_instance` (see `Transaction.hold`)."""
+        params = {
+            **self._ids,
+            "paused_at": paused_at,
+            "now": now,
+            "input_key": self._input_key,
+            "channel": self._store.channel,
+        }
+        self._conn.execute(self._store.q["hold_instance"], params)
+
     def write(self, w: Writes) -> Written:
         """Write one decision in one statement, `write_decision` (see `Transaction.write`)."""
         if w.is_empty():
@@ -669,8 +695,9 @@ class PostgresTransaction:
             "now": w.now,
             "base_seq": w.last_seq - len(w.events),
             "last_seq": w.last_seq,
-            "status": "completed" if w.completed else "running",
-            "outcome": None,
+            "status": w.status.value,
+            "outcome": w.outcome,
+            "terminate": w.terminate,
             "touch_instance": w.touches_instance(),
             "event_types": [t for t, _ in w.events],
             "event_payloads": [p for _, p in w.events],

@@ -66,6 +66,20 @@ WITH new_events AS (
     WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
       AND timer_key = ANY(%(cancel_keys)s::text[])
     RETURNING 1
+), dropped_timers AS (
+    -- Terminate: every timer of the instance goes (a terminate decision schedules and cancels none, so no
+    -- timer row is touched twice). A worker holding a claim on one fires nothing: its fence finds no row.
+    DELETE FROM {schema}.timers
+    WHERE %(terminate)s AND workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+    RETURNING 1
+), cancelled_effects AS (
+    -- Terminate: pending effects become 'cancelled', which no claim selects and no fenced settle accepts
+    -- (they all require 'pending'), so a worker that claimed one earlier cannot mark it done or feed back.
+    UPDATE {schema}.outbox
+    SET status = 'cancelled', completed_at = %(now)s, locked_until = NULL
+    WHERE %(terminate)s AND workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+      AND status = 'pending'
+    RETURNING 1
 ), instance AS (
     -- Skipped when the decision only records an input key (a keyed rejection creates no instance).
     -- The outcome and close time are written here, with the closing events: never one without the other.
@@ -98,6 +112,23 @@ SELECT (SELECT coalesce(array_agg(position ORDER BY seq), '{{}}') FROM new_event
        -- Wake the workers when this commits (NOTIFY is delivered at commit, never on rollback). Polling
        -- stays the source of truth: a lost notification only costs latency.
        CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL
+
+-- name: hold_instance
+-- Pause (a time) or resume (NULL). Runs under the instance lock, which every status change also takes, so
+-- the instance is still open here. Claims anti-join on paused_at (claim_effects, claim_timers); a resume
+-- notifies the workers so held effects and due timers run at once.
+WITH held AS (
+    UPDATE {schema}.instances
+    SET paused_at = %(paused_at)s, updated_at = %(now)s
+    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+    RETURNING 1
+), input_key AS (
+    INSERT INTO {schema}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(input_key)s, 'accepted', %(now)s
+    WHERE %(input_key)s::text IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM held), CASE WHEN %(paused_at)s::timestamptz IS NULL THEN pg_notify(%(channel)s, '') END IS NULL
 
 -- name: history
 SELECT seq, position, event_type, payload, recorded_at
@@ -189,8 +220,12 @@ WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s
 -- whose lease expires becomes due again through the same partial index, with no second predicate to
 -- scan past live claims. attempts counts claims; with locked_by it fences every later change of the row.
 WITH due AS (
-    SELECT id FROM {schema}.outbox
+    -- The anti-join skips paused instances (design/lifecycle.md); instances_paused holds only paused rows.
+    SELECT id FROM {schema}.outbox o
     WHERE status = 'pending' AND available_at <= %(now)s
+      AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
+                      WHERE i.paused_at IS NOT NULL
+                        AND i.workflow_type = o.workflow_type AND i.workflow_id = o.workflow_id)
     ORDER BY available_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -236,8 +271,12 @@ RETURNING locked_until
 -- FOR UPDATE SKIP LOCKED: concurrent timer workers take disjoint timers. The lease keeps a claimed
 -- timer from being claimed again until it expires; attempts and locked_by fence the firing.
 WITH due AS (
-    SELECT id FROM {schema}.timers
+    -- Paused instances are skipped, as in claim_effects; a timer that fell due meanwhile fires after resume.
+    SELECT id FROM {schema}.timers t
     WHERE due_at <= %(now)s AND (locked_until IS NULL OR locked_until <= %(now)s)
+      AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
+                      WHERE i.paused_at IS NOT NULL
+                        AND i.workflow_type = t.workflow_type AND i.workflow_id = t.workflow_id)
     ORDER BY due_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
