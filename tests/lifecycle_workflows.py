@@ -40,12 +40,18 @@ class CancelJob:
 
 
 @attrs.frozen
+class MoreWork:
+    job_id: str
+    n: int
+
+
+@attrs.frozen
 class JobDeadline:
     job_id: str
     deadline: datetime
 
 
-JobInput = StartJob | Poke | EndJob | CancelJob | JobDeadline
+JobInput = StartJob | Poke | EndJob | CancelJob | JobDeadline | MoreWork
 
 
 @attrs.frozen
@@ -95,6 +101,7 @@ class JobWorkflow(Workflow[JobState, JobInput, JobEvent, Work]):
         "job.end/1": EndJob,
         "job.cancel/1": CancelJob,
         "job.deadline/1": JobDeadline,
+        "job.more_work/1": MoreWork,
     }
     events = {"job.started/1": JobStarted, "job.poked/1": Poked, "job.ended/1": JobEnded}
     effects = {"job.work/1": Work}
@@ -148,6 +155,8 @@ class JobWorkflow(Workflow[JobState, JobInput, JobEvent, Work]):
                 return Decision.accept(JobEnded(how, value, at=now if how == "timed_out" else None))
             case CancelJob(reason=reason):
                 return Decision.accept(JobEnded("cancelled", reason=reason))
+            case MoreWork(job_id=jid, n=n):
+                return Decision.accept().with_effect(Work(jid, n))
             case JobDeadline(deadline=deadline):
                 return Decision.accept(JobEnded("timed_out", at=deadline))
         raise TypeError(input)
