@@ -352,7 +352,9 @@ class WorkflowService:
 
         Raises:
             NotFound: the workflow type is not registered.
-            UnknownTypeName, DecodeError: the name is not one of its inputs, or the data does not fit it.
+            UnknownTypeName: the name is not one of the workflow's inputs.
+            DecodeError: the data does not fit the input's class.
+            DecideFailed: `input_key` or the workflow's code raised (nothing was written).
         """
         reg = self.registration(workflow_type)
         input = reg.codec.decode_input(input_type, data, workflow_id)
@@ -491,6 +493,10 @@ class WorkflowService:
 
         Returns:
             What the delivery did.
+
+        Raises:
+            DecideFailed: the workflow's code (`timeout_input`, `decide`, ...) raised; nothing was written.
+            LeaseLost: `settle`'s claim was lost; nothing was written.
         """
         reg = self.registration(workflow_type)
         if input_type == RUN_TIMEOUT_INPUT:
