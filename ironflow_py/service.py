@@ -355,6 +355,7 @@ class WorkflowService:
             UnknownTypeName: the name is not one of the workflow's inputs.
             DecodeError: the data does not fit the input's class.
             DecideFailed: `input_key` or the workflow's code raised (nothing was written).
+            InvalidWorkflowId: the input's key is not a valid key (empty, too long, control characters).
         """
         reg = self.registration(workflow_type)
         input = reg.codec.decode_input(input_type, data, workflow_id)
@@ -393,6 +394,7 @@ class WorkflowService:
             NotFound: the type is not registered or the instance does not exist.
             NotCancellable: `cancel_input` returned None (nothing was written).
             DecideFailed: `cancel_input` raised, or returned an input the workflow does not declare.
+            InvalidWorkflowId: the input's key is not a valid key (empty, too long, control characters).
         """
         reg = self._existing(workflow_type, workflow_id)
         request = CancelRequest(workflow_id, reason, request_id)
@@ -496,6 +498,7 @@ class WorkflowService:
 
         Raises:
             DecideFailed: the workflow's code (`timeout_input`, `decide`, ...) raised; nothing was written.
+            InvalidWorkflowId: the input's key is not a valid key (empty, too long, control characters).
             LeaseLost: `settle`'s claim was lost; nothing was written.
         """
         reg = self.registration(workflow_type)
