@@ -28,7 +28,8 @@ class RetryPolicy:
 
     After failed attempt n (1-based) the next attempt waits up to `min(max_delay, base_delay * factor **
     (n - 1))` seconds: a uniformly random part of it with full jitter (the default, which spreads a burst of
-    failures out), all of it without. After `max_attempts` failed attempts the effect is dead.
+    failures out), all of it without. After `max_attempts` failed attempts the effect is dead. "Full
+    jitter" is the scheme of Marc Brooker's "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015).
 
     Attributes:
         max_attempts: Attempts allowed in all, at least 1.
