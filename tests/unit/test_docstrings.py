@@ -18,7 +18,9 @@ import importlib
 import inspect
 import re
 import textwrap
+import tomllib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -258,6 +260,28 @@ def test_public_docstrings_are_complete() -> None:
     incomplete = {name: p for name, p in all_problems().items() if p}
     lines = [f"{name}: {'; '.join(p)}" for name, p in sorted(incomplete.items())]
     assert not lines, f"{len(lines)} public names lack docstring parts:\n" + "\n".join(lines)
+
+
+def _ruff_docstring_modules() -> set[str]:
+    """The modules pyproject.toml lets ruff's D rules check (the negated per-file-ignores pattern)."""
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    for pattern, rules in config["tool"]["ruff"]["lint"]["per-file-ignores"].items():
+        match = re.fullmatch(r"!ironflow_py/\{(.+)\}\.py", pattern)
+        if match and rules == ["D"]:
+            return {"ironflow_py/" + name + ".py" for name in match[1].split(",")}
+    raise AssertionError('pyproject.toml has no `!ironflow_py/{...}.py` = ["D"] per-file-ignores pattern')
+
+
+def test_ruff_checks_the_layout_of_every_public_module() -> None:
+    """A module that defines a public name is under ruff's D rules too (pyproject.toml, per-file-ignores)."""
+    package = Path(importlib.import_module("ironflow_py").__file__ or "").parent
+    defining = set()
+    for obj in public_api().values():
+        module = inspect.getmodule(obj)
+        if module is not None and module.__file__ and module.__name__.startswith("ironflow_py"):
+            defining.add("ironflow_py/" + str(Path(module.__file__).relative_to(package)))
+    missing = sorted(defining - _ruff_docstring_modules())
+    assert not missing, f'add {missing} to the `!ironflow_py/{{...}}.py` = ["D"] pattern in pyproject.toml'
 
 
 def _sample(doc: str) -> Callable[..., Any]:
