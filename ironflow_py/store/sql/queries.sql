@@ -476,3 +476,45 @@ SELECT coalesce((e.tx_id, e.position) <= (c.tx_id, c.position), false)
 FROM {schema}.events e
 LEFT JOIN {schema}.projection_checkpoints c ON c.name = %(name)s
 WHERE e.position = %(position)s
+
+-- ---------------------------------------------------------------------------------------------------
+-- Operations: metrics collectors, health checks and the web view (design/operations.md). Read-only,
+-- off the hot path; none of them takes a lock.
+
+-- name: ops_instance_counts
+-- Instances per workflow type and status, for the overview page (an index-only scan of instances_by_status).
+SELECT workflow_type, status, count(*)
+FROM {schema}.instances
+GROUP BY workflow_type, status
+ORDER BY workflow_type, status
+
+-- name: ops_instances
+-- Instances with what is pending on them, optionally only the stuck ones: `dead` (an effect is dead),
+-- `overdue` (a timer is past due by more than the slack), `waiting` (running with nothing pending: it
+-- waits for an input from outside), `any` (one of those). The stuck filter scans every instance's
+-- outbox and timer rows through their instance indexes: fine for an operator's page, not for a loop.
+SELECT i.workflow_type, i.workflow_id, i.status, i.last_seq, i.created_at, i.updated_at,
+       o.pending, o.dead, t.timers, t.overdue
+FROM {schema}.instances i
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (WHERE status = 'dead') AS dead
+    FROM {schema}.outbox
+    WHERE workflow_type = i.workflow_type AND workflow_id = i.workflow_id AND status <> 'done'
+) o
+CROSS JOIN LATERAL (
+    SELECT count(*) AS timers, count(*) FILTER (WHERE due_at <= %(overdue_before)s) AS overdue
+    FROM {schema}.timers
+    WHERE workflow_type = i.workflow_type AND workflow_id = i.workflow_id
+) t
+WHERE (%(workflow_type)s::text IS NULL OR i.workflow_type = %(workflow_type)s)
+  AND (%(status)s::text IS NULL OR i.status = %(status)s)
+  AND (%(after_id)s::text IS NULL OR (i.workflow_type, i.workflow_id) > (%(after_type)s::text, %(after_id)s::text))
+  AND CASE %(stuck)s::text
+        WHEN 'dead' THEN o.dead > 0
+        WHEN 'overdue' THEN t.overdue > 0
+        WHEN 'waiting' THEN i.status = 'running' AND o.pending = 0 AND o.dead = 0 AND t.timers = 0
+        WHEN 'any' THEN o.dead > 0 OR t.overdue > 0 OR (i.status = 'running' AND o.pending = 0 AND t.timers = 0)
+        ELSE true
+      END
+ORDER BY i.workflow_type, i.workflow_id
+LIMIT %(limit)s

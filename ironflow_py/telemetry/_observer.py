@@ -1,0 +1,243 @@
+"""`Observer`: the one object the engine reports to; it feeds optional Prometheus metrics and OpenTelemetry
+traces and remembers when each daemon loop last turned (for `/healthz`).
+
+The engine calls it at a few points (a decision, an effect attempt, a timer firing, a projection batch,
+a loop turn). With neither metrics nor tracing it does nothing measurable, so every service has one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ironflow_py.errors import LeaseLost
+
+if TYPE_CHECKING:
+    from ironflow_py.telemetry._metrics import Metrics
+    from ironflow_py.telemetry._tracing import Tracing
+
+_NO_FIELDS: Mapping[str, str] = {}
+
+
+class Probe:
+    """One unit of work being observed: its trace context to store, its log fields, its outcome.
+
+    The engine sets `outcome` (a short label: `accepted`, `done`, `retry` ...) before the block ends; a
+    block that raises gets `lease_lost` or `error` unless an outcome was set.
+    """
+
+    __slots__ = ("_span", "outcome", "replayed", "closed")
+
+    def __init__(self, span: Any = None) -> None:
+        self._span = span
+        self.outcome: str | None = None
+        #: Events folded to rebuild the state before deciding (decisions only; None: not known).
+        self.replayed: int | None = None
+        #: The outcome the instance closed with, when this decision made it terminal (decisions only).
+        self.closed: str | None = None
+
+    @property
+    def trace_context(self) -> str | None:
+        """The W3C `traceparent` of this unit's span, stored on the rows it writes (None: not tracing)."""
+        if self._span is None:
+            return None
+        from ironflow_py.telemetry._tracing import traceparent
+
+        return traceparent(self._span)
+
+    def log_fields(self) -> Mapping[str, str]:
+        """`trace_id` and `span_id` (hex) of this unit's span, for its log lines; empty when not tracing."""
+        if self._span is None:
+            return _NO_FIELDS
+        ctx = self._span.get_span_context()
+        if not ctx.is_valid:
+            return _NO_FIELDS
+        return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+
+
+def _failure(exc: BaseException) -> str:
+    return "lease_lost" if isinstance(exc, LeaseLost) else "error"
+
+
+class Observer:
+    """Reports the engine's work to `metrics` and `tracing`, either or both optional.
+
+    Pass one to `WorkflowService(observer=...)` (or `App.service`); the effect runtime and the projection
+    worker use the service's. Nothing global is touched: the metrics live in the `Metrics` object's own
+    registry, and spans come from the tracer provider given to `Tracing`.
+
+    Args:
+        metrics: a `Metrics` (extra `ironflow_py[metrics]`), or None.
+        tracing: a `Tracing` (extra `ironflow_py[otel]`), or None.
+    """
+
+    def __init__(self, *, metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
+        self.metrics = metrics
+        self.tracing = tracing
+        self._ticks: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- liveness ---------------------------------------------------------------------------------------
+
+    def tick(self, loop: str) -> None:
+        """Record that daemon loop `loop` (`effects`, `projections`) just turned (monotonic clock)."""
+        self._ticks[loop] = time.monotonic()
+
+    def last_tick(self, loop: str) -> float | None:
+        """Seconds since loop `loop` last turned (monotonic clock), or None if it never did."""
+        at = self._ticks.get(loop)
+        return None if at is None else time.monotonic() - at
+
+    def worker_load(self, loop: str, in_flight: int, capacity: int) -> None:
+        """Report how many units a worker loop runs now (`in_flight`) out of how many it may (`capacity`)."""
+        if self.metrics is not None:
+            self.metrics.worker_load(loop, in_flight, capacity)
+
+    # -- units of work ----------------------------------------------------------------------------------
+
+    def _span(self, name: str, parent: str | None, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
+        if self.tracing is None:
+            return nullcontext(None)
+        return self.tracing.span(name, parent=parent, attributes=attributes)
+
+    @contextmanager
+    def decision(self, workflow_type: str, workflow_id: str, input_type: str) -> Iterator[Probe]:
+        """Observe one `execute`: a span (child of the current one), the outcome counter, the duration,
+        the events replayed and, when it closes the instance, the closed counter.
+
+        Args:
+            workflow_type: the workflow's type name (a metric label).
+            workflow_id: the instance id (a span attribute only, never a metric label).
+            input_type: the input class name (a span attribute).
+        """
+        started = time.perf_counter()
+        attributes = {
+            "ironflow.workflow_type": workflow_type,
+            "ironflow.workflow_id": workflow_id,
+            "ironflow.input_type": input_type,
+        }
+        with self._span(f"execute {workflow_type}", None, attributes) as span:
+            probe = Probe(span)
+            try:
+                yield probe
+            except BaseException as exc:
+                probe.outcome = probe.outcome or _failure(exc)
+                raise
+            finally:
+                if span is not None:
+                    span.set_attribute("ironflow.outcome", probe.outcome or "unknown")
+                if self.metrics is not None:
+                    self.metrics.decision(
+                        workflow_type, probe.outcome or "unknown", time.perf_counter() - started, probe.replayed
+                    )
+                    if probe.closed is not None:
+                        self.metrics.closed(workflow_type, probe.closed)
+
+    @contextmanager
+    def effect_attempt(
+        self,
+        *,
+        effect_id: int,
+        workflow_type: str,
+        workflow_id: str,
+        effect_type: str,
+        attempt: int,
+        due_at: datetime | None,
+        now: datetime,
+        trace_context: str | None,
+    ) -> Iterator[Probe]:
+        """Observe one effect attempt: a span whose parent is the decision that queued the effect
+        (`trace_context`), and the schedule-to-start delay (`now - due_at`, seconds).
+
+        The attempt's outcome and duration are counted by `effect_finished`, because a handler that
+        returns nothing learns its outcome only when the batched "done" mark commits.
+        """
+        if self.metrics is not None and due_at is not None:
+            self.metrics.effect_started(workflow_type, effect_type, (now - due_at).total_seconds())
+        attributes = {
+            "ironflow.workflow_type": workflow_type,
+            "ironflow.workflow_id": workflow_id,
+            "ironflow.effect_type": effect_type,
+            "ironflow.effect_id": effect_id,
+            "ironflow.attempt": attempt,
+        }
+        with self._span(f"effect {effect_type}", trace_context, attributes) as span:
+            probe = Probe(span)
+            try:
+                yield probe
+            except BaseException as exc:
+                probe.outcome = probe.outcome or _failure(exc)
+                raise
+            finally:
+                if span is not None and probe.outcome is not None:
+                    span.set_attribute("ironflow.outcome", probe.outcome)
+
+    def effect_finished(self, workflow_type: str, effect_type: str, outcome: str, seconds: float) -> None:
+        """Count one finished effect attempt by outcome (`done`, `retry`, `dead`, `lease_lost`) with its
+        duration in seconds."""
+        if self.metrics is not None:
+            self.metrics.effect_attempt(workflow_type, effect_type, outcome, seconds)
+
+    @contextmanager
+    def timer_firing(
+        self,
+        *,
+        timer_id: int,
+        workflow_type: str,
+        workflow_id: str,
+        timer_key: str,
+        due_at: datetime,
+        now: datetime,
+        trace_context: str | None,
+    ) -> Iterator[Probe]:
+        """Observe one timer firing: a span whose parent is the decision that scheduled the timer, the
+        firing delay (`now - due_at`, seconds) and the outcome counter."""
+        started = time.perf_counter()
+        attributes = {
+            "ironflow.workflow_type": workflow_type,
+            "ironflow.workflow_id": workflow_id,
+            "ironflow.timer_key": timer_key,
+            "ironflow.timer_id": timer_id,
+        }
+        with self._span(f"timer {workflow_type}", trace_context, attributes) as span:
+            probe = Probe(span)
+            try:
+                yield probe
+            except BaseException as exc:
+                probe.outcome = probe.outcome or _failure(exc)
+                raise
+            finally:
+                if span is not None:
+                    span.set_attribute("ironflow.outcome", probe.outcome or "unknown")
+                if self.metrics is not None:
+                    self.metrics.timer_fired(
+                        workflow_type,
+                        probe.outcome or "unknown",
+                        (now - due_at).total_seconds(),
+                        time.perf_counter() - started,
+                    )
+
+    @contextmanager
+    def projection_batch(self, projection: str) -> Iterator[Probe]:
+        """Observe one projection batch: a span and the batch counter and duration. Set `probe.outcome`
+        (`committed`, `empty`, `failed`) and `probe.replayed` (events handed to the handler)."""
+        started = time.perf_counter()
+        with self._span(f"projection {projection}", None, {"ironflow.projection": projection}) as span:
+            probe = Probe(span)
+            try:
+                yield probe
+            except BaseException as exc:
+                probe.outcome = probe.outcome or _failure(exc)
+                raise
+            finally:
+                if span is not None:
+                    span.set_attribute("ironflow.outcome", probe.outcome or "unknown")
+                    span.set_attribute("ironflow.events", probe.replayed or 0)
+                if self.metrics is not None:
+                    self.metrics.projection_batch(
+                        projection, probe.outcome or "unknown", time.perf_counter() - started, probe.replayed or 0
+                    )
