@@ -19,7 +19,13 @@ import attrs
 from ironflow_py import ManualClock, PostgresStore, WorkflowService
 from ironflow_py.effects import EffectRegistry, EffectRuntime, RetryPolicy
 from ironflow_py.examples.greeting import Greet, GreetingWorkflow, StartGreeting, greet
-from ironflow_py.examples.order_saga import ApprovalDecision, OrderSagaWorkflow, PaymentDeclined, StartCheckout, saga_effects
+from ironflow_py.examples.order_saga import (
+    ApprovalDecision,
+    OrderSagaWorkflow,
+    PaymentDeclined,
+    StartCheckout,
+    saga_effects,
+)
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 

@@ -30,7 +30,7 @@ class Probe:
     block that raises gets `lease_lost` or `error` unless an outcome was set.
     """
 
-    __slots__ = ("_span", "outcome", "replayed", "closed")
+    __slots__ = ("_span", "closed", "outcome", "replayed")
 
     def __init__(self, span: Any = None) -> None:
         self._span = span

@@ -5,6 +5,6 @@ Start it with `ironflow-py --app module:app web` (127.0.0.1 by default), or buil
 `create_app(service)` and serve or mount it yourself. Read-only unless actions are allowed and authorized.
 """
 
-from ironflow_py.web._app import AdminView, Authorize, create_app
+from ironflow_py.web._app import AdminView, Authorize, create_app, serve
 
-__all__ = ["AdminView", "Authorize", "create_app"]
+__all__ = ["AdminView", "Authorize", "create_app", "serve"]

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -28,7 +28,7 @@ from ironflow_py.projections._projection import Projection
 from ironflow_py.records import InstanceStatus
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
-from ironflow_py.store.postgres_ops import STUCK_KINDS, StoreOps, Stuck
+from ironflow_py.store.postgres_ops import STUCK_KINDS, StoreOps
 from ironflow_py.web._path_svg import path_svg
 
 _log = logging.getLogger("ironflow_py.web")
@@ -156,7 +156,7 @@ class AdminView:
             self.service.clock.now(),
             workflow_type=filters["type"],
             status=filters["status"],
-            stuck=cast(Stuck | None, stuck),
+            stuck=stuck,
             limit=_PAGE_SIZE + 1,
             after=after,
         )
@@ -202,6 +202,7 @@ class AdminView:
             wid=wid,
             report=report,
             diagnosis=report.diagnosis(now),
+            severity=_severity(report, now),
             events=[(e, codec.to_data(e.event)) for e in report.events],
             state=codec.to_data(report.state),
             svg=path_svg(steps, initial, report.terminal),
@@ -276,6 +277,13 @@ class AdminView:
         return RedirectResponse(f"/dead-letters?done={action}+{effect_id}", status_code=303)
 
 
+def _severity(report: inspection.InstanceReport, now: datetime) -> str:
+    """The diagnosis box's colour: `done` (ended), `stuck` (a dead effect or an overdue timer), or ``."""
+    if report.dead_effects or any(t.due_at <= now for t in report.timers):
+        return "stuck"
+    return "done" if report.terminal else ""
+
+
 def _client(request: Request) -> str:
     return f"{request.client.host}:{request.client.port}" if request.client else "-"
 
@@ -304,9 +312,7 @@ def create_app(
     Raises:
         ConfigurationError: the service's store is not a PostgresStore.
     """
-    view = AdminView(
-        service, projections=projections, allow_actions=allow_actions, authorize=authorize, title=title
-    )
+    view = AdminView(service, projections=projections, allow_actions=allow_actions, authorize=authorize, title=title)
     routes = [
         Route("/", view.overview),
         Route("/instances", view.instances),
@@ -318,3 +324,16 @@ def create_app(
     app = Starlette(routes=routes)
     app.state.view = view
     return app
+
+
+def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the admin view with uvicorn until SIGINT/SIGTERM; logging stays as the caller configured it.
+
+    Args:
+        app: from `create_app`.
+        host: the interface to bind; the default keeps the view on this machine.
+        port: the TCP port.
+    """
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
