@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from ironflow_py._cache import StateCache
 from ironflow_py.decider import Decider, Rebuilt
 from ironflow_py.errors import InstanceClosed, NotFound
 from ironflow_py.lifecycle import input_key_for
 from ironflow_py.records import Outcome, OutcomeStatus
-from ironflow_py.store.base import Settle, Store, Transaction, Written
+from ironflow_py.store.base import Settle, Store, Transaction, Writes, Written
+from ironflow_py.telemetry._observer import Probe
 
 
 class CommandHandler:
@@ -35,6 +38,8 @@ class CommandHandler:
         input_key: str | None,
         now: datetime,
         settle: Settle | None = None,
+        *,
+        probe: Probe | None = None,
     ) -> Outcome[Any, Any]:
         """Run `input` on one instance; all its writes commit together or not at all.
 
@@ -44,6 +49,8 @@ class CommandHandler:
             input_key: the input's idempotency key, or None.
             now: the decision time (the service's clock, timezone-aware).
             settle: a fenced outbox/timer change that joins the same transaction (the effect runtime's seam).
+            probe: the observer's record of this decision: it learns the events replayed and whether the
+                instance closed, and gives the trace context stored on the effects and timers written.
 
         Returns:
             What the input did (accepted, rejected, already completed, duplicate).
@@ -57,19 +64,22 @@ class CommandHandler:
         # 1. Lock the instance (and settle the claim, if any): nothing is read or written before the lock.
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
             # 2. Load what is newer than the cached state (from its own sequence, to prove it still matches).
-            rebuilt, key_status = self._load(tx, workflow_id, cached)
+            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
             # 3. Decide: the one pure step, shared with WorkflowSpec.
             step = decider.decide(
                 rebuilt, input, now, workflow_id=workflow_id, input_key=input_key, key_status=key_status
             )
+            writes = _observed(step.writes, probe)
             # 4. Write the decision in one statement.
-            written = tx.write(step.writes) if step.writes is not None else Written()
+            written = tx.write(writes) if writes is not None else Written()
         # 5. Committed: remember the state, report the outcome.
         if self.cache is not None:
             self.cache.put(workflow_id, step.rebuilt)
         return step.result(written)
 
-    def _load(self, tx: Transaction, workflow_id: str, cached: Rebuilt | None) -> tuple[Rebuilt, OutcomeStatus | None]:
+    def _load(
+        self, tx: Transaction, workflow_id: str, cached: Rebuilt | None, probe: Probe | None = None
+    ) -> tuple[Rebuilt, OutcomeStatus | None]:
         """Load the instance inside the locked transaction and rebuild its state (cache, snapshot, events)."""
         decider = self.decider
         after = cached.seq - 1 if cached is not None else 0
@@ -86,21 +96,37 @@ class CommandHandler:
                 why=origin.snapshot_problem,
             )
         events = origin.events if origin.events is not None else tx.events_after(origin.start.seq)
+        if probe is not None:
+            probe.replayed = len(events)
         return decider.rebuild(workflow_id, origin, events), loaded.key_status
 
-    def _run(self, workflow_id: str, input_key: str | None, settle: Settle | None, decide: Any) -> Outcome[Any, Any]:
+    def _run(
+        self,
+        workflow_id: str,
+        input_key: str | None,
+        settle: Settle | None,
+        decide: Any,
+        probe: Probe | None = None,
+    ) -> Outcome[Any, Any]:
         """Lock, load, `decide(rebuilt, key_status) -> Step`, write, commit: the same shape as `execute`."""
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
-            rebuilt, key_status = self._load(tx, workflow_id, cached)
+            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
             step = decide(rebuilt, key_status)
-            written = tx.write(step.writes) if step.writes is not None else Written()
+            writes = _observed(step.writes, probe)
+            written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
             self.cache.put(workflow_id, step.rebuilt)
         return step.result(written)  # type: ignore[no-any-return]
 
     def terminate(
-        self, workflow_id: str, reason: str | None, now: datetime, request_id: str | None
+        self,
+        workflow_id: str,
+        reason: str | None,
+        now: datetime,
+        request_id: str | None,
+        *,
+        probe: Probe | None = None,
     ) -> Outcome[Any, Any]:
         """Close the instance `terminated` in one statement under its lock; no workflow code runs.
 
@@ -109,6 +135,7 @@ class CommandHandler:
             reason: why, kept in the lifecycle event and the outcome.
             now: the time of the close.
             request_id: the operator's request id (a repeat is a `duplicate`), or None.
+            probe: the observer's record of this decision (see `execute`), or None.
 
         Returns:
             accepted (its one event is the lifecycle event), already_completed, or duplicate.
@@ -130,15 +157,25 @@ class CommandHandler:
                 input_key=key,
                 key_status=key_status,
             ),
+            probe,
         )
 
-    def time_out(self, workflow_id: str, deadline: datetime, now: datetime, settle: Settle | None) -> Outcome[Any, Any]:
+    def time_out(
+        self,
+        workflow_id: str,
+        deadline: datetime,
+        now: datetime,
+        settle: Settle | None,
+        *,
+        probe: Probe | None = None,
+    ) -> Outcome[Any, Any]:
         """Deliver the run timeout (the reserved deadline timer fired), with its fenced deletion in `settle`."""
         return self._run(
             workflow_id,
             None,
             settle,
             lambda rebuilt, _: self.decider.time_out(rebuilt, deadline, now, workflow_id=workflow_id),
+            probe,
         )
 
     def hold(self, workflow_id: str, paused: bool, now: datetime, request_id: str | None) -> OutcomeStatus:
@@ -178,3 +215,14 @@ class CommandHandler:
             paused_at = (info.paused_at or now) if paused else None
             tx.hold(paused_at, now)
         return OutcomeStatus.ACCEPTED
+
+
+def _observed(writes: Writes | None, probe: Probe | None) -> Writes | None:
+    """Tell the probe whether this decision closes the instance, and stamp its trace context on the writes
+    (`write_decision` stores it with every effect and timer, so their attempts continue this trace)."""
+    if probe is None or writes is None:
+        return writes
+    if writes.status.closed:
+        probe.closed = writes.status.value
+    trace_context = probe.trace_context
+    return writes if trace_context is None else attrs.evolve(writes, trace_context=trace_context)

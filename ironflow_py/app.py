@@ -14,6 +14,7 @@ from ironflow_py.errors import ConfigurationError
 from ironflow_py.projections._projection import Projection
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import Store
+from ironflow_py.telemetry._observer import Observer
 from ironflow_py.workflow import AnyWorkflow
 
 
@@ -35,13 +36,16 @@ class App:
     effects: EffectRegistry | None = None
     projections: Sequence[Projection] = ()
 
-    def service(self, store: Store, *, clock: Clock | None = None, logger: Any = None) -> WorkflowService:
+    def service(
+        self, store: Store, *, clock: Clock | None = None, logger: Any = None, observer: Observer | None = None
+    ) -> WorkflowService:
         """A `WorkflowService` over `store` with this app's workflows and converter.
 
         Args:
             store: Where instances live (`PostgresStore` or `MemoryStore`).
             clock: The clock `decide` reads as `now`; None: the wall clock in UTC.
             logger: A structlog-style logger; None: `structlog.get_logger("ironflow_py")`.
+            observer: Where metrics, traces and liveness go (`ironflow_py.telemetry.Observer`); None: nowhere.
 
         Returns:
             The service, with every workflow registered.
@@ -49,7 +53,9 @@ class App:
         Raises:
             ConfigurationError: A workflow is declared inconsistently (see `WorkflowService.register`).
         """
-        return WorkflowService(store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger)
+        return WorkflowService(
+            store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger, observer=observer
+        )
 
     def select_projections(self, names: Sequence[str] = ()) -> list[Projection]:
         """The projections called `names`, in that order (all of them when `names` is empty).

@@ -36,6 +36,7 @@ from ironflow_py.lifecycle import (
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import LoadedEvent, Settle, Store
 from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
+from ironflow_py.telemetry._observer import Observer
 from ironflow_py.workflow import AnyWorkflow, Workflow
 
 
@@ -86,8 +87,12 @@ class WorkflowService:
         converter: cattrs.Converter | None = None,
         logger: Any = None,
         state_cache_size: int = 10_000,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
+        #: Where decisions, effect attempts, timer firings and projection batches are reported (metrics,
+        #: traces, liveness); the effect runtime and projection worker use this one too.
+        self.observer = observer if observer is not None else Observer()
         self.clock: Clock = clock or SystemClock()
         self.converter = converter or make_converter()
         self._log = get_log("service", logger)
@@ -326,16 +331,19 @@ class WorkflowService:
                     workflow_id=workflow_id,
                 )
         started = time.perf_counter()
-        outcome = reg.handler.execute(input, workflow_id, key, self.clock.now(), settle)
-        self._log.debug(
-            "input_executed",
-            workflow_type=wf.type,
-            workflow_id=workflow_id,
-            input_type=type(input).__name__,
-            outcome=outcome.status.value,
-            events=len(outcome.events),
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        with self.observer.decision(wf.type, workflow_id, type(input).__name__) as probe:
+            outcome = reg.handler.execute(input, workflow_id, key, self.clock.now(), settle, probe=probe)
+            probe.outcome = outcome.status.value
+            self._log.debug(
+                "input_executed",
+                workflow_type=wf.type,
+                workflow_id=workflow_id,
+                input_type=type(input).__name__,
+                outcome=outcome.status.value,
+                events=len(outcome.events),
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                **probe.log_fields(),
+            )
         return outcome
 
     def send(self, workflow_type: str, workflow_id: str, input_type: str, data: Any) -> Outcome[Any, Any]:
@@ -439,7 +447,10 @@ class WorkflowService:
             NotFound: the type is not registered or the instance does not exist.
         """
         reg = self.registration(workflow_type)
-        return reg.handler.terminate(workflow_id, reason, self.clock.now(), request_id)
+        with self.observer.decision(workflow_type, workflow_id, "terminate") as probe:
+            outcome = reg.handler.terminate(workflow_id, reason, self.clock.now(), request_id, probe=probe)
+            probe.outcome = outcome.status.value
+        return outcome
 
     def pause(self, workflow_type: str, workflow_id: str, *, request_id: str | None = None) -> OutcomeStatus:
         """Hold dispatch: until `resume`, workers claim none of the instance's effects or timers.
@@ -504,7 +515,10 @@ class WorkflowService:
         reg = self.registration(workflow_type)
         if input_type == RUN_TIMEOUT_INPUT:
             deadline = datetime.fromisoformat(data["deadline"])
-            return reg.handler.time_out(workflow_id, deadline, self.clock.now(), settle)
+            with self.observer.decision(workflow_type, workflow_id, "run_timeout") as probe:
+                outcome = reg.handler.time_out(workflow_id, deadline, self.clock.now(), settle, probe=probe)
+                probe.outcome = outcome.status.value
+            return outcome
         input = reg.codec.decode_input(input_type, data, workflow_id)
         return self._execute(reg, workflow_id, input, settle)
 

@@ -77,6 +77,9 @@ class Attempts:
         return self._loop.run(entry.handler(effect, ctx))  # type: ignore[arg-type]
 
     def _logged(self, claim: EffectClaim, outcome: str, started: float, **extra: Any) -> None:
+        observer = self.service.observer
+        observer.effect_finished(claim.workflow_type, claim.effect_type, outcome, time.perf_counter() - started)
+        extra.update(observer.current_log_fields())
         level = self.log.info if outcome == "done" else self.log.warning
         level(
             "effect_attempt",
@@ -99,6 +102,19 @@ class Attempts:
     def run_effect(self, claim: EffectClaim) -> tuple[EffectClaim, float] | None:
         """Run one attempt. Returns (claim, start time) when the handler returned nothing: the caller marks
         those done in one batched statement. Everything else is settled here."""
+        with self.service.observer.effect_attempt(
+            effect_id=claim.id,
+            workflow_type=claim.workflow_type,
+            workflow_id=claim.workflow_id,
+            effect_type=claim.effect_type,
+            attempt=claim.attempt,
+            due_at=claim.due_at,
+            now=self.clock.now(),
+            trace_context=claim.trace_context,
+        ):
+            return self._run_effect(claim)
+
+    def _run_effect(self, claim: EffectClaim) -> tuple[EffectClaim, float] | None:
         started = time.perf_counter()
         try:
             reg = self.service.registration(claim.workflow_type)
@@ -209,6 +225,18 @@ class Attempts:
     def fire_timer(self, claim: TimerClaim) -> None:
         """Deliver the timer's input to the instance that scheduled it, deleting the timer in the same
         transaction; a cancelled or replaced timer (its id is gone) fires nothing."""
+        with self.service.observer.timer_firing(
+            timer_id=claim.id,
+            workflow_type=claim.workflow_type,
+            workflow_id=claim.workflow_id,
+            timer_key=claim.key,
+            due_at=claim.due_at,
+            now=self.clock.now(),
+            trace_context=claim.trace_context,
+        ) as probe:
+            probe.outcome = self._fire_timer(claim)
+
+    def _fire_timer(self, claim: TimerClaim) -> str:
         started = time.perf_counter()
         settle = Settle(SettleKind.TIMER_FIRED, claim.id, self.outbox.worker, claim.attempt, self.clock.now())
         context = {
@@ -217,6 +245,7 @@ class Attempts:
             "workflow_id": claim.workflow_id,
             "timer_key": claim.key,
             "attempt": claim.attempt,
+            **self.service.observer.current_log_fields(),
         }
         try:
             outcome = self.service.fire_timer(
@@ -224,6 +253,7 @@ class Attempts:
             )
         except LeaseLost:
             self.log.info("timer_fired", **context, outcome="skipped", duration_ms=_ms(started))
+            return "skipped"
         except StoreError:
             raise
         except IronflowError as exc:
@@ -234,5 +264,6 @@ class Attempts:
             self.log.warning(
                 "timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started), exc_info=exc
             )
-        else:
-            self.log.info("timer_fired", **context, outcome=outcome.status.value, duration_ms=_ms(started))
+            return "retry"
+        self.log.info("timer_fired", **context, outcome=outcome.status.value, duration_ms=_ms(started))
+        return outcome.status.value

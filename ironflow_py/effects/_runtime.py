@@ -146,9 +146,12 @@ class EffectRuntime:
             self.listener.start()
         self.log.info("worker_started", concurrency=self.concurrency, batch_size=self.batch_size)
         try:
+            observer = self.service.observer
             while not self._stopping.is_set():
+                observer.tick("effects")
                 self._wake.clear()
                 self._settle_finished()
+                observer.worker_load("effects", len(self._inflight), self.concurrency)
                 try:
                     claimed = self._claim()
                 except StoreError as exc:

@@ -295,7 +295,9 @@ class ProjectionWorker:
         handled = 0
         while not self._stop.is_set():
             try:
-                result = run_batch(conn, self._sql, track, self._decoder, self.batch_size, self._applied)
+                with self.service.observer.projection_batch(name) as probe:
+                    result = run_batch(conn, self._sql, track, self._decoder, self.batch_size, self._applied)
+                    probe.outcome, probe.replayed = ("committed" if result.read else "empty"), result.handled
             except HandlerFailure as failure:
                 self._on_failure(track, failure)
                 return handled
@@ -396,6 +398,7 @@ class ProjectionWorker:
         reconnect_delay = 0.0
         try:
             while not self._stop.is_set():
+                self.service.observer.tick("projections")
                 try:
                     self.run_once()
                     reconnect_delay = 0.0

@@ -97,6 +97,8 @@ class Writes:
     key_status: OutcomeStatus | None = None
     #: A snapshot of the state after these events (it covers `last_seq`).
     snapshot: NewSnapshot | None = None
+    #: The W3C traceparent of the deciding span, stored on the effects and timers written (None: not traced).
+    trace_context: str | None = None
 
     def touches_instance(self) -> bool:
         """True when the instance row must be created or updated (anything but a bare input key)."""
@@ -150,6 +152,10 @@ class EffectClaim(NamedTuple):
     effect_type: str
     payload: Any
     attempt: int
+    #: When the row became due (queued, its retry time, or a lapsed lease's end), before this claim.
+    due_at: datetime | None = None
+    #: The W3C traceparent of the decision that queued the effect (None: it was not traced).
+    trace_context: str | None = None
 
 
 class TimerClaim(NamedTuple):
@@ -163,6 +169,8 @@ class TimerClaim(NamedTuple):
     input_type: str
     payload: Any
     attempt: int
+    #: The W3C traceparent of the decision that scheduled the timer (None: it was not traced).
+    trace_context: str | None = None
 
 
 class Outbox(Protocol):

@@ -463,12 +463,17 @@ class MemoryOutbox:
                 ),
                 key=lambda r: (r.available_at, r.id),
             )[:limit]
+            claims = []
             for row in due:
+                due_at = row.available_at  # before the claim moves it: the schedule-to-start delay's start
                 row.locked_by, row.attempts = self.worker, row.attempts + 1
                 row.locked_until = row.available_at = now + lease
-            return [
-                EffectClaim(r.id, r.workflow_type, r.workflow_id, r.effect_type, r.payload, r.attempts) for r in due
-            ]
+                claims.append(
+                    EffectClaim(
+                        row.id, row.workflow_type, row.workflow_id, row.effect_type, row.payload, row.attempts, due_at
+                    )
+                )
+            return claims
 
     def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
         """See `Outbox.heartbeat`."""

@@ -712,6 +712,7 @@ class PostgresTransaction:
             "key_status": None if w.key_status is None else w.key_status.value,
             "snapshot_version": w.snapshot.state_version if w.snapshot else None,
             "snapshot_payload": w.snapshot.payload if w.snapshot else None,
+            "trace_context": w.trace_context,
             "notify": bool(w.effects or w.timers),
             "channel": self._store.channel,
         }

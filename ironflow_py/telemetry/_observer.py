@@ -178,9 +178,19 @@ class Observer:
 
     def effect_finished(self, workflow_type: str, effect_type: str, outcome: str, seconds: float) -> None:
         """Count one finished effect attempt by outcome (`done`, `retry`, `dead`, `lease_lost`) with its
-        duration in seconds."""
+        duration in seconds, and note the outcome on the attempt's span when it is the current one."""
         if self.metrics is not None:
             self.metrics.effect_attempt(workflow_type, effect_type, outcome, seconds)
+        if self.tracing is not None:
+            self.tracing.annotate("ironflow.outcome", outcome)
+
+    def current_log_fields(self) -> Mapping[str, str]:
+        """`trace_id` and `span_id` of the current span, for a log line; empty when not tracing."""
+        if self.tracing is None:
+            return _NO_FIELDS
+        from ironflow_py.telemetry._tracing import current_log_fields
+
+        return current_log_fields()
 
     @contextmanager
     def timer_firing(

@@ -69,6 +69,11 @@ class Tracing:
         with self.tracer.start_as_current_span(name, context=context, attributes=attributes) as span:
             yield span
 
+    @staticmethod
+    def annotate(key: str, value: str | int) -> None:
+        """Set an attribute on the current span (a no-op outside one)."""
+        trace.get_current_span().set_attribute(key, value)
+
 
 def current_log_fields() -> Mapping[str, str]:
     """`trace_id` and `span_id` of the current span in hex, for a log line; empty outside a span.

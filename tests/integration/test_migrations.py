@@ -58,6 +58,7 @@ EXPECTED_COLUMNS = {
         ("last_error", "text", True),
         ("created_at", "timestamp with time zone", False),
         ("completed_at", "timestamp with time zone", True),
+        ("trace_context", "text", True),
     ],
     "projection_checkpoints": [
         ("name", "text", False),
@@ -105,6 +106,7 @@ EXPECTED_COLUMNS = {
         ("locked_by", "text", True),
         ("locked_until", "timestamp with time zone", True),
         ("last_error", "text", True),
+        ("trace_context", "text", True),
     ],
 }
 EXPECTED_INDEXES = {

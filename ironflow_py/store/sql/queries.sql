@@ -46,20 +46,21 @@ WITH new_events AS (
     ORDER BY n
     RETURNING seq, position
 ), new_effects AS (
-    INSERT INTO {schema}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at)
-    SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s
+    INSERT INTO {schema}.outbox
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context)
+    SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s, %(trace_context)s
     FROM unnest(%(effect_types)s::text[], %(effect_payloads)s::text[]) WITH ORDINALITY AS f(t, p, n)
     ORDER BY n
     RETURNING id
 ), scheduled AS (
-    INSERT INTO {schema}.timers (workflow_type, workflow_id, timer_key, due_at, input_type, payload)
-    SELECT %(workflow_type)s, %(workflow_id)s, k, d, t, p::jsonb
+    INSERT INTO {schema}.timers (workflow_type, workflow_id, timer_key, due_at, input_type, payload, trace_context)
+    SELECT %(workflow_type)s, %(workflow_id)s, k, d, t, p::jsonb, %(trace_context)s
     FROM unnest(%(timer_keys)s::text[], %(timer_due)s::timestamptz[], %(timer_types)s::text[],
                 %(timer_payloads)s::text[]) AS m(k, d, t, p)
     ON CONFLICT (workflow_type, workflow_id, timer_key) DO UPDATE
         SET id = EXCLUDED.id, due_at = EXCLUDED.due_at, input_type = EXCLUDED.input_type,
             payload = EXCLUDED.payload, attempts = 0, locked_by = NULL, locked_until = NULL,
-            last_error = NULL
+            last_error = NULL, trace_context = EXCLUDED.trace_context
     RETURNING 1
 ), cancelled AS (
     DELETE FROM {schema}.timers
@@ -219,9 +220,11 @@ WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s
 -- waiting for each other. The lease end is written to available_at as well as locked_until, so a row
 -- whose lease expires becomes due again through the same partial index, with no second predicate to
 -- scan past live claims. attempts counts claims; with locked_by it fences every later change of the row.
+-- RETURNING due.available_at: when the row became due (queued, retry time or lease end), before the claim
+-- moved it, for the schedule-to-start delay metric.
 WITH due AS (
     -- The anti-join skips paused instances (design/lifecycle.md); instances_paused holds only paused rows.
-    SELECT id FROM {schema}.outbox o
+    SELECT id, available_at FROM {schema}.outbox o
     WHERE status = 'pending' AND available_at <= %(now)s
       AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
                       WHERE i.paused_at IS NOT NULL
@@ -234,7 +237,8 @@ UPDATE {schema}.outbox o
 SET locked_by = %(worker)s, locked_until = %(until)s, available_at = %(until)s, attempts = o.attempts + 1
 FROM due
 WHERE o.id = due.id
-RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts
+RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts, due.available_at,
+          o.trace_context
 
 -- name: complete_effects
 -- Batch completion of handlers that returned nothing, fenced per row (this worker, this attempt): rows
@@ -285,7 +289,8 @@ UPDATE {schema}.timers t
 SET locked_by = %(worker)s, locked_until = %(until)s, attempts = t.attempts + 1
 FROM due
 WHERE t.id = due.id
-RETURNING t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts
+RETURNING t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts,
+          t.trace_context
 
 -- name: retry_timer_later
 -- Fenced: a failed firing schedules the next try only if this worker still holds the claim.
