@@ -201,7 +201,7 @@ def test_a_saga_is_one_connected_trace_across_effects_and_timers(
         "execute order-saga",
     ]
     attempts = sorted(
-        (s.attributes or {}).get("ironflow.outcome", "") for s in checkout_trace if s.name.startswith("effect")
+        str((s.attributes or {}).get("ironflow.outcome")) for s in checkout_trace if s.name.startswith("effect")
     )
     assert attempts == ["done", "done", "retry"]
     refund_trace = [s for s in spans if s.context.trace_id == roots[1].context.trace_id]
