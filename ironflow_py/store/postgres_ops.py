@@ -13,8 +13,8 @@ from typing import Literal
 import attrs
 import psycopg
 
-from ironflow_py.errors import StoreError
-from ironflow_py.records import InstanceInfo, InstanceStatus, OutboxHealth, WorkerLoad
+from ironflow_py.records import InstanceInfo, InstanceStatus, OutboxHealth
+from ironflow_py.store import postgres_admin
 from ironflow_py.store._sql import load_migrations
 from ironflow_py.store.postgres import PostgresStore
 
@@ -106,16 +106,7 @@ class StoreOps:
         Raises:
             StoreError: the database failed.
         """
-        q = self.q
-        with self.store.connection() as conn:
-            row = conn.execute(q["outbox_health"], {"now": now}).fetchone()
-            workers = tuple(WorkerLoad(*r) for r in conn.execute(q["outbox_in_flight_by_worker"], {"now": now}))
-            timers = conn.execute(q["timer_health"], {"now": now}).fetchone()
-        if row is None or timers is None:
-            raise StoreError("outbox health returned no row")
-        pending, due_now, in_flight, retrying, dead, oldest = row
-        scheduled, overdue, next_at = timers
-        return OutboxHealth(pending, due_now, in_flight, retrying, dead, oldest, workers, scheduled, overdue, next_at)
+        return postgres_admin.outbox_health(self.store, now)
 
     def instance_counts(self) -> list[InstanceCount]:
         """Instances per (workflow type, status), ordered by both.
