@@ -35,6 +35,8 @@ class App:
     converter: cattrs.Converter | None = None
     effects: EffectRegistry | None = None
     projections: Sequence[Projection] = ()
+    #: an OpenTelemetry `TracerProvider` the CLI's daemons trace with (extra `otel`); None: no traces
+    tracer_provider: Any = None
 
     def service(
         self, store: Store, *, clock: Clock | None = None, logger: Any = None, observer: Observer | None = None

@@ -6,6 +6,8 @@ import attrs
 import click
 
 from ironflow_py.cli._base import Group, Settings, option, pass_settings
+from ironflow_py.cli._telemetry import metrics_host, metrics_port, observed
+from ironflow_py.clock import SystemClock
 from ironflow_py.errors import ConfigurationError
 from ironflow_py.projections._control import ProjectionControl
 from ironflow_py.projections._projection import OnError
@@ -46,6 +48,8 @@ def projections() -> None:
     show_default=True,
     help="Stop the worker, or record the event as a dead letter and go on.",
 )
+@metrics_port
+@metrics_host
 @pass_settings
 def run(
     settings: Settings,
@@ -54,21 +58,39 @@ def run(
     projection_poll_interval: float,
     projection_max_attempts: int,
     projection_on_error: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run projection workers until SIGTERM (default: every projection of the app)."""
     app = settings.app()
     if not app.projections:
         raise ConfigurationError(f"{settings.app_spec} declares no projections")
     selected = app.select_projections(names)
-    with settings.store() as store:
-        worker = ProjectionWorker(
-            app.service(store),
-            selected,
-            batch_size=projection_batch_size,
-            poll_interval=projection_poll_interval,
-            retry=ProjectionRetry(max_attempts=projection_max_attempts, on_error=OnError(projection_on_error)),
-        )
-        worker.run(handle_signals=True)
+    wanted = [p.name for p in selected]
+    with settings.store(pool_size=6) as store:
+        control = ProjectionControl(store)
+
+        def lag() -> list[tuple[str, int, float | None]]:
+            return [(r.name, r.lag_events, r.lag_seconds) for r in control.status(wanted)]
+
+        with observed(
+            app,
+            store,
+            SystemClock().now,
+            loop="projections",
+            port=metrics_port,
+            host=metrics_host,
+            stale_after=max(30.0, 5 * projection_poll_interval),
+            lag=lag,
+        ) as observer:
+            worker = ProjectionWorker(
+                app.service(store, observer=observer),
+                selected,
+                batch_size=projection_batch_size,
+                poll_interval=projection_poll_interval,
+                retry=ProjectionRetry(max_attempts=projection_max_attempts, on_error=OnError(projection_on_error)),
+            )
+            worker.run(handle_signals=True)
 
 
 @projections.command()

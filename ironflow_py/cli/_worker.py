@@ -8,6 +8,8 @@ import sys
 import click
 
 from ironflow_py.cli._base import Command, Settings, option, pass_settings
+from ironflow_py.cli._telemetry import metrics_host, metrics_port, observed
+from ironflow_py.clock import SystemClock
 from ironflow_py.effects._runtime import EffectRuntime
 
 
@@ -17,15 +19,35 @@ from ironflow_py.effects._runtime import EffectRuntime
 @option("--lease", type=float, default=60.0, show_default=True, help="Seconds a claim holds without a heartbeat.")
 @option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds between polls when idle.")
 @option("--grace", type=float, default=30.0, show_default=True, help="Seconds shutdown waits for handlers.")
+@metrics_port
+@metrics_host
 @pass_settings
 def worker(
-    settings: Settings, concurrency: int, batch_size: int, lease: float, poll_interval: float, grace: float
+    settings: Settings,
+    concurrency: int,
+    batch_size: int,
+    lease: float,
+    poll_interval: float,
+    grace: float,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the app's effect handlers and fire timers until SIGTERM/SIGINT."""
     app = settings.app()
-    with settings.store(pool_size=concurrency + 2) as store:
+    with (
+        settings.store(pool_size=concurrency + 4) as store,
+        observed(
+            app,
+            store,
+            SystemClock().now,
+            loop="effects",
+            port=metrics_port,
+            host=metrics_host,
+            stale_after=max(30.0, 5 * poll_interval),
+        ) as observer,
+    ):
         runtime = EffectRuntime(
-            app.service(store),
+            app.service(store, observer=observer),
             app.effects,
             concurrency=concurrency,
             batch_size=batch_size,

@@ -9,16 +9,16 @@ whether the database answers and is fully migrated; `/metrics` is the Prometheus
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ironflow_py._log import get_log
 from ironflow_py.store.postgres_ops import Readiness
 from ironflow_py.telemetry._observer import Observer
 
-_log = logging.getLogger("ironflow_py.telemetry")
+_log = get_log("telemetry")
 
 
 class HealthServer:
@@ -59,7 +59,7 @@ class HealthServer:
     def start(self) -> HealthServer:
         """Start answering on a daemon thread; returns self."""
         self._thread.start()
-        _log.info("health_server_started port=%s", self.port)
+        _log.info("health_server_started", port=self.port)
         return self
 
     def close(self) -> None:
@@ -110,7 +110,7 @@ def _handler(server: HealthServer) -> type[BaseHTTPRequestHandler]:
                 else:
                     status, body, content_type = 404, b"not found\n", "text/plain; charset=utf-8"
             except Exception as exc:  # never let a probe hang on a bug: answer 500 and log it
-                _log.error("health_request_failed path=%s", path, exc_info=exc)
+                _log.error("health_request_failed", path=path, exc_info=exc)
                 status, body, content_type = 500, b"internal error\n", "text/plain; charset=utf-8"
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -119,6 +119,6 @@ def _handler(server: HealthServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            _log.debug("health_request " + format, *args)
+            _log.debug("health_request", request=format % args)
 
     return Handler

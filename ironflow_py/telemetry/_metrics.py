@@ -8,7 +8,6 @@ instance id, effect id or worker id (design/operations.md).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
@@ -16,10 +15,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ironflow_py._log import get_log
 from ironflow_py.store.postgres import PostgresStore
 from ironflow_py.store.postgres_ops import StoreOps
 
-_log = logging.getLogger("ironflow_py.telemetry")
+_log = get_log("telemetry")
 
 #: Seconds, from a fast decision (1 ms) to a slow handler (2 min).
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

@@ -7,9 +7,11 @@ True for the request; every other action request gets 403. Actions call the same
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ironflow_py import diagram, inspection
+from ironflow_py._log import get_log
 from ironflow_py.effects._dead_letters import DeadLetters
 from ironflow_py.errors import ConfigurationError, NotFound
 from ironflow_py.projections._control import ProjectionControl
@@ -31,7 +34,7 @@ from ironflow_py.store.postgres import PostgresStore
 from ironflow_py.store.postgres_ops import STUCK_KINDS, StoreOps
 from ironflow_py.web._path_svg import path_svg
 
-_log = logging.getLogger("ironflow_py.web")
+_log = get_log("web")
 
 #: `authorize(request, action)`: True lets the action run. `action` is e.g. `dead_letter.retry`.
 Authorize = Callable[[Request, str], bool]
@@ -250,7 +253,7 @@ class AdminView:
             why = f"not authorized to {action}"
         else:
             return None
-        _log.warning("web_action_refused action=%s client=%s reason=%s", action, _client(request), why)
+        _log.warning("web_action_refused", action=action, client=_client(request), reason=why)
         return self._page(request, "error.html", 403, message=why)
 
     @staticmethod
@@ -273,7 +276,7 @@ class AdminView:
             (self.dead_letters.retry if action == "retry" else self.dead_letters.discard)(effect_id)
         except NotFound as exc:
             return self._page(request, "error.html", 404, message=str(exc))
-        _log.warning("web_action action=%s effect_id=%s client=%s", name, effect_id, _client(request))
+        _log.warning("web_action", action=name, effect_id=effect_id, client=_client(request))
         return RedirectResponse(f"/dead-letters?done={action}+{effect_id}", status_code=303)
 
 
@@ -327,7 +330,8 @@ def create_app(
 
 
 def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the admin view with uvicorn until SIGINT/SIGTERM; logging stays as the caller configured it.
+    """Serve the admin view with uvicorn until SIGINT/SIGTERM, then return normally (exit code 0 in the
+    CLI); logging stays as the caller configured it.
 
     Args:
         app: from `create_app`.
@@ -336,4 +340,19 @@ def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the stopping signal after its graceful shutdown, so the process would end
+            # "killed by SIGTERM"; a SIGTERM is how a daemon is asked to stop, so stop and return instead.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -19,44 +20,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from ironflow_py import ManualClock, PostgresStore, WorkflowService
-from ironflow_py.effects import EffectRegistry, EffectRuntime, RetryPolicy
+from ironflow_py.effects import EffectRegistry, EffectRuntime
 from ironflow_py.examples.order_saga import (
     ApprovalDecision,
     OrderSagaWorkflow,
-    PaymentDeclined,
     StartCheckout,
     saga_effects,
 )
 from ironflow_py.store.postgres_ops import StoreOps
 from ironflow_py.telemetry import HealthServer, Metrics, Observer, Tracing
+from tests.ops_apps import CHARGE_POLICY, FlakyGateway
 from tests.ops_fixtures import T0
 
 ORDER = "order-7f3a9c"
 
 
-class FlakyGateway:
-    """The first charge call fails like a network error (the effect is retried by its RetryPolicy), the
-    second is declined with a retryable error (the saga retries it with a durable timer), the third passes."""
-
-    def __init__(self) -> None:
-        self.charges = 0
-
-    def charge(self, order_id: str, amount_cents: int, idempotency_key: str) -> None:
-        self.charges += 1
-        if self.charges == 1:
-            raise ConnectionError("gateway connection reset")
-        if self.charges == 2:
-            raise PaymentDeclined("card network timeout", retryable=True)
-
-    def ship(self, order_id: str, idempotency_key: str) -> str:
-        return f"TRK-{order_id}"
-
-    def refund(self, order_id: str, amount_cents: int, idempotency_key: str) -> None:
-        pass
-
-
 def registry(gateway: FlakyGateway) -> EffectRegistry:
-    return saga_effects(gateway, charge_policy=RetryPolicy(max_attempts=5, base_delay=0.05, jitter=False))
+    return saga_effects(gateway, charge_policy=CHARGE_POLICY)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -139,8 +119,9 @@ def exporter() -> InMemorySpanExporter:
 
 
 def test_a_saga_is_one_connected_trace_across_effects_and_timers(
-    pg_store: PostgresStore, exporter: InMemorySpanExporter
+    pg_store: PostgresStore, exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, "ironflow_py")
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     clock = ManualClock(T0)
@@ -207,6 +188,20 @@ def test_a_saga_is_one_connected_trace_across_effects_and_timers(
     refund_trace = [s for s in spans if s.context.trace_id == roots[1].context.trace_id]
     assert [s.name for s in refund_trace if s.name.startswith("effect")] == ["effect saga.refund_payment/1"]
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "no global provider installed"
+
+    # Log lines carry the ids of the span they were written in.
+    span_ids = {f"{s.context.span_id:016x}": s for s in spans}
+    logged = [r for r in caplog.records if getattr(r, "event", None) in ("effect_attempt", "timer_fired")]
+    assert logged
+    for record in logged:
+        context = record.context  # type: ignore[attr-defined]
+        if record.event == "effect_attempt" and context["outcome"] == "done" and "fed_back" not in context:
+            continue  # a batched "done" is logged by the loop after the attempt's span ended
+        span = span_ids[context["span_id"]]
+        assert f"{span.context.trace_id:032x}" == context["trace_id"]
+        assert span.name.split()[0] == ("effect" if record.event == "effect_attempt" else "timer")
+    executed = [r for r in caplog.records if getattr(r, "event", None) == "input_executed"]
+    assert executed and all(span_ids[r.context["span_id"]].name == "execute order-saga" for r in executed)  # type: ignore[attr-defined]
 
 
 def test_without_tracing_nothing_is_stored_on_the_rows(pg_store: PostgresStore, admin: object) -> None:
