@@ -29,13 +29,14 @@ class App:
         converter: The cattrs converter for payloads; None: `make_converter()`.
         effects: The effect handlers `ironflow-py worker` runs; None: the worker only fires timers.
         projections: The read models `ironflow-py projections run` keeps.
+        tracer_provider: An OpenTelemetry `TracerProvider` the CLI's daemons trace with (extra `otel`);
+            None: no traces.
     """
 
     workflows: Sequence[AnyWorkflow | type[AnyWorkflow]]
     converter: cattrs.Converter | None = None
     effects: EffectRegistry | None = None
     projections: Sequence[Projection] = ()
-    #: an OpenTelemetry `TracerProvider` the CLI's daemons trace with (extra `otel`); None: no traces
     tracer_provider: Any = None
 
     def service(

@@ -194,14 +194,15 @@ def test_a_saga_is_one_connected_trace_across_effects_and_timers(
     logged = [r for r in caplog.records if getattr(r, "event", None) in ("effect_attempt", "timer_fired")]
     assert logged
     for record in logged:
-        context = record.context  # type: ignore[attr-defined]
-        if record.event == "effect_attempt" and context["outcome"] == "done" and "fed_back" not in context:
+        event, context = getattr(record, "event", ""), getattr(record, "context", {})
+        if event == "effect_attempt" and context["outcome"] == "done" and "fed_back" not in context:
             continue  # a batched "done" is logged by the loop after the attempt's span ended
         span = span_ids[context["span_id"]]
         assert f"{span.context.trace_id:032x}" == context["trace_id"]
-        assert span.name.split()[0] == ("effect" if record.event == "effect_attempt" else "timer")
+        assert span.name.split()[0] == ("effect" if event == "effect_attempt" else "timer")
     executed = [r for r in caplog.records if getattr(r, "event", None) == "input_executed"]
-    assert executed and all(span_ids[r.context["span_id"]].name == "execute order-saga" for r in executed)  # type: ignore[attr-defined]
+    assert executed
+    assert all(span_ids[getattr(r, "context", {})["span_id"]].name == "execute order-saga" for r in executed)
 
 
 def test_without_tracing_nothing_is_stored_on_the_rows(pg_store: PostgresStore, admin: object) -> None:
