@@ -57,7 +57,11 @@ class HealthServer:
         return int(self._server.server_address[1])
 
     def start(self) -> HealthServer:
-        """Start answering on a daemon thread; returns self."""
+        """Start answering on a daemon thread.
+
+        Returns:
+            This server.
+        """
         self._thread.start()
         _log.info("health_server_started", port=self.port)
         return self
@@ -76,19 +80,32 @@ class HealthServer:
     # -- the answers --------------------------------------------------------------------------------------
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
-        """200 when the loop turned within `stale_after` seconds, else 503, with the age in the body."""
+        """The `/healthz` answer.
+
+        Returns:
+            (200 when the loop turned within `stale_after` seconds, else 503; a JSON-ready body with the age).
+        """
         age = self.observer.last_tick(self.loop)
         alive = age is not None and age <= self.stale_after
         body: dict[str, Any] = {"loop": self.loop, "alive": alive, "last_turn_seconds_ago": age}
         return (200 if alive else 503), body
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
-        """200 when the database is reachable and migrated, else 503 with the reason."""
+        """The `/readyz` answer.
+
+        Returns:
+            (200 when the database is reachable and migrated, else 503; a JSON-ready body with the reason).
+        """
         readiness = self.ready()
         return (200 if readiness.ready else 503), {"ready": readiness.ready, "reason": readiness.reason}
 
     def metrics(self) -> tuple[int, bytes, str]:
-        """The Prometheus exposition of the observer's metrics registry (404 without metrics)."""
+        """The `/metrics` answer.
+
+        Returns:
+            (status, body, content type): the Prometheus text exposition of the observer's registry, or 404
+            when the observer has no metrics.
+        """
         metrics = self.observer.metrics
         if metrics is None:
             return 404, b"metrics are not enabled (install ironflow_py[metrics])\n", "text/plain; charset=utf-8"

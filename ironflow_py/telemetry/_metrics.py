@@ -141,48 +141,95 @@ class Metrics:
     # -- what the observer reports -------------------------------------------------------------------------
 
     def decision(self, workflow_type: str, outcome: str, seconds: float, replayed: int | None) -> None:
-        """Count one executed input and its duration (seconds) and replayed events (when known)."""
+        """Count one executed input with its duration and the events replayed before it.
+
+        Args:
+            workflow_type: the workflow's type name.
+            outcome: the outcome status, `lease_lost` or `error`.
+            seconds: the decision's duration.
+            replayed: events folded before deciding (None: not known).
+        """
         self.inputs.labels(workflow_type, outcome).inc()
         self.decision_seconds.labels(workflow_type).observe(seconds)
         if replayed is not None:
             self.replayed.labels(workflow_type).observe(replayed)
 
     def closed(self, workflow_type: str, outcome: str) -> None:
-        """Count an instance that reached a terminal state with `outcome` (e.g. its final state name)."""
+        """Count an instance that reached a terminal state.
+
+        Args:
+            workflow_type: the workflow's type name.
+            outcome: how it closed (`completed`, ...).
+        """
         self.closed_total.labels(workflow_type, outcome).inc()
 
     def effect_started(self, workflow_type: str, effect_type: str, delay: float) -> None:
-        """Record how long (seconds) a due effect waited for its attempt to start."""
+        """Record how long a due effect waited for its attempt to start.
+
+        Args:
+            workflow_type: the workflow's type name.
+            effect_type: the effect's stored type name.
+            delay: seconds from due to start (negative values, from clock skew, count as 0).
+        """
         self.schedule_to_start.labels(workflow_type, effect_type).observe(max(0.0, delay))
 
     def effect_attempt(self, workflow_type: str, effect_type: str, outcome: str, seconds: float) -> None:
-        """Count one finished effect attempt by outcome, with its duration in seconds."""
+        """Count one finished effect attempt.
+
+        Args:
+            workflow_type: the workflow's type name.
+            effect_type: the effect's stored type name.
+            outcome: `done`, `retry`, `dead` or `lease_lost`.
+            seconds: the attempt's duration.
+        """
         self.attempts.labels(workflow_type, effect_type, outcome).inc()
         self.attempt_seconds.labels(workflow_type, effect_type).observe(seconds)
 
     def timer_fired(self, workflow_type: str, outcome: str, delay: float, seconds: float) -> None:
-        """Count one timer firing by outcome and record its delay past the due time (seconds)."""
+        """Count one timer firing and record its delay past the due time.
+
+        Args:
+            workflow_type: the workflow's type name.
+            outcome: the decision's status, `skipped` or `retry`.
+            delay: seconds past the due time (negative values count as 0).
+            seconds: the firing's duration (not recorded: the decision's histogram has it).
+        """
         del seconds  # the firing's own duration is the decision's, already measured
         self.timers.labels(workflow_type, outcome).inc()
         self.timer_delay.labels(workflow_type).observe(max(0.0, delay))
 
     def projection_batch(self, projection: str, outcome: str, seconds: float, events: int) -> None:
-        """Count one projection batch by outcome with its duration (seconds) and events handled."""
+        """Count one projection batch.
+
+        Args:
+            projection: the projection's name.
+            outcome: `committed`, `empty` or `error`.
+            seconds: the batch's duration.
+            events: events handed to the handler.
+        """
         self.batches.labels(projection, outcome).inc()
         self.batch_seconds.labels(projection).observe(seconds)
         if events:
             self.projected.labels(projection).inc(events)
 
     def worker_load(self, loop: str, in_flight: int, capacity: int) -> None:
-        """Set the in-flight and capacity gauges of one worker loop."""
+        """Set the in-flight and capacity gauges of one worker loop.
+
+        Args:
+            loop: the loop's name.
+            in_flight: units it holds now.
+            capacity: units it runs at once.
+        """
         self.in_flight.labels(loop).set(in_flight)
         self.capacity.labels(loop).set(capacity)
 
     # -- gauges read from the database at scrape time ------------------------------------------------------
 
     def watch_outbox(self, store: PostgresStore, now: Callable[[], datetime]) -> None:
-        """Add gauges of the outbox and timers (pending, due, in flight, retrying, dead, oldest pending
-        age, scheduled and overdue timers), read from `store` at every scrape.
+        """Add gauges of the outbox and timers, read from `store` at every scrape.
+
+        Pending, due, in flight, retrying and dead effects, the oldest pending effect's age, scheduled
+        and overdue timers.
 
         Args:
             store: the PostgresStore to query (one short read per scrape).

@@ -1,5 +1,7 @@
-"""`Observer`: the one object the engine reports to; it feeds optional Prometheus metrics and OpenTelemetry
-traces and remembers when each daemon loop last turned (for `/healthz`).
+"""`Observer`: the one object the engine reports to.
+
+It feeds optional Prometheus metrics and OpenTelemetry traces and remembers when each daemon loop last
+turned (for `/healthz`).
 
 The engine calls it at a few points (a decision, an effect attempt, a timer firing, a projection batch,
 a loop turn). With neither metrics nor tracing it does nothing measurable, so every service has one.
@@ -28,6 +30,9 @@ class Probe:
 
     The engine sets `outcome` (a short label: `accepted`, `done`, `retry` ...) before the block ends; a
     block that raises gets `lease_lost` or `error` unless an outcome was set.
+
+    Args:
+        span: the unit's OpenTelemetry span, or None when not tracing.
     """
 
     __slots__ = ("_span", "closed", "outcome", "replayed")
@@ -50,7 +55,11 @@ class Probe:
         return traceparent(self._span)
 
     def log_fields(self) -> Mapping[str, str]:
-        """`trace_id` and `span_id` (hex) of this unit's span, for its log lines; empty when not tracing."""
+        """The ids of this unit's span, for its log lines.
+
+        Returns:
+            `{"trace_id": 32 hex digits, "span_id": 16 hex digits}`, or an empty mapping when not tracing.
+        """
         if self._span is None:
             return _NO_FIELDS
         ctx = self._span.get_span_context()
@@ -84,16 +93,33 @@ class Observer:
     # -- liveness ---------------------------------------------------------------------------------------
 
     def tick(self, loop: str) -> None:
-        """Record that daemon loop `loop` (`effects`, `projections`) just turned (monotonic clock)."""
+        """Record that a daemon loop just turned (monotonic clock), for `/healthz`.
+
+        Args:
+            loop: the loop's name (`effects`, `projections`).
+        """
         self._ticks[loop] = time.monotonic()
 
     def last_tick(self, loop: str) -> float | None:
-        """Seconds since loop `loop` last turned (monotonic clock), or None if it never did."""
+        """How long ago a daemon loop last turned.
+
+        Args:
+            loop: the loop's name (`effects`, `projections`).
+
+        Returns:
+            Seconds (monotonic clock), or None if it never turned.
+        """
         at = self._ticks.get(loop)
         return None if at is None else time.monotonic() - at
 
     def worker_load(self, loop: str, in_flight: int, capacity: int) -> None:
-        """Report how many units a worker loop runs now (`in_flight`) out of how many it may (`capacity`)."""
+        """Report how busy a worker loop is.
+
+        Args:
+            loop: the loop's name (`effects`).
+            in_flight: units it holds now (running, or claimed and queued).
+            capacity: units it runs at once (its concurrency).
+        """
         if self.metrics is not None:
             self.metrics.worker_load(loop, in_flight, capacity)
 
@@ -106,13 +132,18 @@ class Observer:
 
     @contextmanager
     def decision(self, workflow_type: str, workflow_id: str, input_type: str) -> Iterator[Probe]:
-        """Observe one `execute`: a span (child of the current one), the outcome counter, the duration,
-        the events replayed and, when it closes the instance, the closed counter.
+        """Observe one `execute`.
+
+        A span (child of the current one), the outcome counter, the duration, the events replayed and,
+        when it closes the instance, the closed counter.
 
         Args:
             workflow_type: the workflow's type name (a metric label).
             workflow_id: the instance id (a span attribute only, never a metric label).
             input_type: the input class name (a span attribute).
+
+        Yields:
+            The decision's `Probe`: set its `outcome`; the command handler sets `replayed` and `closed`.
         """
         started = time.perf_counter()
         attributes = {
@@ -150,11 +181,26 @@ class Observer:
         now: datetime,
         trace_context: str | None,
     ) -> Iterator[Probe]:
-        """Observe one effect attempt: a span whose parent is the decision that queued the effect
-        (`trace_context`), and the schedule-to-start delay (`now - due_at`, seconds).
+        """Observe one effect attempt.
+
+        A span whose parent is the decision that queued the effect (`trace_context`), and the
+        schedule-to-start delay (`now - due_at`, seconds).
 
         The attempt's outcome and duration are counted by `effect_finished`, because a handler that
         returns nothing learns its outcome only when the batched "done" mark commits.
+
+        Args:
+            effect_id: the outbox row (a span attribute).
+            workflow_type: the workflow's type name (a metric label).
+            workflow_id: the instance (a span attribute).
+            effect_type: the effect's stored type name (a metric label).
+            attempt: the attempt number, from 1.
+            due_at: when the row became due (None: unknown, no delay recorded).
+            now: the attempt's start (the service's clock).
+            trace_context: the W3C traceparent stored with the row, or None.
+
+        Yields:
+            The attempt's `Probe`.
         """
         if self.metrics is not None and due_at is not None:
             self.metrics.effect_started(workflow_type, effect_type, (now - due_at).total_seconds())
@@ -177,15 +223,25 @@ class Observer:
                     span.set_attribute("ironflow.outcome", probe.outcome)
 
     def effect_finished(self, workflow_type: str, effect_type: str, outcome: str, seconds: float) -> None:
-        """Count one finished effect attempt by outcome (`done`, `retry`, `dead`, `lease_lost`) with its
-        duration in seconds, and note the outcome on the attempt's span when it is the current one."""
+        """Count one finished effect attempt, and note its outcome on the attempt's span when current.
+
+        Args:
+            workflow_type: the workflow's type name.
+            effect_type: the effect's stored type name.
+            outcome: `done`, `retry`, `dead` or `lease_lost`.
+            seconds: the attempt's duration.
+        """
         if self.metrics is not None:
             self.metrics.effect_attempt(workflow_type, effect_type, outcome, seconds)
         if self.tracing is not None:
             self.tracing.annotate("ironflow.outcome", outcome)
 
     def current_log_fields(self) -> Mapping[str, str]:
-        """`trace_id` and `span_id` of the current span, for a log line; empty when not tracing."""
+        """The ids of the current span, for a log line.
+
+        Returns:
+            `{"trace_id": ..., "span_id": ...}` in hex, or an empty mapping when not tracing or outside a span.
+        """
         if self.tracing is None:
             return _NO_FIELDS
         from ironflow_py.telemetry._tracing import current_log_fields
@@ -204,8 +260,23 @@ class Observer:
         now: datetime,
         trace_context: str | None,
     ) -> Iterator[Probe]:
-        """Observe one timer firing: a span whose parent is the decision that scheduled the timer, the
-        firing delay (`now - due_at`, seconds) and the outcome counter."""
+        """Observe one timer firing.
+
+        A span whose parent is the decision that scheduled the timer, the firing delay (`now - due_at`,
+        seconds) and the outcome counter.
+
+        Args:
+            timer_id: the timer row (a span attribute).
+            workflow_type: the workflow's type name (a metric label).
+            workflow_id: the instance (a span attribute).
+            timer_key: the timer's key (a span attribute).
+            due_at: when it was due.
+            now: the firing's start (the service's clock).
+            trace_context: the W3C traceparent stored with the timer, or None.
+
+        Yields:
+            The firing's `Probe`: set its `outcome`.
+        """
         started = time.perf_counter()
         attributes = {
             "ironflow.workflow_type": workflow_type,
@@ -233,8 +304,14 @@ class Observer:
 
     @contextmanager
     def projection_batch(self, projection: str) -> Iterator[Probe]:
-        """Observe one projection batch: a span and the batch counter and duration. Set `probe.outcome`
-        (`committed`, `empty`, `failed`) and `probe.replayed` (events handed to the handler)."""
+        """Observe one projection batch: a span, the batch counter and its duration.
+
+        Args:
+            projection: the projection's name (a metric label).
+
+        Yields:
+            The batch's `Probe`: set `outcome` (`committed`, `empty`) and `replayed` (events handled).
+        """
         started = time.perf_counter()
         with self._span(f"projection {projection}", None, {"ironflow.projection": projection}) as span:
             probe = Probe(span)

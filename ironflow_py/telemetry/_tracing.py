@@ -62,6 +62,9 @@ class Tracing:
             parent: a stored W3C `traceparent`; the span becomes its child. None: the child of the
                 current span, or a new trace.
             attributes: span attributes (instance ids belong here, never in metric labels).
+
+        Yields:
+            The started span.
         """
         context = None
         if parent:
@@ -71,14 +74,20 @@ class Tracing:
 
     @staticmethod
     def annotate(key: str, value: str | int) -> None:
-        """Set an attribute on the current span (a no-op outside one)."""
+        """Set an attribute on the current span (a no-op outside one).
+
+        Args:
+            key: the attribute name.
+            value: its value.
+        """
         trace.get_current_span().set_attribute(key, value)
 
 
 def current_log_fields() -> Mapping[str, str]:
-    """`trace_id` and `span_id` of the current span in hex, for a log line; empty outside a span.
+    """The ids of the current span, for a log line; useful in an application's own logging filter.
 
-    Useful in a logging filter or structlog processor of the application's own.
+    Returns:
+        `{"trace_id": 32 hex digits, "span_id": 16 hex digits}`, or an empty mapping outside a span.
     """
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:

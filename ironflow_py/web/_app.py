@@ -11,9 +11,9 @@ import contextlib
 import json
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -36,8 +36,22 @@ from ironflow_py.web._path_svg import path_svg
 
 _log = get_log("web")
 
-#: `authorize(request, action)`: True lets the action run. `action` is e.g. `dead_letter.retry`.
-Authorize = Callable[[Request, str], bool]
+
+class Authorize(Protocol):
+    """The hook asked before every action: `authorize(request, action) -> bool`; True lets it run."""
+
+    def __call__(self, request: Request, action: str) -> bool:
+        """Decide whether `request` may perform `action`.
+
+        Args:
+            request: the HTTP request (its headers, cookies, client address).
+            action: `dead_letter.retry` or `dead_letter.discard`.
+
+        Returns:
+            True to let the action run; False answers 403.
+        """
+        ...
+
 
 #: The actions the view knows: (name, what the button says).
 DEAD_LETTER_ACTIONS = {"retry": "Retry", "discard": "Discard"}
@@ -70,7 +84,18 @@ def _ago(now: datetime, then: datetime | None) -> str:
 
 
 class AdminView:
-    """The pages and actions of the admin view for one service (see `create_app`)."""
+    """The pages and actions of the admin view for one service (see `create_app`).
+
+    Args:
+        service: the service whose store (a PostgresStore) and workflows the pages show.
+        projections: the projections whose lag is shown.
+        allow_actions: allow POST actions at all.
+        authorize: asked before every action; None refuses them all.
+        title: the name in the page header.
+
+    Raises:
+        ConfigurationError: the service's store is not a PostgresStore.
+    """
 
     def __init__(
         self,
@@ -123,6 +148,14 @@ class AdminView:
     # -- pages --------------------------------------------------------------------------------------------
 
     def overview(self, request: Request) -> Response:
+        """`GET /`: instances per type and status, outbox and timer health, stuck counts, projection lag.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            The page.
+        """
         now = self.service.clock.now()
         counts = self.ops.instance_counts()
         statuses = sorted({c.status for c in counts} | {s.value for s in InstanceStatus})
@@ -144,6 +177,14 @@ class AdminView:
         )
 
     def instances(self, request: Request) -> Response:
+        """`GET /instances?type=&status=&stuck=`: instances with what is pending on them, 50 a page.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            The page (400 for an unknown stuck filter).
+        """
         params = request.query_params
         stuck = params.get("stuck") or None
         if stuck is not None and stuck not in STUCK_KINDS:
@@ -185,6 +226,14 @@ class AdminView:
         )
 
     def instance(self, request: Request) -> Response:
+        """`GET /instances/TYPE/ID`: diagnosis, timeline, path, effects, timers and state of one instance.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            The page (404 for an unknown type or instance).
+        """
         wtype = request.path_params["workflow_type"]
         wid = request.path_params["workflow_id"]
         try:
@@ -213,6 +262,14 @@ class AdminView:
         )
 
     def dead_letter_list(self, request: Request) -> Response:
+        """`GET /dead-letters`: dead effects oldest first, 50 a page, with buttons when actions are on.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            The page.
+        """
         after = int(request.query_params.get("after", "0") or 0)
         rows = list(self.dead_letters.list(limit=_PAGE_SIZE + 1, after_id=after))
         more = len(rows) > _PAGE_SIZE
@@ -228,6 +285,14 @@ class AdminView:
         )
 
     def projection_list(self, request: Request) -> Response:
+        """`GET /projections`: each projection's applied count and lag, and what holds the horizon back.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            The page.
+        """
         return self._page(
             request, "projections.html", projections=self._projection_rows(), horizon=self.control.horizon()
         )
@@ -264,6 +329,14 @@ class AdminView:
         return origin.split("://", 1)[-1] == request.headers.get("host")
 
     def dead_letter_action(self, request: Request) -> Response:
+        """`POST /dead-letters/ID/retry|discard`: the CLI's `DeadLetters` call, if allowed and authorized.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            A redirect to the list, 403 when refused, 404 when the effect is not dead.
+        """
         action = request.path_params["action"]
         if action not in DEAD_LETTER_ACTIONS:
             return self._page(request, "error.html", 404, message=f"unknown action {action!r}")
@@ -330,8 +403,9 @@ def create_app(
 
 
 def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the admin view with uvicorn until SIGINT/SIGTERM, then return normally (exit code 0 in the
-    CLI); logging stays as the caller configured it.
+    """Serve the admin view with uvicorn until SIGINT/SIGTERM, then return normally.
+
+    The CLI then exits 0; logging stays as the caller configured it.
 
     Args:
         app: from `create_app`.

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -21,4 +23,25 @@ def test_readme_example_runs(pg_url: str, schema: str) -> None:
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(code, str(README), "exec"), namespace)
     assert namespace["service"].execute(namespace["Deposit"]("acc-1", 250)).state == 750
+    namespace["store"].close()
+
+
+def test_readme_telemetry_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Metrics and health checks" block, run after the first example in the same namespace."""
+    text = README.read_text()
+    first, telemetry = re.findall(r"```python\n(.*?)```", text, re.S)[0], None
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        if "ironflow_py.telemetry" in block:
+            telemetry = block
+    assert telemetry is not None, "the README lost its telemetry example"
+    first = first.replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(telemetry, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "1.0"
     namespace["store"].close()

@@ -32,6 +32,8 @@ PACKAGES = [
     "ironflow_py.effects",
     "ironflow_py.projections",
     "ironflow_py.store",
+    "ironflow_py.telemetry",
+    "ironflow_py.web",
 ]
 
 _SECTION = re.compile(r"^(Args|Arguments|Attributes|Returns|Yields|Raises|Example|Examples|Note|Notes):\s*$")
