@@ -73,6 +73,9 @@ class WorkflowService:
         logger: A structlog-style logger (default: `structlog.get_logger("ironflow_py")`).
         state_cache_size: Latest states kept per workflow type so a hot instance is not refolded (0
             disables); every cached state is validated against the store under the lock before use.
+        observer: Where decisions, effect attempts, timer firings and projection batches are reported
+            (`ironflow_py.telemetry.Observer` with metrics and/or tracing); default: an Observer that
+            reports nowhere. The effect runtime and projection worker of this service use it too.
 
     Raises:
         ConfigurationError: A workflow is declared inconsistently (see `register`).
