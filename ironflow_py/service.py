@@ -35,8 +35,8 @@ from ironflow_py.lifecycle import (
 )
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import LoadedEvent, Settle, Store
-from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
 from ironflow_py.telemetry._observer import Observer
+from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
 from ironflow_py.workflow import AnyWorkflow, Workflow
 
 
