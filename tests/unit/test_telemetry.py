@@ -126,3 +126,18 @@ def test_delays_are_seconds_past_the_due_time() -> None:
     assert value(metrics, "ironflow_timer_firings_total", workflow_type="t", outcome="accepted") == 1
     assert value(metrics, "ironflow_effect_schedule_to_start_seconds_sum", workflow_type="t", effect_type="e") == 0.25
     assert value(metrics, "ironflow_effect_attempts_total", workflow_type="t", effect_type="e", outcome="retry") == 1
+
+
+def test_closing_decisions_are_counted_by_how_the_instance_closed() -> None:
+    from ironflow_py import MemoryStore, WorkflowService
+    from ironflow_py.examples.order_saga import OrderSagaWorkflow, StartCheckout
+
+    metrics = Metrics()
+    service = WorkflowService(MemoryStore(), workflows=[OrderSagaWorkflow], observer=Observer(metrics=metrics))
+    service.execute(StartCheckout("o1", 100))
+    service.execute(StartCheckout("o2", 100))
+    assert value(metrics, "ironflow_workflows_closed_total", workflow_type="order-saga", outcome="terminated") is None
+    service.terminate("order-saga", "o1", "operator said so")
+    assert value(metrics, "ironflow_workflows_closed_total", workflow_type="order-saga", outcome="terminated") == 1
+    assert value(metrics, "ironflow_inputs_total", workflow_type="order-saga", outcome="accepted") == 3
+    assert value(metrics, "ironflow_decision_replayed_events_count", workflow_type="order-saga") == 3
