@@ -1,0 +1,635 @@
+"""`python -m tools.mutation`: break each guarantee on purpose and check that some test notices.
+
+Every mutation below is a small edit to the SQL or to a key Python line that holds a guarantee (a fence
+condition, a lock, SKIP LOCKED, a NOTIFY, the projection cursor, the input-key check, the snapshot rules).
+The tool copies the repository to a temporary folder once, then for each mutation: applies the edit to the
+copy, runs only the tests mapped to it (with a timeout), and puts the file back. A mutation is *killed* when
+a test fails (or the run times out), and *survives* when every selected test passes: a surviving mutation of
+a guarantee is a missing test. It prints one table at the end (see tools/README.md).
+
+Run it by hand like a benchmark, never in the test suite. The database is IRONFLOW_TEST_DATABASE_URL (or
+IRONFLOW_DATABASE_URL), else an embedded server in .ironflow/mutation-postgres started once for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+
+ROOT = Path(__file__).resolve().parents[1]
+SQL = "ironflow_py/**/*.sql"
+NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@attrs.frozen
+class Edit:
+    """Replace `old` by `new` where it occurs exactly once: in the files matching `files` (a glob relative to
+    the repository), and within the `-- name: query` block of a .sql file when `query` is given."""
+
+    files: str
+    old: str
+    new: str
+    query: str | None = None
+
+
+@attrs.frozen
+class Mutation:
+    name: str
+    #: what kind of guarantee it breaks: fence, lock, skip-locked, notify, cursor, key, snapshot, claim
+    kind: str
+    edits: tuple[Edit, ...]
+    #: pytest arguments selecting the tests that must notice (paths, node ids; missing paths are dropped)
+    tests: tuple[str, ...]
+    #: a pytest `-k` expression narrowing the selection
+    keyword: str | None = None
+
+
+class NotApplicable(Exception):
+    """The code no longer contains the text a mutation edits: the mutation list needs updating."""
+
+
+# -- the test selections ---------------------------------------------------------------------------------------
+
+CONTRACT = ("tests/contract",)
+EFFECTS = ("tests/integration/test_effects_runtime.py", "tests/integration/test_claims.py")
+TIMERS = ("tests/integration/test_timers.py", "tests/integration/test_claims.py")
+DECIDER = ("tests/integration/test_decider_postgres.py",)
+PROJECTIONS = ("tests/integration/projections",)
+SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_cache.py")
+CRASH = ("tests/reliability/test_worker_processes.py",)
+
+
+def _sql(query: str, old: str, new: str = "") -> Edit:
+    return Edit(SQL, old, new, query)
+
+
+def _py(path: str, old: str, new: str) -> Edit:
+    return Edit(path, old, new)
+
+
+def _drop(query: str, condition: str) -> Edit:
+    """Drop one `AND condition` of a WHERE clause."""
+    return _sql(query, f" AND {condition}")
+
+
+def _fence(query: str, tests: Sequence[str], *, alias: str = "", attempt: str = "%(attempt)s") -> list[Mutation]:
+    """The two halves of a claimed-row fence: the owner and the attempt."""
+    return [
+        Mutation(
+            f"{query}: drop {alias}locked_by", "fence", (_drop(query, f"{alias}locked_by = %(worker)s"),), tuple(tests)
+        ),
+        Mutation(
+            f"{query}: drop {alias}attempts", "fence", (_drop(query, f"{alias}attempts = {attempt}"),), tuple(tests)
+        ),
+    ]
+
+
+EFFECT_TESTS = (*CONTRACT, *EFFECTS)
+TIMER_TESTS = (*CONTRACT, *TIMERS)
+
+
+def mutations() -> list[Mutation]:
+    """Every mutation the tool knows, in the order the table prints them."""
+    found: list[Mutation] = [
+        # -- fences on claimed effect rows: a worker whose claim was lost must change nothing ---------------
+        *_fence("settle_effect_done", EFFECT_TESTS),
+        Mutation(
+            "settle_effect_done: drop status",
+            "fence",
+            (_drop("settle_effect_done", "status = 'pending'"),),
+            EFFECT_TESTS,
+        ),
+        *_fence("settle_effect_dead", EFFECT_TESTS),
+        Mutation(
+            "settle_effect_dead: drop status",
+            "fence",
+            (_drop("settle_effect_dead", "status = 'pending'"),),
+            EFFECT_TESTS,
+        ),
+        *_fence("complete_effects", EFFECT_TESTS, alias="o.", attempt="c.attempt"),
+        *_fence("retry_effect_later", EFFECT_TESTS),
+        *_fence("release_effects", EFFECT_TESTS, alias="o.", attempt="c.attempt"),
+        *_fence("heartbeat_effect", EFFECT_TESTS),
+        Mutation(
+            "heartbeat_effect: write nothing, return a new lease end",
+            "fence",
+            (
+                _sql(
+                    "heartbeat_effect",
+                    "SET locked_until = %(until)s, available_at = %(until)s",
+                    "SET locked_until = locked_until",
+                ),
+                _sql("heartbeat_effect", "RETURNING locked_until", "RETURNING %(until)s::timestamptz"),
+            ),
+            EFFECT_TESTS,
+        ),
+        Mutation(
+            "heartbeat: ignore a lost claim",
+            "fence",
+            (_py("ironflow_py/effects/_attempt.py", "if until is None:", "if False:"),),
+            EFFECT_TESTS,
+        ),
+        Mutation(
+            "settle: never raise LeaseLost",
+            "fence",
+            (_py("ironflow_py/store/postgres.py", "params).rowcount != 1:", "params).rowcount != 1 and False:"),),
+            (*EFFECT_TESTS, *TIMERS),
+        ),
+        # -- claims ------------------------------------------------------------------------------------------
+        Mutation(
+            "claim_effects: drop SKIP LOCKED",
+            "skip-locked",
+            (_sql("claim_effects", "FOR UPDATE SKIP LOCKED", "FOR UPDATE"),),
+            EFFECTS,
+        ),
+        Mutation(
+            "claim_effects: drop FOR UPDATE SKIP LOCKED",
+            "skip-locked",
+            (_sql("claim_effects", "FOR UPDATE SKIP LOCKED", ""),),
+            EFFECTS,
+        ),
+        Mutation(
+            "claim_effects: no attempt count",
+            "claim",
+            (_sql("claim_effects", ", attempts = o.attempts + 1", ""),),
+            EFFECT_TESTS,
+        ),
+        Mutation(
+            "claim_effects: lease not pushed to available_at",
+            "claim",
+            (_sql("claim_effects", ", available_at = %(until)s", ""),),
+            EFFECT_TESTS,
+        ),
+        Mutation(
+            "claim_timers: drop SKIP LOCKED",
+            "skip-locked",
+            (_sql("claim_timers", "FOR UPDATE SKIP LOCKED", "FOR UPDATE"),),
+            TIMERS,
+        ),
+        Mutation(
+            "claim_timers: drop FOR UPDATE SKIP LOCKED",
+            "skip-locked",
+            (_sql("claim_timers", "FOR UPDATE SKIP LOCKED", ""),),
+            TIMERS,
+        ),
+        Mutation(
+            "claim_timers: ignore live leases",
+            "claim",
+            (_drop("claim_timers", "(locked_until IS NULL OR locked_until <= %(now)s)"),),
+            TIMER_TESTS,
+        ),
+        Mutation(
+            "claim_timers: no attempt count",
+            "claim",
+            (_sql("claim_timers", ", attempts = t.attempts + 1", ""),),
+            TIMER_TESTS,
+        ),
+        # -- fences on claimed timers ------------------------------------------------------------------------
+        *_fence("settle_timer_fired", TIMER_TESTS),
+        Mutation(
+            "write_decision: a rescheduled timer keeps its id",
+            "fence",
+            (_sql("write_decision", "SET id = EXCLUDED.id, due_at", "SET due_at"),),
+            TIMER_TESTS,
+        ),
+        *_fence("retry_timer_later", TIMER_TESTS),
+        *_fence("release_timers", TIMER_TESTS, alias="t.", attempt="c.attempt"),
+        Mutation(
+            "fire_timer: no settle (unfenced firing)",
+            "fence",
+            (
+                _py(
+                    "ironflow_py/effects/_attempt.py",
+                    "claim.workflow_id, input, settle=settle)",
+                    "claim.workflow_id, input, settle=None)",
+                ),
+            ),
+            TIMER_TESTS,
+        ),
+        Mutation(
+            "run_effect: returned input applied without the done fence",
+            "fence",
+            (
+                _py(
+                    "ironflow_py/effects/_attempt.py",
+                    "outcome = self.service.execute(result, settle=settle)",
+                    "outcome = self.service.execute(result)",
+                ),
+            ),
+            (*EFFECT_TESTS, *CRASH),
+        ),
+        # -- locks ---------------------------------------------------------------------------------------------
+        Mutation(
+            "lock_instance: no-op",
+            "lock",
+            (_sql("lock_instance", "SELECT pg_advisory_xact_lock(", "SELECT abs("),),
+            DECIDER,
+        ),
+        Mutation(
+            "migration_lock: no-op",
+            "lock",
+            (_sql("migration_lock", "SELECT pg_advisory_xact_lock(", "SELECT abs("),),
+            ("tests/integration/test_migrations.py",),
+        ),
+        Mutation(
+            "projection_leader_lock: always granted",
+            "lock",
+            (_sql("projection_leader_lock", "SELECT pg_try_advisory_lock(", "SELECT 0 < num_nonnulls("),),
+            PROJECTIONS,
+        ),
+        Mutation(
+            "projection_checkpoint_for_update: no row lock",
+            "lock",
+            (_sql("projection_checkpoint_for_update", "\nFOR UPDATE", ""),),
+            (*PROJECTIONS, "tests/integration/test_projections_cli.py"),
+        ),
+        # -- wake-ups ------------------------------------------------------------------------------------------
+        Mutation(
+            "write_decision: no NOTIFY",
+            "notify",
+            (
+                _sql(
+                    "write_decision",
+                    "CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL",
+                    "%(notify)s::text || %(channel)s IS NULL",
+                ),
+            ),
+            (*EFFECTS, *TIMERS),
+        ),
+        Mutation(
+            "event append trigger: no NOTIFY",
+            "notify",
+            (
+                Edit(
+                    "ironflow_py/**/migrations/*.sql",
+                    "PERFORM pg_notify(left('ironflow_events.' || TG_TABLE_SCHEMA, 63), '');",
+                    "PERFORM 1;",
+                ),
+            ),
+            PROJECTIONS,
+        ),
+        Mutation(
+            "projection_save: no NOTIFY",
+            "notify",
+            (_sql("projection_save", "SELECT pg_notify(%(channel)s, name) FROM saved", "SELECT name FROM saved"),),
+            PROJECTIONS,
+        ),
+        Mutation(
+            "retry_dead_letter: no NOTIFY",
+            "notify",
+            (
+                _sql(
+                    "retry_dead_letter",
+                    "SELECT id, pg_notify(%(channel)s, '') IS NULL FROM revived",
+                    "SELECT id, true FROM revived",
+                ),
+            ),
+            EFFECTS,
+        ),
+        Mutation(
+            "release: no NOTIFY",
+            "notify",
+            (
+                _py(
+                    "ironflow_py/store/postgres_outbox.py",
+                    "[c.attempt for c in claims], now)\n        if released:\n            self.notify()\n"
+                    "        return released\n\n    def retry_effect_later",
+                    "[c.attempt for c in claims], now)\n        return released\n\n    def retry_effect_later",
+                ),
+            ),
+            EFFECTS,
+        ),
+        # -- the projection cursor -----------------------------------------------------------------------------
+        Mutation(
+            "projection_read: horizon xmin -> xmax",
+            "cursor",
+            (
+                _sql(
+                    "projection_read",
+                    "e.tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+                    "e.tx_id < pg_snapshot_xmax(pg_current_snapshot())",
+                ),
+            ),
+            (*PROJECTIONS, "tests/reliability/test_projection_soak.py"),
+        ),
+        Mutation(
+            "projection_read: no horizon",
+            "cursor",
+            (_drop("projection_read", "e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"),),
+            (*PROJECTIONS, "tests/reliability/test_projection_soak.py"),
+        ),
+        Mutation(
+            "projection_read: cursor > becomes >=",
+            "cursor",
+            (_sql("projection_read", "WHERE (e.tx_id, e.position) > (", "WHERE (e.tx_id, e.position) >= ("),),
+            PROJECTIONS,
+        ),
+        Mutation(
+            "projection_read: order by position only",
+            "cursor",
+            (_sql("projection_read", "ORDER BY e.tx_id, e.position", "ORDER BY e.position"),),
+            (*PROJECTIONS, "tests/reliability/test_projection_soak.py"),
+        ),
+        Mutation(
+            "projection_held_back: never held back",
+            "cursor",
+            (_sql("projection_held_back", "WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())", "WHERE false"),),
+            PROJECTIONS,
+        ),
+        # -- every named query is checked against the schema ----------------------------------------------------
+        Mutation(
+            "next_due: a column that does not exist",
+            "query",
+            (_sql("next_due", "SELECT available_at FROM", "SELECT available_after FROM"),),
+            ("tests/integration/test_migrations.py",),
+        ),
+        # -- input keys ------------------------------------------------------------------------------------------
+        Mutation(
+            "load_input_key: never finds the key",
+            "key",
+            (_sql("load_input_key", "AND input_key = %(input_key)s", "AND input_key = %(input_key)s AND false"),),
+            (*CONTRACT, *DECIDER),
+        ),
+        Mutation(
+            "decider: drop the input-key check",
+            "key",
+            (_py("ironflow_py/_decider.py", "if loaded.key_status is not None:", "if False:"),),
+            (*CONTRACT, *DECIDER),
+        ),
+        # -- snapshots -------------------------------------------------------------------------------------------
+        Mutation(
+            "decider: an ignored snapshot is not marked for replacement",
+            "snapshot",
+            (_py("ironflow_py/_decider.py", "start = attrs.evolve(start, replace_snapshot=True)", "pass"),),
+            SNAPSHOTS,
+        ),
+        Mutation(
+            "decider: snapshot version not checked",
+            "snapshot",
+            (_py("ironflow_py/_decider.py", "if snap.state_version != self.workflow.state_version:", "if False:"),),
+            SNAPSHOTS,
+        ),
+        Mutation(
+            "load_snapshot_and_events: snapshot never read",
+            "snapshot",
+            (
+                _sql(
+                    "load_snapshot_and_events",
+                    "AND seq > %(after_seq)s\n)",
+                    "AND seq > %(after_seq)s AND false\n)",
+                ),
+            ),
+            SNAPSHOTS,
+        ),
+        Mutation(
+            "decider: a stale cache is trusted",
+            "snapshot",
+            (_py("ironflow_py/_decider.py", "if not events or events[0].seq != cached.seq:", "if not events:"),),
+            SNAPSHOTS,
+        ),
+    ]
+    return found
+
+
+# -- applying ----------------------------------------------------------------------------------------------------
+
+
+def _query_span(text: str, query: str) -> tuple[int, int] | None:
+    """Start and end offsets of the `-- name: query` block in a .sql file's text."""
+    marks = list(NAME_LINE.finditer(text))
+    for i, mark in enumerate(marks):
+        if mark[1] == query:
+            end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+            return mark.end(), end
+    return None
+
+
+def _in_comment(path: Path, text: str, offset: int) -> bool:
+    """Whether `offset` is inside a comment: edits change code, never the prose that explains it."""
+    line = text[text.rfind("\n", 0, offset) + 1 : offset]
+    return ("--" if path.suffix == ".sql" else "#") in line
+
+
+def apply(root: Path, mutation: Mutation) -> dict[Path, str]:
+    """Apply every edit of `mutation` under `root`; returns the original text of each changed file.
+
+    Raises:
+        NotApplicable: an edit's text is not found exactly once (the file is left unchanged).
+    """
+    originals: dict[Path, str] = {}
+    try:
+        for edit in mutation.edits:
+            hits: list[tuple[Path, int, int]] = []
+            for path in sorted(root.glob(edit.files)):
+                text = path.read_text("utf-8")
+                lo, hi = 0, len(text)
+                if edit.query is not None:
+                    span = _query_span(text, edit.query)
+                    if span is None:
+                        continue
+                    lo, hi = span
+                start = text.find(edit.old, lo, hi)
+                while start != -1:
+                    if not _in_comment(path, text, start):
+                        hits.append((path, start, start + len(edit.old)))
+                    start = text.find(edit.old, start + 1, hi)
+            if len(hits) != 1:
+                where = f"query {edit.query!r}" if edit.query else edit.files
+                raise NotApplicable(f"{edit.old!r} occurs {len(hits)} times in {where}")
+            path, start, end = hits[0]
+            text = path.read_text("utf-8")
+            originals.setdefault(path, text)
+            path.write_text(text[:start] + edit.new + text[end:], "utf-8")
+    except BaseException:
+        restore(originals)
+        raise
+    return originals
+
+
+def restore(originals: dict[Path, str]) -> None:
+    for path, text in originals.items():
+        path.write_text(text, "utf-8")
+
+
+# -- running -----------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Result:
+    mutation: Mutation
+    outcome: str  # killed, killed (timeout), SURVIVED, n/a, error
+    tests: int
+    seconds: float
+    detail: str = ""
+
+
+_SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors|skipped|xfailed|xpassed)")
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+
+
+def _selection(copy: Path, mutation: Mutation) -> list[str]:
+    args = [t for t in mutation.tests if (copy / t.split("::", 1)[0]).exists()]
+    args = list(dict.fromkeys(args))
+    if args and mutation.keyword:
+        args += ["-k", mutation.keyword]
+    return args
+
+
+def run_tests(copy: Path, args: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    """Run pytest in `copy`; returns (exit code or None on timeout, output)."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", *args]
+    proc = subprocess.Popen(
+        command, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: worker processes the tests started too
+        out, _ = proc.communicate()
+        return None, out
+    except BaseException:  # interrupted: leave no test run behind
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def _count(out: str) -> int:
+    tail = out.strip().splitlines()[-1] if out.strip() else ""
+    return sum(int(n) for n, what in _SUMMARY.findall(tail) if what in ("passed", "failed", "error", "errors"))
+
+
+def run_one(copy: Path, mutation: Mutation, env: dict[str, str], timeout: float, log: Path | None = None) -> Result:
+    args = _selection(copy, mutation)
+    if not args or args[0] == "-k":
+        return Result(mutation, "error", 0, 0.0, "none of its test paths exist")
+    started = time.monotonic()
+    try:
+        originals = apply(copy, mutation)
+    except NotApplicable as exc:
+        return Result(mutation, "n/a", 0, 0.0, str(exc))
+    try:
+        code, out = run_tests(copy, args, env, timeout)
+    finally:
+        restore(originals)
+    seconds = time.monotonic() - started
+    if log is not None:
+        log.write_text(out, "utf-8")
+    if code is None:
+        return Result(mutation, "killed (timeout)", _count(out), seconds, f"no result within {timeout:.0f} s")
+    if code == 0:
+        return Result(mutation, "SURVIVED", _count(out), seconds)
+    if code == 1:
+        failed = _FAILED.findall(out)
+        return Result(mutation, "killed", _count(out), seconds, failed[0] if failed else "")
+    return Result(mutation, "error", _count(out), seconds, f"pytest exit {code}: {out.strip().splitlines()[-1:]}")
+
+
+def _copy_repository(into: Path) -> Path:
+    copy = into / "repo"
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", ".ironflow", "__pycache__", ".mypy_cache", ".ruff_cache", "*.egg-info"
+    )
+    shutil.copytree(ROOT, copy, ignore=ignore)
+    return copy
+
+
+def _environment(copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    url = env.get("IRONFLOW_TEST_DATABASE_URL") or env.get("IRONFLOW_DATABASE_URL")
+    if not url:
+        sys.path.insert(0, str(ROOT))
+        from ironflow_py import _database
+
+        url = _database.start_embedded(ROOT / ".ironflow" / "mutation-postgres").url
+    env["IRONFLOW_TEST_DATABASE_URL"] = url
+    env["PYTHONPATH"] = str(copy)  # the copy's package shadows the editable install (appended finder)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _check_shadowing(copy: Path, env: dict[str, str]) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ironflow_py; print(ironflow_py.__file__)"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if not probe.stdout.strip().startswith(str(copy)):
+        raise SystemExit(f"the copy does not shadow the installed package: {probe.stdout.strip()}")
+
+
+def _table(results: Sequence[Result]) -> Iterator[str]:
+    header = ["mutation", "kind", "tests run", "result", "time (s)", "killed by / why"]
+    rows = [
+        [r.mutation.name, r.mutation.kind, str(r.tests), r.outcome, f"{r.seconds:.1f}", r.detail[:90]] for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    yield "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
+    yield "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    for row in rows:
+        yield "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__.splitlines()[0])
+    parser.add_argument("only", nargs="*", help="run only mutations whose name contains one of these")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutation (default 300)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and their tests, run nothing")
+    parser.add_argument(
+        "--logs", type=Path, default=ROOT / ".ironflow" / "mutation-logs", help="where each run's pytest output goes"
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of every selection")
+    options = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up the copy and the test run on `kill` too
+    chosen = [m for m in mutations() if not options.only or any(s in m.name for s in options.only)]
+    if options.list:
+        for m in chosen:
+            print(f"{m.name} [{m.kind}]: {' '.join(m.tests)}" + (f" -k {m.keyword!r}" if m.keyword else ""))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ironflow-mutation-") as tmp:
+        copy = _copy_repository(Path(tmp))
+        env = _environment(copy)
+        _check_shadowing(copy, env)
+        if not options.no_baseline:
+            paths = sorted({t for m in chosen for t in m.tests if (copy / t.split("::", 1)[0]).exists()})
+            print(f"# baseline: the {len(paths)} selections unmutated", flush=True)
+            code, out = run_tests(copy, paths, env, options.timeout * 4)
+            if code != 0:
+                print(out)
+                print("# the unmutated tests do not pass: fix that first")
+                return 2
+        results = []
+        options.logs.mkdir(parents=True, exist_ok=True)
+        for i, m in enumerate(chosen, start=1):
+            slug = re.sub(r"\W+", "-", m.name).strip("-")
+            result = run_one(copy, m, env, options.timeout, options.logs / f"{i:02d}-{slug}.log")
+            print(f"# {result.outcome:<17} {m.name} ({result.seconds:.1f} s) {result.detail}", flush=True)
+            results.append(result)
+    print("\n## Mutations\n")
+    for line in _table(results):
+        print(line)
+    survived = [r for r in results if r.outcome in ("SURVIVED", "n/a", "error")]
+    killed = len(results) - len(survived)
+    print(f"\n{killed} of {len(results)} killed; {len(survived)} survived or could not run.")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
