@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
+import pytest
 
 from ironflow_py import (
     App,
@@ -23,6 +26,8 @@ from ironflow_py import (
     RetryPolicy,
     Workflow,
 )
+from ironflow_py.effects import _runtime
+from ironflow_py.effects._wakeup import Listener
 
 
 @attrs.frozen
@@ -255,6 +260,32 @@ def make_registry(folder: Path, *, policy: RetryPolicy = FAST_FAIL) -> EffectReg
         return WorkDone(effect.job_id, effect.index)
 
     return registry
+
+
+class CountingListener(Listener):
+    """The runtime's listener, counting its wake-ups: one on connecting, then one per notification."""
+
+    def __init__(self, conninfo: str, channel: str, wake: Callable[[], None], log: Any) -> None:
+        self.wakes = 0
+
+        def counted() -> None:
+            self.wakes += 1
+            wake()
+
+        super().__init__(conninfo, channel, counted, log)
+
+
+def counting_listeners(monkeypatch: pytest.MonkeyPatch) -> list[CountingListener]:
+    """Make every EffectRuntime started from now on use a CountingListener; returns them as they start."""
+    started: list[CountingListener] = []
+
+    def make(*args: Any) -> CountingListener:
+        listener = CountingListener(*args)
+        started.append(listener)
+        return listener
+
+    monkeypatch.setattr(_runtime, "Listener", make)
+    return started
 
 
 def app() -> App:

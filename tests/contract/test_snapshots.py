@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ironflow_py import MemoryStore, WorkflowService
 from ironflow_py.codec import loads
-from ironflow_py.store.base import Store
+from ironflow_py.store.base import Loaded, LoadedEvent, Store
 from ironflow_py.testing import WorkflowSpec
 from tests.snapshot_workflows import SnappyCounter, plant_snapshot
-from tests.workflows import Add, Added, CounterState
+from tests.workflows import Add, Added, CounterState, Schedule
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def cold(store: Store) -> WorkflowService:
@@ -76,6 +80,9 @@ def test_stale_or_broken_snapshot_is_ignored_and_replaced(store: Store, version:
 @settings(max_examples=40, deadline=None)
 @given(amounts=st.lists(st.integers(-1000, 1000), min_size=1, max_size=30), every=st.integers(1, 7))
 def test_engine_state_from_snapshot_plus_tail_equals_full_fold(amounts: list[int], every: int) -> None:
+    """The engine's rebuild from the stored snapshot and only the events after it gives the full fold.
+    The rebuild gets no way to read earlier events, so a snapshot it ignored would fail the test."""
+
     class Every(SnappyCounter):
         snapshot_every = every
 
@@ -83,10 +90,32 @@ def test_engine_state_from_snapshot_plus_tail_equals_full_fold(amounts: list[int
     for amount in amounts:
         WorkflowService(store, workflows=[Every], state_cache_size=0).execute(Add("c1", amount))
     full = Every().fold(CounterState(), [Added(a, sum(amounts[: i + 1])) for i, a in enumerate(amounts)])
-    assert WorkflowService(store, workflows=[Every], state_cache_size=0).state("snappy", "c1") == full
     snap = store.latest_snapshot("snappy", "c1")
     assert (snap is None) == (len(amounts) < every)
+    if snap is not None:
+        assert snap.seq == len(amounts) - len(amounts) % every
+        tail = [LoadedEvent(e.seq, e.type_name, e.data) for e in store.events("snappy", "c1") if e.seq > snap.seq]
+
+        def no_replay(after: int) -> list[LoadedEvent]:
+            raise AssertionError(f"the engine replayed from sequence {after} instead of using the snapshot")
+
+        decider = cold(store).registration("snappy").decider
+        rebuilt = decider.rebuild("c1", Loaded(tail, None, snap, no_replay))
+        assert (rebuilt.state, rebuilt.seq) == (full, len(amounts))
     assert cold(store).execute(Add("c1", 0)).state == Every().evolve(full, Added(0, full.total))
+
+
+def test_a_decision_without_events_replaces_an_ignored_snapshot(store: Store) -> None:
+    """A snapshot of another state version is not only skipped but rewritten by the next decision, even
+    one that appends no event, so later cold starts stop replaying the whole history."""
+    service = cold(store)
+    for _ in range(4):
+        service.execute(Add("c1", 1))
+    plant_snapshot(store, "c1", 3, 2, {"total": 100, "finished": False, "adds": 3})
+    service.execute(Schedule("c1", "later", T0))  # accepted, no events
+    snap = store.latest_snapshot("snappy", "c1")
+    assert snap is not None and (snap.seq, snap.state_version) == (4, 1)
+    assert snap.data == {"total": 4, "finished": False, "adds": 4}
 
 
 @given(amounts=st.lists(st.integers(-(2**31), 2**31), max_size=40), split=st.integers(0, 40))

@@ -23,9 +23,11 @@ from ironflow_py import (
     UnknownTypeName,
     WorkflowService,
 )
+from ironflow_py.store.base import Settle, SettleKind
 from tests.workflows import Add, Counter, CounterState, Schedule
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def counts(admin: Conn, schema: str) -> dict[str, int]:
@@ -63,24 +65,49 @@ def test_eight_threads_on_one_instance_serialize_without_gaps(pg_store: Postgres
     assert [t[0] for t in txs] == sorted(t[0] for t in txs)
 
 
-def test_input_key_applied_once_under_four_concurrent_callers(pg_store: PostgresStore) -> None:
+def waiting_on(admin: Conn, holder: Conn) -> int:
+    """How many backends wait for a lock `holder` holds."""
+    row = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (holder.info.backend_pid,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_input_key_applied_once_under_four_concurrent_callers(
+    pg_store: PostgresStore, pg_url: str, admin: Conn
+) -> None:
+    """Four processes' worth of callers (one pool each) send the same keyed input at once. The test holds
+    the instance lock until all four are seen waiting for it, so their transactions certainly overlap."""
     service = WorkflowService(pg_store, workflows=[Counter])
     service.execute(Add("c1", 1))
-    barrier = threading.Barrier(4)
-
-    def call(_: int) -> OutcomeStatus:
-        barrier.wait()
-        return service.execute(Add("c1", 10, key="pay-1")).status
-
-    with ThreadPoolExecutor(4) as pool:
-        statuses = list(pool.map(call, range(4)))
+    stores = [PostgresStore.connect(pg_url, schema=pg_store.schema, max_size=1) for _ in range(4)]
+    holder = psycopg.connect(pg_url)
+    try:
+        holder.execute(pg_store.q["lock_instance"], {"workflow_type": "counter", "workflow_id": "c1"})
+        with ThreadPoolExecutor(4) as pool:
+            calls = [
+                pool.submit(WorkflowService(s, workflows=[Counter]).execute, Add("c1", 10, key="pay-1")) for s in stores
+            ]
+            tick = threading.Event()
+            while waiting_on(admin, holder) < 4 and not any(c.done() for c in calls):
+                tick.wait(0.01)
+            finished_early = [c for c in calls if c.done()]
+            holder.rollback()
+            statuses = [c.result().status for c in calls]
+        assert finished_early == [], "a caller finished while another transaction held the instance lock"
+    finally:
+        holder.close()
+        for s in stores:
+            s.close()
     assert sorted(statuses) == sorted([OutcomeStatus.ACCEPTED] + [OutcomeStatus.DUPLICATE] * 3)
     assert service.state("counter", "c1").total == 11
     assert len(service.history("counter", "c1")) == 2
 
 
 def test_killed_connection_mid_transaction_writes_nothing(pg_store: PostgresStore, admin: Conn, pg_url: str) -> None:
-    """The backend is terminated while `decide` runs (lock held, nothing written yet)."""
+    """The backend is terminated while `decide` runs: the lock is held and the fenced "done" mark of the
+    effect being fed back is already written in the transaction. All of it is rolled back."""
     inside, release = threading.Event(), threading.Event()
 
     class Pausing(Counter):
@@ -90,36 +117,44 @@ def test_killed_connection_mid_transaction_writes_nothing(pg_store: PostgresStor
                 release.wait(10)
             return super().decide(now, state, input)
 
-    service = WorkflowService(pg_store, workflows=[Pausing])
-    service.execute(Add("c1", 1))
+    app_name = f"ironflow_kill_{pg_store.schema}"  # only this test's backends: the server is shared
+    store = PostgresStore.connect(pg_url, schema=pg_store.schema, application_name=app_name)
+    service = WorkflowService(store, workflows=[Pausing])
+    (effect_id,) = service.execute(Add("c1", 1)).effect_ids
+    claim = sql.SQL("UPDATE {}.outbox SET locked_by = 'w1', attempts = 1 WHERE id = %s").format(
+        sql.Identifier(pg_store.schema)
+    )
+    admin.execute(claim, (effect_id,))
     before = counts(admin, pg_store.schema)
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            service.execute(Add("c1", 99))
+            service.execute(Add("c1", 99), settle=Settle(SettleKind.EFFECT_DONE, effect_id, "w1", 1, T0))
         except BaseException as exc:
             errors.append(exc)
 
     t = threading.Thread(target=run)
-    t.start()
-    assert inside.wait(10)
-    # Only this test's backend: its last statement (the load) names this test's schema. Other tests on a
-    # shared server have idle transactions of their own.
-    killed = admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'ironflow_py' AND state = 'idle in transaction' AND pid <> pg_backend_pid() "
-        "AND strpos(query, %s) > 0",
-        (f'"{pg_store.schema}".',),
-    ).fetchall()
-    release.set()
-    t.join(10)
-    assert len(killed) == 1
-    assert len(errors) == 1 and isinstance(errors[0], StoreError), errors
-    assert errors[0].workflow_type == "counter" and errors[0].workflow_id == "c1"
-    assert counts(admin, pg_store.schema) == before
-    # The pool replaces the dead connection and the instance carries on.
-    assert service.execute(Add("c1", 1)).events[0].seq == 2
+    try:
+        t.start()
+        assert inside.wait(10)
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND state = 'idle in transaction'",
+            (app_name,),
+        ).fetchall()
+        release.set()
+        t.join(10)
+        assert len(killed) == 1
+        assert len(errors) == 1 and isinstance(errors[0], StoreError), errors
+        assert errors[0].workflow_type == "counter" and errors[0].workflow_id == "c1"
+        assert counts(admin, pg_store.schema) == before
+        assert [(e.status, e.locked_by) for e in store.effects("counter", "c1")] == [("pending", "w1")]
+        # The pool replaces the dead connection and the instance carries on.
+        assert service.execute(Add("c1", 1)).events[0].seq == 2
+    finally:
+        release.set()
+        store.close()
 
 
 def test_failed_timer_schedule_leaves_no_timer(pg_store: PostgresStore, admin: Conn) -> None:

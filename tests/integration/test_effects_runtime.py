@@ -28,7 +28,7 @@ from ironflow_py import (
     WorkflowService,
 )
 from ironflow_py.cli import main
-from tests.effect_app import FAST_FAIL, Job, Start, Tally, Work, WorkDone, make_registry
+from tests.effect_app import FAST_FAIL, Job, Start, Tally, Work, WorkDone, counting_listeners, make_registry
 
 # Later than the wall clock: the CLI's retry stamps rows with real time, which must already be due.
 T0 = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
@@ -185,42 +185,53 @@ def test_heartbeat_extends_the_lease_and_a_lost_claim_applies_nothing(
     service: WorkflowService, clock: ManualClock, admin: Conn, pg_store: PostgresStore
 ) -> None:
     registry = EffectRegistry(default_policy=RetryPolicy(max_attempts=5, jitter=False))
-    seen: list[Any] = []
+    lease_query = sql.SQL("SELECT locked_until, available_at FROM {}.outbox").format(sql.Identifier(pg_store.schema))
+    # What the handler saw, asserted after the run: the runtime turns a failed assertion inside a handler
+    # into a retry and a log line, so nothing may be asserted in there.
+    seen: dict[str, Any] = {}
 
     @registry.handler(Work)
     def work(effect: Work, ctx: EffectContext) -> object:
         clock.advance(timedelta(seconds=50))
-        seen.append(ctx.heartbeat())  # lease 60 s: now + 60
+        seen["returned"] = ctx.heartbeat()  # lease 60 s: now + 60
+        seen["stored"] = admin.execute(lease_query).fetchone()
         # Another worker takes the row over (as if our lease had expired).
         admin.execute(
             sql.SQL("UPDATE {}.outbox SET locked_by = 'other', attempts = attempts + 1").format(
                 sql.Identifier(pg_store.schema)
             )
         )
-        with pytest.raises(LeaseLost):
-            ctx.heartbeat()
+        try:
+            seen["after_loss"] = ctx.heartbeat()
+        except LeaseLost as exc:
+            seen["after_loss"] = exc
         return WorkDone(effect.job_id, effect.index)
 
     service.execute(Start("j9", 1, "noop"))
     runtime(service, registry, lease=60).run_once()
-    assert seen == [T0 + timedelta(seconds=110)]
+    extended = T0 + timedelta(seconds=110)
+    assert seen["returned"] == extended
+    assert seen["stored"] == (extended, extended), "the heartbeat wrote the new lease end, not just returned it"
+    assert isinstance(seen["after_loss"], LeaseLost), "a heartbeat on a lost claim raises LeaseLost"
     (row,) = outbox(admin, pg_store.schema)
     assert (row[1], row[4]) == ("pending", "other")  # the other worker's claim is untouched
     assert service.state("job", "j9").recorded == ()  # and the returned input was not applied
 
 
 def test_the_daemon_wakes_on_notify_and_stops_on_request(
-    pg_url: str, schema: str, pg_store: PostgresStore, tmp_path: Path
+    pg_url: str, schema: str, pg_store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a poll interval of an hour, only LISTEN/NOTIFY can make the effect run."""
+    """With a poll interval of an hour, only LISTEN/NOTIFY can make the effect run; the listener must have
+    received the decision's notification (a first poll that happens to find the row proves nothing)."""
+    listeners = counting_listeners(monkeypatch)
     service = WorkflowService(pg_store, workflows=[Job, Tally])
     rt = EffectRuntime(service, make_registry(tmp_path), handle_signals=False, poll_interval=3600)
     thread = threading.Thread(target=rt.run)
     thread.start()
     try:
-        assert rt.listener is not None or _wait(lambda: rt.listener is not None)
-        assert rt.listener is not None and rt.listener.ready.wait(10)
+        assert _wait(lambda: bool(listeners) and listeners[0].wakes >= 1), "the listener never connected"
         service.execute(Start("j10", 2, "reply"))
+        assert _wait(lambda: listeners[0].wakes >= 2), "no notification reached the listener"
         assert _wait(lambda: sorted(service.state("job", "j10").recorded) == [0, 1])
     finally:
         rt.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -156,15 +157,24 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
 
 
 def test_every_named_query_is_valid_against_the_migrated_schema(pg_store: PostgresStore, admin: Conn) -> None:
-    """Describe each query without running it: the server parses and plans it against the real tables."""
-    for name, text in load_queries(pg_store.schema).items():
-        if "%(" not in text:
-            continue  # DDL helpers; exercised by migrate()
-        with psycopg.connect(admin.info.dsn, autocommit=True) as conn:
+    """Describe each query without running it: the server parses and plans it against the real tables.
+    Statements PREPARE cannot take (DDL) run inside a transaction that is rolled back."""
+    queries = load_queries(pg_store.schema)
+    checked: list[str] = []
+    with psycopg.connect(admin.info.dsn, autocommit=True) as conn:
+        for name, text in queries.items():
             raw = psycopg.ClientCursor(conn).mogrify(text, _null_params(text))
-            conn.execute(sql.SQL("PREPARE ironflow_check AS {}").format(sql.SQL(raw)))
-            conn.execute("DEALLOCATE ironflow_check")
-        assert name
+            try:
+                if raw.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
+                    with conn.transaction(force_rollback=True):
+                        conn.execute(raw)
+                else:
+                    conn.execute(sql.SQL("PREPARE ironflow_check AS {}").format(sql.SQL(raw)))
+                    conn.execute("DEALLOCATE ironflow_check")
+            except psycopg.Error as exc:
+                raise AssertionError(f"query {name!r} is not valid: {exc}") from exc
+            checked.append(name)
+    assert checked == list(queries) and len(checked) > 40
 
 
 def _null_params(text: str) -> dict[str, None]:
@@ -177,17 +187,37 @@ def test_migrate_again_applies_nothing(pg_store: PostgresStore) -> None:
     assert pg_store.migrate() == []
 
 
-def test_concurrent_migrations_apply_each_file_once(pg_url: str, schema: str) -> None:
+def test_concurrent_migrations_apply_each_file_once(pg_url: str, schema: str, admin: Conn) -> None:
+    """Four processes' worth of stores migrate one new schema at once. The test holds the migration lock
+    until all four are seen waiting for it, so their transactions certainly overlap."""
     stores = [PostgresStore.connect(pg_url, schema=schema, max_size=1) for _ in range(4)]
+    holder = psycopg.connect(pg_url)
     try:
+        holder.execute(stores[0].q["migration_lock"], {"schema": schema})
         with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda s: s.migrate(), stores))
+            runs = [pool.submit(s.migrate) for s in stores]
+            tick = threading.Event()
+            while _waiting_on(admin, holder) < 4 and not any(r.done() for r in runs):
+                tick.wait(0.01)
+            finished_early = [r for r in runs if r.done()]
+            holder.rollback()
+            results = [r.result() for r in runs]
+        assert finished_early == [], "a migration ran while another transaction held the migration lock"
     finally:
+        holder.close()
         for s in stores:
             s.close()
     versions = [m.version for m in load_migrations(schema)]
     assert sorted(v for r in results for v in r) == versions
     assert sum(1 for r in results if r) == 1
+
+
+def _waiting_on(admin: Conn, holder: Conn) -> int:
+    row = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (holder.info.backend_pid,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_schema_newer_than_the_code_is_refused(pg_store: PostgresStore, admin: Conn) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ironflow_py import EffectRuntime, ManualClock, PostgresStore, WorkflowService
-from tests.effect_app import CancelRemind, Job, Remind, Start, make_registry
+from tests.effect_app import CancelRemind, Job, Remind, Start, counting_listeners, make_registry
 
 T0 = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -119,21 +119,27 @@ def test_two_timer_workers_never_fire_the_same_timer_twice(service: WorkflowServ
     assert sorted(all_fired) == sorted(f"k{i}" for i in range(200))
 
 
-def test_a_timer_fires_in_real_time_woken_by_notify(pg_store: PostgresStore, tmp_path: Path) -> None:
-    """The worker sleeps until the timer's due time (poll interval: an hour), then fires it."""
+def test_a_timer_fires_in_real_time_woken_by_notify(
+    pg_store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker sleeps until the timer's due time (poll interval: an hour), then fires it. It learns of
+    the timer from the deciding transaction's notification, which its listener must have received."""
+    listeners = counting_listeners(monkeypatch)
     service = WorkflowService(pg_store, workflows=[Job])
     rt = EffectRuntime(service, make_registry(tmp_path), handle_signals=False, poll_interval=3600)
     thread = threading.Thread(target=rt.run)
     thread.start()
     try:
-        listening = threading.Event()
-        while rt.listener is None:
-            listening.wait(0.01)
-        assert rt.listener.ready.wait(10)
+        tick = threading.Event()
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while not (listeners and listeners[0].wakes >= 1) and datetime.now(UTC) < deadline:
+            tick.wait(0.01)
+        assert listeners and listeners[0].wakes == 1, "the listener never connected"
         due = datetime.now(UTC) + timedelta(milliseconds=500)
         service.execute(Remind("rt", "ping", due))
         while not fired(service, "rt") and thread.is_alive() and datetime.now(UTC) < due + timedelta(seconds=10):
-            listening.wait(0.01)
+            tick.wait(0.01)
+        assert listeners[0].wakes >= 2, "no notification reached the listener"
         assert fired(service, "rt") == ("ping",)
         fired_at = service.history("job", "rt")[-1].recorded_at  # the firing transaction's `now`
         assert due <= fired_at < due + timedelta(seconds=5)

@@ -147,25 +147,52 @@ def test_a_worker_killed_mid_handler_loses_nothing_and_the_retry_keeps_the_key(
 
 
 @pytest.mark.slow
-def test_returned_input_is_applied_once_when_the_worker_dies_right_after_the_handler_returns(
-    workers: Workers, service: WorkflowService, admin: Conn, pg_store: PostgresStore, tmp_path: Path
+@pytest.mark.parametrize("boundary", ["before_commit", "after_commit"])
+def test_returned_input_is_applied_once_when_the_worker_dies_around_its_feedback_commit(
+    workers: Workers,
+    service: WorkflowService,
+    admin: Conn,
+    pg_store: PostgresStore,
+    tmp_path: Path,
+    boundary: str,
 ) -> None:
+    """The handler's returned input and the effect's "done" mark commit in one transaction. Killed while
+    that transaction waits (before_commit), the worker leaves the effect to be retried and applied once
+    by the next worker; killed once it has committed (after_commit), the effect is already done, so no
+    later worker runs it or applies its input again."""
     service.execute(Start("ret", 1, "reply_traced"))
     # Hold the instance lock so the worker's feedback transaction waits right after the handler returns.
-    key = admin.execute("SELECT hashtextextended('job' || chr(31) || 'ret', 7330)").fetchone()
-    assert key is not None
-    admin.execute("SELECT pg_advisory_lock(%s)", (key[0],))
+    lock = pg_store.q["lock_instance"]
+    holder = psycopg.connect(admin.info.dsn)
+    holder.execute(lock, {"workflow_type": "job", "workflow_id": "ret"})
     first = workers.start("--lease", "2")
     wait_until(lambda: len(lines(tmp_path / "returned.log")) == 1, what="the handler to return")
-    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = %s::oid"
-    low = key[0] & 0xFFFFFFFF
-    wait_until(lambda: admin.execute(waiting, (low,)).fetchone() == (1,), what="feedback to wait on the lock")
-    first.send_signal(signal.SIGKILL)
-    first.wait(30)
-    admin.execute("SELECT pg_advisory_unlock(%s)", (key[0],))
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+    wait_until(
+        lambda: admin.execute(waiting, (holder.info.backend_pid,)).fetchone() == (1,),
+        what="the feedback transaction to wait on the instance lock",
+    )
+    if boundary == "before_commit":
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        holder.rollback()
+    else:
+        holder.rollback()  # the feedback transaction takes the lock and commits
+        wait_until(lambda: service.state("job", "ret").recorded == (0,), what="the feedback to commit")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        ((_, status, attempts, _),) = outbox(admin, pg_store)
+        assert (status, attempts) == ("done", 1), "the input is visible, so its effect is done in the same commit"
+    holder.close()
     workers.start("--lease", "2")
-    wait_until(lambda: statuses(admin, pg_store)["done"] == 1, what="the retried effect to finish")
-    assert len(lines(tmp_path / "returned.log")) == 2, "the handler ran twice"
+    # A marker effect queued once the first claim's lease has ended: the new worker claims in due order,
+    # so by the time the marker is done it has seen the first effect too, had it still been pending.
+    lease_over = sql.SQL("SELECT bool_and(available_at < now()) FROM {}.outbox").format(sql.Identifier(pg_store.schema))
+    wait_until(lambda: admin.execute(lease_over).fetchone() == (True,), what="the first lease to end")
+    service.execute(Start("marker", 1, "reply_traced"))
+    wait_until(lambda: statuses(admin, pg_store)["done"] == 2, what="both effects to be done")
+    runs = 2 if boundary == "before_commit" else 1
+    assert len(lines(tmp_path / "returned.log")) == runs + 1, f"the handler ran {runs} time(s) for the effect, once for the marker"
     assert service.state("job", "ret").recorded == (0,), "its returned input was applied once"
 
 

@@ -25,6 +25,7 @@ from ironflow_py import (
     RecordedEvent,
     WorkflowService,
 )
+from ironflow_py.projections._control import applied_channel
 from tests.projection_apps import (
     NAME,
     applied,
@@ -200,21 +201,40 @@ def test_a_second_worker_is_a_standby_until_the_first_closes(service: WorkflowSe
         second.close()
 
 
-def test_a_running_worker_is_woken_by_notify_not_by_its_poll_interval(service: WorkflowService) -> None:
+def test_a_running_worker_is_woken_by_notify_not_by_its_poll_interval(service: WorkflowService, admin: Conn) -> None:
+    """The event is appended once the worker sleeps (its session is seen idle after its last poll's
+    query), with a poll interval of 600 s: only the append's NOTIFY can wake it."""
     schema = service.store.schema  # type: ignore[attr-defined]
-    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0)
+    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0, worker_id=f"wake-{schema}")
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state = 'idle' AND query = %s"
+    last_poll = (f"ironflow_py.projections {worker.worker_id}"[:63], worker.store.q["projection_held_back"])
     tail = threading.Thread(target=worker.run)
     tail.start()
     try:
+        deadline = time.monotonic() + 30
+        while admin.execute(sleeping, last_poll).fetchone() != (1,):
+            assert time.monotonic() < deadline and tail.is_alive(), "the worker never went to sleep"
+            time.sleep(0.01)  # polling a condition, not ordering events
         for amount in (1, 2, 3):
             position = service.execute(Add("live", amount)).events[0].position
-            # Far below the 600 s poll interval: only the append's NOTIFY can have woken the worker.
             assert worker.wait_until_caught_up(NAME, position, 30)
     finally:
         worker.stop()
         tail.join(30)
     assert not tail.is_alive()
     assert worker.leading == frozenset()  # stop() closed the connection, releasing the lead
+
+
+def test_a_committed_batch_notifies_callers_waiting_for_the_projection(
+    service: WorkflowService, worker: ProjectionWorker, pg_url: str
+) -> None:
+    """wait_until_caught_up sleeps on the projection's channel; every committed batch must notify it."""
+    position = service.execute(Add("n", 1)).events[0].position
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(applied_channel(worker.store.schema))))
+        drain(worker, position)
+        received = list(listener.notifies(timeout=10, stop_after=1))
+    assert [n.payload for n in received] == [NAME]
 
 
 def test_worker_configuration_errors_are_typed(service: WorkflowService) -> None:
