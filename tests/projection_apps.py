@@ -74,6 +74,17 @@ def drain(worker: ProjectionWorker, position: int, timeout: float = 30.0) -> Non
             worker.wait_until_caught_up(NAME, position, 0.05)
 
 
+def wait_for_horizon(admin: psycopg.Connection[Any], schema: str, timeout: float = 30.0) -> None:
+    """Wait until every committed event of `schema` is behind the xmin horizon, so the next batch can read
+    all of them. The horizon is cluster-wide: another session's open transaction holds it back a while."""
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))")
+    held = query.format(sql.Identifier(schema))
+    deadline = time.monotonic() + timeout
+    while admin.execute(held).fetchone() != (False,):
+        assert time.monotonic() < deadline, f"the horizon did not pass the events of {schema} in {timeout}s"
+        time.sleep(0.01)  # polling a condition, not ordering events
+
+
 def run_until_raises(worker: ProjectionWorker, timeout: float = 30.0) -> None:
     """Run rounds until one raises (the test expects it to); other sessions may hold the horizon a while."""
     deadline = time.monotonic() + timeout

@@ -34,6 +34,7 @@ from tests.projection_apps import (
     drain,
     run_until_raises,
     totals,
+    wait_for_horizon,
 )
 from tests.workflows import Add, Added, Counter, Finish
 
@@ -49,6 +50,7 @@ def test_a_failing_handler_rolls_back_the_whole_batch_and_is_retried(service: Wo
     worker = ProjectionWorker(service, [projection], retry=ProjectionRetry(max_attempts=10, initial=0.0))
     try:
         positions = [service.execute(Add(f"c{i}", amount)).events[0].position for i, amount in enumerate([1, 2, 13, 4])]
+        wait_for_horizon(admin, schema)  # so the first batch reads all four events
         for attempt in (1, 2):
             deadline = time.monotonic() + 30
             while (f := worker.failing.get(NAME)) is None or f.attempts < attempt:
