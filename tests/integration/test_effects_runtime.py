@@ -288,3 +288,42 @@ def test_run_on_an_unmigrated_schema_fails_at_once_saying_to_migrate(pg_url: str
         rt = runtime(WorkflowService(store, workflows=[Job, Tally]), make_registry(Path(".")))
         with pytest.raises(SchemaNotMigrated, match=r"is not migrated .*: run `ironflow-py migrate`"):
             rt.run()
+
+
+def test_retrying_a_dead_letter_wakes_the_workers(
+    service: WorkflowService, pg_store: PostgresStore, pg_url: str
+) -> None:
+    """The revived row is due at once; its NOTIFY tells idle workers so, instead of their next poll."""
+    service.execute(Start("j11", 1, "permanent"))
+    runtime(service, make_registry(tmp_path)).run_once()
+    (dead,) = DeadLetters(pg_store).list()
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(pg_store.channel)))
+        DeadLetters(pg_store).retry(dead.id)
+        received = list(listener.notifies(timeout=10, stop_after=1))
+    assert len(received) == 1
+
+
+def test_released_claims_wake_the_other_workers(
+    pg_store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that hands back claims at shutdown notifies, so an idle worker (poll interval: an hour)
+    takes them over at once."""
+    listeners = counting_listeners(monkeypatch)
+    service = WorkflowService(pg_store, workflows=[Job, Tally])
+    service.execute(Start("j12", 1, "reply"))
+    leaving = EffectRuntime(service, make_registry(tmp_path), handle_signals=False, listen=False)
+    claims = leaving.outbox.claim_effects(service.clock.now(), timedelta(seconds=60), 10)
+    assert len(claims) == 1
+    idle = EffectRuntime(service, make_registry(tmp_path), handle_signals=False, poll_interval=3600)
+    thread = threading.Thread(target=idle.run)
+    thread.start()
+    try:
+        assert _wait(lambda: bool(listeners) and listeners[0].wakes >= 1), "the listener never connected"
+        assert leaving.outbox.release_effects(claims, service.clock.now()) == {claims[0].id}
+        assert _wait(lambda: listeners[0].wakes >= 2), "the release did not notify"
+        assert _wait(lambda: service.state("job", "j12").recorded == (0,))
+    finally:
+        idle.stop()
+        thread.join(10)
+    assert not thread.is_alive()
