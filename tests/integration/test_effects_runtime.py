@@ -291,7 +291,7 @@ def test_run_on_an_unmigrated_schema_fails_at_once_saying_to_migrate(pg_url: str
 
 
 def test_retrying_a_dead_letter_wakes_the_workers(
-    service: WorkflowService, pg_store: PostgresStore, pg_url: str
+    service: WorkflowService, pg_store: PostgresStore, pg_url: str, tmp_path: Path
 ) -> None:
     """The revived row is due at once; its NOTIFY tells idle workers so, instead of their next poll."""
     service.execute(Start("j11", 1, "permanent"))
