@@ -364,20 +364,26 @@ def mutations() -> list[Mutation]:
         Mutation(
             "decider: drop the input-key check",
             "key",
-            (_py("ironflow_py/_decider.py", "if loaded.key_status is not None:", "if False:"),),
+            (_py("ironflow_py/decider.py", "        if key_status is not None:\n", "        if False:\n"),),
             (*CONTRACT, *DECIDER),
         ),
         # -- snapshots -------------------------------------------------------------------------------------------
         Mutation(
             "decider: an ignored snapshot is not marked for replacement",
             "snapshot",
-            (_py("ironflow_py/_decider.py", "start = attrs.evolve(start, replace_snapshot=True)", "pass"),),
+            (
+                _py(
+                    "ironflow_py/decider.py",
+                    "Origin(attrs.evolve(start, replace_snapshot=True), None",
+                    "Origin(start, None",
+                ),
+            ),
             SNAPSHOTS,
         ),
         Mutation(
             "decider: snapshot version not checked",
             "snapshot",
-            (_py("ironflow_py/_decider.py", "if snap.state_version != self.workflow.state_version:", "if False:"),),
+            (_py("ironflow_py/decider.py", "if snap.state_version != self.workflow.state_version:", "if False:"),),
             SNAPSHOTS,
         ),
         Mutation(
@@ -395,7 +401,7 @@ def mutations() -> list[Mutation]:
         Mutation(
             "decider: a stale cache is trusted",
             "snapshot",
-            (_py("ironflow_py/_decider.py", "if not events or events[0].seq != cached.seq:", "if not events:"),),
+            (_py("ironflow_py/decider.py", "if not events or events[0].seq != cached.seq:", "if not events:"),),
             SNAPSHOTS,
         ),
     ]
@@ -587,6 +593,18 @@ def _table(results: Sequence[Result]) -> Iterator[str]:
         yield "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
 
 
+def _check(copy: Path, chosen: Sequence[Mutation]) -> int:
+    stale = 0
+    for m in chosen:
+        try:
+            restore(apply(copy, m))
+        except NotApplicable as exc:
+            stale += 1
+            print(f"n/a  {m.name}: {exc}")
+    print(f"{len(chosen) - stale} of {len(chosen)} mutations apply")
+    return 1 if stale else 0
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -596,6 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", help="run only mutations whose name contains one of these")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutation (default 300)")
     parser.add_argument("--list", action="store_true", help="list the mutations and their tests, run nothing")
+    parser.add_argument("--check", action="store_true", help="only check that every edit still applies")
     parser.add_argument(
         "--logs", type=Path, default=ROOT / ".ironflow" / "mutation-logs", help="where each run's pytest output goes"
     )
@@ -609,6 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="ironflow-mutation-") as tmp:
         copy = _copy_repository(Path(tmp))
+        if options.check:
+            return _check(copy, chosen)
         env = _environment(copy)
         _check_shadowing(copy, env)
         if not options.no_baseline:

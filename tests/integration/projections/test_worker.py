@@ -25,7 +25,7 @@ from ironflow_py import (
     RecordedEvent,
     WorkflowService,
 )
-from ironflow_py.projections._control import applied_channel
+from ironflow_py.store.postgres_projections import applied_channel
 from tests.projection_apps import (
     NAME,
     applied,
