@@ -417,8 +417,8 @@ class ProjectionWorker:
     def _wait(self) -> None:
         """Sleep until an append is notified, a retry is due, a standby check is due, or stop().
 
-        While committed events wait behind the horizon, wake soon (10 ms doubling to 1 s): the transaction
-        holding it may end without any NOTIFY.
+        While events follow a led projection's checkpoint (behind the horizon, or just released by it), wake
+        soon (10 ms doubling to 1 s): the transaction holding the horizon may end without any NOTIFY.
         """
         timeout = self.poll_interval
         if len(self._leading) < len(self._tracks):
@@ -430,7 +430,9 @@ class ProjectionWorker:
         if conn is None:
             return
         try:
-            if self._leading and self._held_back(conn):
+            # Projections waiting for a retry are left out: their retry time already bounds the sleep.
+            behind = [name for name in self._leading if name not in self._failing]
+            if behind and self._held_back(conn, behind):
                 self._held_back_delay = min(1.0, max(0.01, self._held_back_delay * 2))
                 timeout = min(timeout, self._held_back_delay)
             else:
@@ -449,8 +451,8 @@ class ProjectionWorker:
             self._log.warning("projection_listen_failed", error=str(exc))
             self._drop_connection()
 
-    def _held_back(self, conn: psycopg.Connection[Any]) -> bool:
-        return self._sql.held_back(conn)
+    def _held_back(self, conn: psycopg.Connection[Any], names: list[str]) -> bool:
+        return self._sql.held_back(conn, names)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()

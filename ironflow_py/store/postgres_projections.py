@@ -86,9 +86,10 @@ class PostgresProjections:
         row = conn.execute(self._q["projection_leader_lock"], {"schema": self.schema, "name": name}).fetchone()
         return row is not None and bool(row[0])
 
-    def held_back(self, conn: psycopg.Connection[Any]) -> bool:
-        """True while committed events sit behind the horizon (an older transaction is still open)."""
-        row = conn.execute(self._q["projection_held_back"]).fetchone()
+    def held_back(self, conn: psycopg.Connection[Any], names: Sequence[str]) -> bool:
+        """True while events follow the checkpoint of one of `names` after a round that read all it could:
+        they wait behind the horizon (an older transaction is still open), or it just passed them."""
+        row = conn.execute(self._q["projection_held_back"], {"names": list(names)}).fetchone()
         return bool(row and row[0])
 
     def lock_checkpoint(self, conn: psycopg.Connection[Any], name: str) -> tuple[str, int, int]:

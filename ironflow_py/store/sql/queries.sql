@@ -427,9 +427,18 @@ WITH saved AS (
 SELECT pg_notify(%(channel)s, name) FROM saved
 
 -- name: projection_held_back
--- Committed events the cursor cannot read yet: an older transaction still holds the horizon. It ends
--- without a NOTIFY if it wrote no events, so the worker polls soon instead of waiting for one.
-SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))
+-- Asked after a round that read all it could: are there events after one of these checkpoints? Either an
+-- older transaction still holds the horizon in front of them, or the horizon passed them between that
+-- read and this question. The transaction that held it ends without a NOTIFY if it wrote no events, so
+-- in both cases the worker polls soon instead of waiting for one. (Asking only "is anything behind the
+-- horizon?" missed the second case and slept a whole poll interval.)
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.projection_checkpoints c
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position) LIMIT 1
+    ) AS beyond
+    WHERE c.name = ANY(%(names)s::text[])
+)
 
 -- name: projection_dead_letter
 INSERT INTO {schema}.projection_dead_letters

@@ -25,6 +25,7 @@ from ironflow_py import (
     RecordedEvent,
     WorkflowService,
 )
+from ironflow_py.projections._batch import run_batch as real_batch
 from ironflow_py.store.postgres_projections import applied_channel
 from tests.projection_apps import (
     NAME,
@@ -208,8 +209,12 @@ def test_a_running_worker_is_woken_by_notify_not_by_its_poll_interval(service: W
     query), with a poll interval of 600 s: only the append's NOTIFY can wake it."""
     schema = service.store.schema  # type: ignore[attr-defined]
     worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0, worker_id=f"wake-{schema}")
-    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state = 'idle' AND query = %s"
-    last_poll = (f"ironflow_py.projections {worker.worker_id}"[:63], worker.store.q["projection_held_back"])
+    # The last statement before its sleep is projection_held_back (as sent: up to its first parameter).
+    held_back = worker.store.q["projection_held_back"].split("%(")[0]
+    sleeping = (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state = 'idle' AND left(query, %s) = %s"
+    )
+    last_poll = (f"ironflow_py.projections {worker.worker_id}"[:63], len(held_back), held_back)
     tail = threading.Thread(target=worker.run)
     tail.start()
     try:
@@ -265,6 +270,34 @@ def test_a_running_worker_picks_up_events_released_by_a_transaction_that_wrote_n
             position = service.execute(Add("held", 1)).events[0].position
             assert not worker.wait_until_caught_up(NAME, position, 0.2)
             blocker.rollback()
+            assert worker.wait_until_caught_up(NAME, position, 30)
+        finally:
+            worker.stop()
+            tail.join(30)
+
+
+def test_a_horizon_released_between_the_read_and_the_sleep_does_not_strand_the_event(
+    service: WorkflowService, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction holding the horizon ends right after the worker's read found nothing (so no NOTIFY
+    follows, and nothing is behind the horizon any more when the worker decides how long to sleep): the
+    worker must still apply the event long before its 600 s poll interval."""
+    schema = service.store.schema  # type: ignore[attr-defined]
+    worker = ProjectionWorker(service, [counter_projection(schema)], poll_interval=600.0)
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("SELECT pg_current_xact_id()")
+        position = service.execute(Add("late", 1)).events[0].position
+
+        def read_then_release(*args: Any) -> Any:
+            result = real_batch(*args)
+            if result.read == 0 and blocker.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                blocker.rollback()
+            return result
+
+        monkeypatch.setattr("ironflow_py.projections._worker.run_batch", read_then_release)
+        tail = threading.Thread(target=worker.run)
+        tail.start()
+        try:
             assert worker.wait_until_caught_up(NAME, position, 30)
         finally:
             worker.stop()
