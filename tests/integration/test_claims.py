@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from ironflow_py import ManualClock, PostgresStore, WorkflowService
-from ironflow_py.store.postgres_outbox import Outbox
 from tests.effect_app import Job, Remind, Start
 
 T0 = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
@@ -64,15 +63,15 @@ def test_an_effect_claim_skips_rows_another_claim_holds_and_never_takes_them(
     params = {"now": T0, "until": T0 + LEASE, "limit": 1, "worker": "first"}
     first = [row[0] for row in holder.execute(pg_store.q["claim_effects"], params).fetchall()]
     assert len(first) == 1
-    second, blocked = claim_while_held(admin, holder, lambda: Outbox(pg_store, "second").claim_effects(T0, LEASE, 10))
+    second, blocked = claim_while_held(admin, holder, lambda: pg_store.outbox("second").claim_effects(T0, LEASE, 10))
     assert blocked == [], "the second claim waited for the first one's row lock instead of skipping the row"
     assert second is not None
     holder.commit()
     assert sorted(c.id for c in second) == sorted(e.id for e in service.store.effects("job", "s") if e.id not in first)
     assert {(e.locked_by, e.attempts) for e in service.store.effects("job", "s") if e.id in first} == {("first", 1)}
     # Every row is under a live lease now: nobody may claim any of them until it ends.
-    assert Outbox(pg_store, "third").claim_effects(T0 + LEASE - timedelta(microseconds=1), LEASE, 10) == []
-    again = Outbox(pg_store, "third").claim_effects(T0 + LEASE, LEASE, 10)
+    assert pg_store.outbox("third").claim_effects(T0 + LEASE - timedelta(microseconds=1), LEASE, 10) == []
+    again = pg_store.outbox("third").claim_effects(T0 + LEASE, LEASE, 10)
     assert sorted((c.id, c.attempt) for c in again) == sorted((e.id, 2) for e in service.store.effects("job", "s"))
 
 
@@ -84,12 +83,12 @@ def test_a_timer_claim_skips_timers_another_claim_holds_and_never_takes_them(
     params = {"now": T0, "until": T0 + LEASE, "limit": 1, "worker": "first"}
     first = [row[0] for row in holder.execute(pg_store.q["claim_timers"], params).fetchall()]
     assert len(first) == 1
-    second, blocked = claim_while_held(admin, holder, lambda: Outbox(pg_store, "second").claim_timers(T0, LEASE, 10))
+    second, blocked = claim_while_held(admin, holder, lambda: pg_store.outbox("second").claim_timers(T0, LEASE, 10))
     assert blocked == [], "the second claim waited for the first one's row lock instead of skipping the timer"
     assert second is not None
     holder.commit()
     timers = service.store.timers("job", "t")
     assert sorted(c.id for c in second) == sorted(t.id for t in timers if t.id not in first)
-    assert Outbox(pg_store, "third").claim_timers(T0 + LEASE - timedelta(microseconds=1), LEASE, 10) == []
-    again = Outbox(pg_store, "third").claim_timers(T0 + LEASE, LEASE, 10)
+    assert pg_store.outbox("third").claim_timers(T0 + LEASE - timedelta(microseconds=1), LEASE, 10) == []
+    again = pg_store.outbox("third").claim_timers(T0 + LEASE, LEASE, 10)
     assert sorted((c.id, c.attempt) for c in again) == sorted((t.id, 2) for t in timers)
