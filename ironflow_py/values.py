@@ -55,6 +55,23 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def storable_text(text: str) -> str:
+    """`text` with what PostgreSQL's `text` refuses replaced: NUL by `\\x00`, lone surrogates by U+FFFD.
+
+    For diagnostics the engine stores (an error message in `last_error`), where refusing would lose the
+    failure itself.
+
+    Args:
+        text: any string.
+
+    Returns:
+        A string PostgreSQL stores unchanged.
+    """
+    if text_problem(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", "\\x00"))
+
+
 def key_problem(value: object, *, limit: int = MAX_KEY_BYTES) -> str | None:
     """Why `value` cannot be an instance id, input key or timer key, or None if it can.
 

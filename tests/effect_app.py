@@ -250,6 +250,15 @@ def make_registry(folder: Path, *, policy: RetryPolicy = FAST_FAIL) -> EffectReg
             if ctx.attempt == 1:
                 _wait_for(folder / "never")
             return None
+        if mode == "exit":  # the attempt takes its process down, as the OOM killer or a segfault would
+            _trace(folder, "started.log", ctx)
+            os._exit(3)
+        if mode == "hang":  # runs until the test SIGKILLs the process
+            _trace(folder, "started.log", ctx)
+            _wait_for(folder / "never")
+        if mode == "nul_reply":  # returns an input PostgreSQL would refuse (NUL in a string)
+            _trace(folder, "started.log", ctx)
+            return WorkAbandoned(effect.job_id, effect.index, "bad\x00value")
         if mode == "reply_traced":
             _trace(folder, "returned.log", ctx)
             return WorkDone(effect.job_id, effect.index)

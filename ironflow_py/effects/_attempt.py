@@ -18,16 +18,34 @@ import attrs
 
 from ironflow_py.clock import Clock
 from ironflow_py.effects._registry import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
-from ironflow_py.errors import DecodeError, IronflowError, LeaseLost, NotFound, Permanent, StoreError
+from ironflow_py.errors import (
+    CodecError,
+    DecodeError,
+    InvalidWorkflowId,
+    IronflowError,
+    LeaseLost,
+    NotFound,
+    Permanent,
+    StoreError,
+    UnknownInputType,
+    ValueRefused,
+)
 from ironflow_py.service import Registration, WorkflowService
 from ironflow_py.store.base import EffectClaim, Outbox, Settle, SettleKind, TimerClaim
+from ironflow_py.values import storable_text
 
 #: Timers are never dropped: a firing that fails is retried (capped backoff) for as long as it takes.
 DEFAULT_TIMER_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, factor=2.0, max_delay=300.0)
 
 
+#: Errors from applying a handler's returned input that no retry can cure: the value is refused (by the
+#: codec, the id/key checks or the database) or the input belongs to no workflow. The row goes dead now.
+_PERMANENT_FEEDBACK = (CodecError, InvalidWorkflowId, ValueRefused, UnknownInputType)
+
+
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    # Stored in `last_error` (text): an exception message holding NUL must not make the update fail.
+    return storable_text(f"{type(exc).__name__}: {exc}")
 
 
 def _ms(started: float) -> float:
@@ -126,6 +144,17 @@ class Attempts:
         entry = self.registry.lookup(type(effect))
         if entry is None:
             error = f"no handler is registered for effect {type(effect).__qualname__} ({claim.effect_type!r})"
+            self._dead(claim, reg, effect, storable_text(error), started)
+            return None
+        max_attempts = entry.policy.max_attempts
+        if claim.attempt > max_attempts:
+            # Every claim counted an attempt (claim_effects commits attempts + 1 before the handler runs).
+            # Attempt max_attempts ended without settling: its worker died (os._exit, SIGKILL, the OOM
+            # killer) or lost its lease. Running the handler again would exceed the policy.
+            error = (
+                f"worker lost: attempt {claim.attempt - 1} of {max_attempts} ended without settling "
+                "(its process died or its lease expired); no attempts left"
+            )
             self._dead(claim, reg, effect, error, started)
             return None
         ctx = EffectContext(
@@ -146,15 +175,18 @@ class Attempts:
             return None
         if result is None:
             return claim, started
-        settle = Settle(SettleKind.EFFECT_DONE, claim.id, self.outbox.worker, claim.attempt, self.clock.now())
+        settle = Settle(SettleKind.EFFECT_DONE, claim.id, self.outbox.worker, claim.token, self.clock.now())
         try:
             outcome = self.service.execute(result, settle=settle)
         except LeaseLost:
             self._logged(claim, "lease_lost", started)
         except StoreError:
             raise  # the database is unwell: leave the row to its lease, another attempt will come
+        except _PERMANENT_FEEDBACK as exc:
+            error = storable_text(f"the returned {type(result).__qualname__} can never be applied: {exc}")
+            self._dead(claim, reg, effect, error, started, exc)
         except IronflowError as exc:
-            error = f"the returned {type(result).__qualname__} could not be applied: {exc}"
+            error = storable_text(f"the returned {type(result).__qualname__} could not be applied: {exc}")
             self._failed(claim, entry.policy, reg, effect, error, started, exc)
         else:
             self._logged(claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value)
@@ -204,7 +236,7 @@ class Attempts:
                 error += f"; dead_letter_input raised {_describe(hook_exc)}"
         held = False
         if input is not None:
-            settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.attempt, now, error)
+            settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.token, now, error)
             try:
                 self.service.execute(input, settle=settle)
                 held = True
@@ -214,7 +246,7 @@ class Attempts:
                 raise
             except IronflowError as input_exc:
                 # The compensation itself is broken (bad input, decide raised): record why, still dead.
-                error += f"; its dead-letter input {type(input).__qualname__} failed: {input_exc}"
+                error += storable_text(f"; its dead-letter input {type(input).__qualname__} failed: {input_exc}")
                 input = None
         if input is None:
             held = self.outbox.mark_dead(claim, now, error)
@@ -238,7 +270,7 @@ class Attempts:
 
     def _fire_timer(self, claim: TimerClaim) -> str:
         started = time.perf_counter()
-        settle = Settle(SettleKind.TIMER_FIRED, claim.id, self.outbox.worker, claim.attempt, self.clock.now())
+        settle = Settle(SettleKind.TIMER_FIRED, claim.id, self.outbox.worker, claim.token, self.clock.now())
         context = {
             "timer_id": claim.id,
             "workflow_type": claim.workflow_type,

@@ -129,8 +129,8 @@ class SettleKind(enum.Enum):
 class Settle:
     """A fenced change to a claimed outbox row or timer, made inside a decision's transaction.
 
-    The store applies it right after taking the instance lock, only while `worker` still holds claim
-    `attempt` on row `id`; if the fence matches no row the whole transaction is abandoned (`LeaseLost`), so
+    The store applies it right after taking the instance lock, only while `worker` still holds the claim
+    named `token` on row `id`; if the fence matches no row the whole transaction is abandoned (`LeaseLost`), so
     a handler's returned input and the "done" mark (or a timer's input and its deletion) commit together
     or not at all.
     """
@@ -138,13 +138,17 @@ class Settle:
     kind: SettleKind
     id: int
     worker: str
-    attempt: int
+    #: The claim's token (`EffectClaim.token`, `TimerClaim.token`): unique per claim, never repeated.
+    token: int
     now: datetime
     error: str | None = None
 
 
 class EffectClaim(NamedTuple):
-    """A claimed outbox row (a tuple: thousands go through the hot path); `attempt` names this claim."""
+    """A claimed outbox row (a tuple: thousands go through the hot path).
+
+    `attempt` counts the row's claims (1-based); `token` names this claim and never repeats.
+    """
 
     id: int
     workflow_type: str
@@ -152,6 +156,7 @@ class EffectClaim(NamedTuple):
     effect_type: str
     payload: Any
     attempt: int
+    token: int
     #: When the row became due (queued, its retry time, or a lapsed lease's end), before this claim.
     due_at: datetime | None = None
     #: The W3C traceparent of the decision that queued the effect (None: it was not traced).
@@ -159,7 +164,7 @@ class EffectClaim(NamedTuple):
 
 
 class TimerClaim(NamedTuple):
-    """A claimed timer; `attempt` names this claim."""
+    """A claimed timer; `attempt` counts its claims, `token` names this claim and never repeats."""
 
     id: int
     workflow_type: str
@@ -169,6 +174,7 @@ class TimerClaim(NamedTuple):
     input_type: str
     payload: Any
     attempt: int
+    token: int
     #: The W3C traceparent of the decision that scheduled the timer (None: it was not traced).
     trace_context: str | None = None
 
@@ -176,9 +182,10 @@ class TimerClaim(NamedTuple):
 class Outbox(Protocol):
     """One worker's claims on the outbox and the timers: the port the effect runtime and the scenario runner use.
 
-    A claim is named by (row id, `worker`, attempt); every call that changes a claimed row is fenced on all
-    three, so a worker whose lease expired and whose row was claimed again (by another worker, or by itself
-    at a later attempt) changes nothing and is told so. Settling a claim together with a decision (effect
+    A claim is named by (row id, `worker`, token), the token fresh for every claim and never repeated;
+    every call that changes a claimed row is fenced on all three, so a worker whose lease expired and whose
+    row was claimed again (by another worker, or by itself later, even after `dead-letters retry` reset
+    the attempt count) changes nothing and is told so. Settling a claim together with a decision (effect
     done or dead with a fed-back input, timer fired) is `Store.locked(..., settle=Settle(...))`.
     `MemoryStore.outbox(worker)` and `PostgresStore.outbox(worker)` implement it; the contract suite is
     tests/contract/test_outbox_contract.py. Times are timezone-aware datetimes of the caller's clock.

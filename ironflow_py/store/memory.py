@@ -44,6 +44,7 @@ class _OutboxRow:
     available_at: datetime
     status: str = "pending"
     attempts: int = 0
+    claim_token: int | None = None
     locked_by: str | None = None
     locked_until: datetime | None = None
     last_error: str | None = None
@@ -59,6 +60,7 @@ class _Timer:
     input_type: str
     payload: Any
     attempts: int = 0
+    claim_token: int | None = None
     locked_by: str | None = None
     locked_until: datetime | None = None
     last_error: str | None = None
@@ -84,6 +86,7 @@ class MemoryStore:
         self._timers: dict[tuple[str, str, str], _Timer] = {}
         self._position = 0
         self._next_id = 0
+        self._next_token = 0
         self._waiters = WaiterHub()
 
     def migrate(self) -> list[int]:
@@ -159,13 +162,13 @@ class MemoryStore:
     def _timer_by_id(self, timer_id: int) -> _Timer | None:
         return next((t for t in self._timers.values() if t.id == timer_id), None)
 
-    def _fenced(self, row: _Leased | None, worker: str, attempt: int) -> _Leased | None:
-        """The one fence check: `row` while `worker` still holds claim `attempt` on it, else None.
+    def _fenced(self, row: _Leased | None, worker: str, token: int) -> _Leased | None:
+        """The one fence check: `row` while `worker` still holds the claim named `token` on it, else None.
 
-        The twin of `WHERE id = ... AND locked_by = worker AND attempts = attempt [AND status = 'pending']`
+        The twin of `WHERE id = ... AND locked_by = worker AND claim_token = token [AND status = 'pending']`
         in queries.sql; every change to a claimed row, settle included, goes through it.
         """
-        if row is None or row.locked_by != worker or row.attempts != attempt:
+        if row is None or row.locked_by != worker or row.claim_token != token:
             return None
         if isinstance(row, _OutboxRow) and row.status != "pending":
             return None
@@ -173,9 +176,9 @@ class MemoryStore:
 
     def _check_fence(self, settle: Settle) -> None:
         if settle.kind is SettleKind.TIMER_FIRED:
-            if self._fenced(self._timer_by_id(settle.id), settle.worker, settle.attempt) is None:
+            if self._fenced(self._timer_by_id(settle.id), settle.worker, settle.token) is None:
                 raise LeaseLost("timer", settle.id, settle.worker)
-        elif self._fenced(self._outbox.get(settle.id), settle.worker, settle.attempt) is None:
+        elif self._fenced(self._outbox.get(settle.id), settle.worker, settle.token) is None:
             raise LeaseLost("effect", settle.id, settle.worker)
 
     def _apply_settle(self, settle: Settle) -> None:
@@ -213,6 +216,29 @@ class MemoryStore:
         """
         with self._lock:
             self._snapshots[(workflow_type, workflow_id)] = snapshot
+
+    def retry_dead_letter(self, effect_id: int, now: datetime) -> bool:
+        """Make dead effect `effect_id` pending again at `now` with zero attempts (the `retry_dead_letter` SQL).
+
+        Args:
+            effect_id: The outbox row.
+            now: When it becomes due.
+
+        Returns:
+            False if `effect_id` is not a dead effect (nothing changed).
+        """
+        with self._lock:
+            row = self._outbox.get(effect_id)
+            if row is None or row.status != "dead":
+                return False
+            row.status, row.attempts, row.available_at = "pending", 0, now
+            row.locked_by, row.locked_until, row.claim_token = None, None, None
+            return True
+
+    def _new_token(self) -> int:
+        """The next claim token, as `nextval('claim_tokens')` on PostgreSQL: never repeated."""
+        self._next_token += 1
+        return self._next_token
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -442,11 +468,11 @@ class MemoryOutbox:
 
     def _held_effects(self, claims: Iterable[EffectClaim]) -> list[_OutboxRow]:
         store = self.store
-        return [r for c in claims if (r := store._fenced(store._outbox.get(c.id), self.worker, c.attempt)) is not None]
+        return [r for c in claims if (r := store._fenced(store._outbox.get(c.id), self.worker, c.token)) is not None]
 
     def _held_timers(self, claims: Iterable[TimerClaim]) -> list[_Timer]:
         store = self.store
-        return [t for c in claims if (t := store._fenced(store._timer_by_id(c.id), self.worker, c.attempt)) is not None]
+        return [t for c in claims if (t := store._fenced(store._timer_by_id(c.id), self.worker, c.token)) is not None]
 
     # -- effects ------------------------------------------------------------------------------------------
 
@@ -467,10 +493,18 @@ class MemoryOutbox:
             for row in due:
                 due_at = row.available_at  # before the claim moves it: the schedule-to-start delay's start
                 row.locked_by, row.attempts = self.worker, row.attempts + 1
+                row.claim_token = self.store._new_token()
                 row.locked_until = row.available_at = now + lease
                 claims.append(
                     EffectClaim(
-                        row.id, row.workflow_type, row.workflow_id, row.effect_type, row.payload, row.attempts, due_at
+                        row.id,
+                        row.workflow_type,
+                        row.workflow_id,
+                        row.effect_type,
+                        row.payload,
+                        row.attempts,
+                        row.claim_token or 0,
+                        due_at,
                     )
                 )
             return claims
@@ -532,9 +566,18 @@ class MemoryOutbox:
             )[:limit]
             for t in due:
                 t.locked_by, t.attempts, t.locked_until = self.worker, t.attempts + 1, now + lease
+                t.claim_token = self.store._new_token()
             return [
                 TimerClaim(
-                    t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts
+                    t.id,
+                    t.workflow_type,
+                    t.workflow_id,
+                    t.timer_key,
+                    t.due_at,
+                    t.input_type,
+                    t.payload,
+                    t.attempts,
+                    t.claim_token or 0,
                 )
                 for t in due
             ]

@@ -487,7 +487,7 @@ class PostgresStore:
         params = {
             "id": settle.id,
             "worker": settle.worker,
-            "attempt": settle.attempt,
+            "token": settle.token,
             "now": settle.now,
             "error": settle.error,
         }

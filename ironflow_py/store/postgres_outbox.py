@@ -1,7 +1,7 @@
 """The outbox port (`store.base.Outbox`) on PostgreSQL: claims and fenced updates of outbox rows and timers.
 
 Each method is one statement on a pooled autocommit connection; the "why" of each lives beside its SQL
-in queries.sql. Every change to a claimed row is fenced on (id, locked_by, attempts).
+in queries.sql. Every change to a claimed row is fenced on (id, locked_by, claim_token).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ class PostgresOutbox:
         self.worker = worker
         self.q = store.q
 
-    def _fenced(self, name: str, row_id: int, attempt: int, **params: Any) -> bool:
+    def _fenced(self, name: str, row_id: int, token: int, **params: Any) -> bool:
         with self.store.connection() as conn:
-            cur = conn.execute(self.q[name], {"id": row_id, "worker": self.worker, "attempt": attempt, **params})
+            cur = conn.execute(self.q[name], {"id": row_id, "worker": self.worker, "token": token, **params})
             return cur.rowcount == 1
 
-    def _batch(self, name: str, ids: Sequence[int], attempts: Sequence[int], now: datetime) -> set[int]:
+    def _batch(self, name: str, ids: Sequence[int], tokens: Sequence[int], now: datetime) -> set[int]:
         if not ids:
             return set()
-        params = {"ids": list(ids), "attempts": list(attempts), "worker": self.worker, "now": now}
+        params = {"ids": list(ids), "tokens": list(tokens), "worker": self.worker, "now": now}
         with self.store.connection() as conn:
             return {row[0] for row in conn.execute(self.q[name], params)}
 
@@ -48,23 +48,23 @@ class PostgresOutbox:
 
     def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
         """Mark done, in one statement; returns the ids whose claim still held."""
-        return self._batch("complete_effects", [c.id for c in claims], [c.attempt for c in claims], now)
+        return self._batch("complete_effects", [c.id for c in claims], [c.token for c in claims], now)
 
     def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
-        released = self._batch("release_effects", [c.id for c in claims], [c.attempt for c in claims], now)
+        released = self._batch("release_effects", [c.id for c in claims], [c.token for c in claims], now)
         if released:
             self.notify()
         return released
 
     def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
-        return self._fenced("retry_effect_later", claim.id, claim.attempt, retry_at=retry_at, error=error)
+        return self._fenced("retry_effect_later", claim.id, claim.token, retry_at=retry_at, error=error)
 
     def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
-        return self._fenced("settle_effect_dead", claim.id, claim.attempt, now=now, error=error)
+        return self._fenced("settle_effect_dead", claim.id, claim.token, now=now, error=error)
 
     def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
         """Extend the lease; None if the claim was lost."""
-        params = {"id": claim.id, "worker": self.worker, "attempt": claim.attempt, "until": until}
+        params = {"id": claim.id, "worker": self.worker, "token": claim.token, "until": until}
         with self.store.connection() as conn:
             row = conn.execute(self.q["heartbeat_effect"], params).fetchone()
         return None if row is None else row[0]
@@ -78,10 +78,10 @@ class PostgresOutbox:
             return cur.execute(self.q["claim_timers"], params).fetchall()
 
     def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
-        return self._fenced("retry_timer_later", claim.id, claim.attempt, retry_at=retry_at, error=error)
+        return self._fenced("retry_timer_later", claim.id, claim.token, retry_at=retry_at, error=error)
 
     def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
-        released = self._batch("release_timers", [c.id for c in claims], [c.attempt for c in claims], now)
+        released = self._batch("release_timers", [c.id for c in claims], [c.token for c in claims], now)
         if released:
             self.notify()
         return released

@@ -48,7 +48,7 @@ def add_timer(service: WorkflowService, store: Store, key: str = "t", at: dateti
 
 def settle(store: Store, kind: SettleKind, claim: EffectClaim | TimerClaim, worker: str) -> None:
     """Apply a settle alone, in its own locked transaction (what `service.execute(..., settle=)` starts with)."""
-    with store.locked(claim.workflow_type, claim.workflow_id, settle=Settle(kind, claim.id, worker, claim.attempt, T0)):
+    with store.locked(claim.workflow_type, claim.workflow_id, settle=Settle(kind, claim.id, worker, claim.token, T0)):
         pass
 
 

@@ -60,6 +60,7 @@ EXPECTED_COLUMNS = {
         ("created_at", "timestamp with time zone", False),
         ("completed_at", "timestamp with time zone", True),
         ("trace_context", "text", True),
+        ("claim_token", "bigint", True),
     ],
     "projection_checkpoints": [
         ("name", "text", False),
@@ -108,6 +109,7 @@ EXPECTED_COLUMNS = {
         ("locked_until", "timestamp with time zone", True),
         ("last_error", "text", True),
         ("trace_context", "text", True),
+        ("claim_token", "bigint", True),
     ],
 }
 EXPECTED_INDEXES = {

@@ -200,26 +200,28 @@ WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 -- and was taken over matches nothing, and its whole transaction (returned input included) rolls back.
 UPDATE {schema}.outbox
 SET status = 'done', completed_at = %(now)s, locked_until = NULL
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 
 -- name: settle_effect_dead
 -- Fenced like settle_effect_done; the dead-letter input (if any) commits in the same transaction.
 UPDATE {schema}.outbox
 SET status = 'dead', completed_at = %(now)s, locked_until = NULL, last_error = %(error)s
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 
 -- name: settle_timer_fired
 -- Fenced on the timer's id, which a reschedule replaces and a cancellation deletes: a claim on an old or
 -- cancelled timer matches nothing, so its input is never applied. Runs under the instance lock, which
 -- the deciding transaction that cancels or replaces timers also takes, so the two cannot interleave.
 DELETE FROM {schema}.timers
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s
+WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s
 
 -- name: claim_effects
 -- One statement claims a batch. FOR UPDATE SKIP LOCKED: concurrent workers take disjoint rows without
 -- waiting for each other. The lease end is written to available_at as well as locked_until, so a row
 -- whose lease expires becomes due again through the same partial index, with no second predicate to
--- scan past live claims. attempts counts claims; with locked_by it fences every later change of the row.
+-- scan past live claims. attempts counts claims (committed before the handler runs, so an attempt whose
+-- process dies is counted). claim_token, fresh from a sequence, names this claim: it fences every later
+-- change of the row and never repeats, even when `dead-letters retry` resets attempts (design/reliability.md).
 -- RETURNING due.available_at: when the row became due (queued, retry time or lease end), before the claim
 -- moved it, for the schedule-to-start delay metric.
 WITH due AS (
@@ -234,46 +236,47 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.outbox o
-SET locked_by = %(worker)s, locked_until = %(until)s, available_at = %(until)s, attempts = o.attempts + 1
+SET locked_by = %(worker)s, locked_until = %(until)s, available_at = %(until)s, attempts = o.attempts + 1,
+    claim_token = nextval('{schema}.claim_tokens')
 FROM due
 WHERE o.id = due.id
-RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts, due.available_at,
-          o.trace_context
+RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts, o.claim_token,
+          due.available_at, o.trace_context
 
 -- name: complete_effects
 -- Batch completion of handlers that returned nothing, fenced per row (this worker, this attempt): rows
 -- taken over by another worker are left alone and reported missing from the RETURNING list.
 UPDATE {schema}.outbox o
 SET status = 'done', completed_at = %(now)s, locked_until = NULL
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempt)
-WHERE o.id = c.id AND o.attempts = c.attempt AND o.locked_by = %(worker)s AND o.status = 'pending'
+FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS c(id, token)
+WHERE o.id = c.id AND o.claim_token = c.token AND o.locked_by = %(worker)s AND o.status = 'pending'
 RETURNING o.id
 
 -- name: retry_effect_later
 -- Fenced: a failed attempt schedules the next one only if this worker still holds the claim.
 UPDATE {schema}.outbox
 SET available_at = %(retry_at)s, locked_by = NULL, locked_until = NULL, last_error = %(error)s
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 
 -- name: release_effects
 -- Fenced: hand back claims this worker holds but will not finish (shutdown); the claim does not count as
 -- an attempt, and the row is due at once for any worker.
 UPDATE {schema}.outbox o
 SET available_at = %(now)s, locked_by = NULL, locked_until = NULL, attempts = o.attempts - 1
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempt)
-WHERE o.id = c.id AND o.attempts = c.attempt AND o.locked_by = %(worker)s AND o.status = 'pending'
+FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS c(id, token)
+WHERE o.id = c.id AND o.claim_token = c.token AND o.locked_by = %(worker)s AND o.status = 'pending'
 RETURNING o.id
 
 -- name: heartbeat_effect
 -- Fenced: a worker extends only its own live claim; a lost claim returns no row.
 UPDATE {schema}.outbox
 SET locked_until = %(until)s, available_at = %(until)s
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s AND status = 'pending'
+WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 RETURNING locked_until
 
 -- name: claim_timers
 -- FOR UPDATE SKIP LOCKED: concurrent timer workers take disjoint timers. The lease keeps a claimed
--- timer from being claimed again until it expires; attempts and locked_by fence the firing.
+-- timer from being claimed again until it expires; claim_token (never repeated) and locked_by fence the firing.
 WITH due AS (
     -- Paused instances are skipped, as in claim_effects; a timer that fell due meanwhile fires after resume.
     SELECT id FROM {schema}.timers t
@@ -286,24 +289,25 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.timers t
-SET locked_by = %(worker)s, locked_until = %(until)s, attempts = t.attempts + 1
+SET locked_by = %(worker)s, locked_until = %(until)s, attempts = t.attempts + 1,
+    claim_token = nextval('{schema}.claim_tokens')
 FROM due
 WHERE t.id = due.id
 RETURNING t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_type, t.payload, t.attempts,
-          t.trace_context
+          t.claim_token, t.trace_context
 
 -- name: retry_timer_later
 -- Fenced: a failed firing schedules the next try only if this worker still holds the claim.
 UPDATE {schema}.timers
 SET locked_by = NULL, locked_until = %(retry_at)s, last_error = %(error)s
-WHERE id = %(id)s AND locked_by = %(worker)s AND attempts = %(attempt)s
+WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s
 
 -- name: release_timers
 -- Fenced: hand back unfired timer claims at shutdown; due again at once, not counted as an attempt.
 UPDATE {schema}.timers t
 SET locked_by = NULL, locked_until = NULL, attempts = t.attempts - 1
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempt)
-WHERE t.id = c.id AND t.attempts = c.attempt AND t.locked_by = %(worker)s
+FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS c(id, token)
+WHERE t.id = c.id AND t.claim_token = c.token AND t.locked_by = %(worker)s
 RETURNING t.id
 
 -- name: next_due
@@ -333,7 +337,7 @@ SELECT count(*) FROM {schema}.outbox WHERE status = 'dead'
 WITH revived AS (
     UPDATE {schema}.outbox
     SET status = 'pending', attempts = 0, available_at = %(now)s, locked_by = NULL, locked_until = NULL,
-        completed_at = NULL
+        completed_at = NULL, claim_token = NULL
     WHERE id = %(id)s AND status = 'dead'
     RETURNING id
 )
