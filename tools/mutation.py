@@ -83,14 +83,17 @@ def _drop(query: str, condition: str) -> Edit:
     return _sql(query, f" AND {condition}")
 
 
-def _fence(query: str, tests: Sequence[str], *, alias: str = "", attempt: str = "%(attempt)s") -> list[Mutation]:
-    """The two halves of a claimed-row fence: the owner and the attempt."""
+def _fence(query: str, tests: Sequence[str], *, alias: str = "", token: str = "%(token)s") -> list[Mutation]:
+    """The two halves of a claimed-row fence: the owner and the claim token."""
     return [
         Mutation(
             f"{query}: drop {alias}locked_by", "fence", (_drop(query, f"{alias}locked_by = %(worker)s"),), tuple(tests)
         ),
         Mutation(
-            f"{query}: drop {alias}attempts", "fence", (_drop(query, f"{alias}attempts = {attempt}"),), tuple(tests)
+            f"{query}: drop {alias}claim_token",
+            "fence",
+            (_drop(query, f"{alias}claim_token = {token}"),),
+            tuple(tests),
         ),
     ]
 
@@ -117,9 +120,9 @@ def mutations() -> list[Mutation]:
             (_drop("settle_effect_dead", "status = 'pending'"),),
             EFFECT_TESTS,
         ),
-        *_fence("complete_effects", EFFECT_TESTS, alias="o.", attempt="c.attempt"),
+        *_fence("complete_effects", EFFECT_TESTS, alias="o.", token="c.token"),
         *_fence("retry_effect_later", EFFECT_TESTS),
-        *_fence("release_effects", EFFECT_TESTS, alias="o.", attempt="c.attempt"),
+        *_fence("release_effects", EFFECT_TESTS, alias="o.", token="c.token"),
         *_fence("heartbeat_effect", EFFECT_TESTS),
         Mutation(
             "heartbeat_effect: write nothing, return a new lease end",
@@ -204,7 +207,7 @@ def mutations() -> list[Mutation]:
             TIMER_TESTS,
         ),
         *_fence("retry_timer_later", TIMER_TESTS),
-        *_fence("release_timers", TIMER_TESTS, alias="t.", attempt="c.attempt"),
+        *_fence("release_timers", TIMER_TESTS, alias="t.", token="c.token"),
         Mutation(
             "fire_timer: no settle (unfenced firing)",
             "fence",
@@ -303,9 +306,9 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/store/postgres_outbox.py",
-                    "[c.attempt for c in claims], now)\n        if released:\n            self.notify()\n"
+                    "[c.token for c in claims], now)\n        if released:\n            self.notify()\n"
                     "        return released\n\n    def retry_effect_later",
-                    "[c.attempt for c in claims], now)\n        return released\n\n    def retry_effect_later",
+                    "[c.token for c in claims], now)\n        return released\n\n    def retry_effect_later",
                 ),
             ),
             EFFECTS,
