@@ -188,15 +188,19 @@ class EffectRegistry:
         return decorate
 
     def lookup(self, effect_class: type) -> Registered | None:
-        """The registration of `effect_class`.
+        """The registration of `effect_class` or, failing that, of its nearest registered base class.
 
         Args:
             effect_class: An effect class.
 
         Returns:
-            Its handler, whether it is async, and its policy; None if it has no handler.
+            Its handler, whether it is async, and its policy; None if neither it nor a base class has one.
         """
-        return self._handlers.get(effect_class)
+        for cls in effect_class.__mro__:
+            found = self._handlers.get(cls)
+            if found is not None:
+                return found
+        return None
 
     def __contains__(self, effect_class: object) -> bool:
-        return effect_class in self._handlers
+        return isinstance(effect_class, type) and self.lookup(effect_class) is not None
