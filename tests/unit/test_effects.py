@@ -72,3 +72,25 @@ def test_registries_are_independent_objects() -> None:
 def test_the_idempotency_key_depends_only_on_the_row_identity() -> None:
     assert idempotency_key("order", "o-1", 42) == idempotency_key("order", "o-1", 42) == "order/o-1/effect-42"
     assert idempotency_key("order", "o-1", 43) != idempotency_key("order", "o-1", 42)
+
+
+def test_a_handler_for_a_base_class_handles_its_subclasses_unless_one_is_registered() -> None:
+    class Special(Work):
+        pass
+
+    class Other(Work):
+        pass
+
+    def general(effect: Work, ctx: EffectContext) -> None:
+        return None
+
+    def special(effect: Work, ctx: EffectContext) -> None:
+        return None
+
+    registry = EffectRegistry()
+    registry.register(Work, general)
+    registry.register(Special, special)
+    for cls, handler in ((Other, general), (Special, special)):
+        found = registry.lookup(cls)
+        assert found is not None and found.handler is handler
+    assert Other in registry and AsyncWork not in registry
