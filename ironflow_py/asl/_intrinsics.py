@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.asl._errors import INTRINSIC_FAILURE, StateError
+from ironflow_py.asl._errors import RUNTIME, StateError
 from ironflow_py.asl._paths import dumps, select
 
 _MAX_RANGE = 1000
@@ -181,7 +181,7 @@ def evaluate(text: str, data: Any, context: Any, draws: Draws) -> Any:
     try:
         call = parse(text)
     except ValueError as exc:
-        raise StateError(INTRINSIC_FAILURE, str(exc)) from None
+        raise StateError(RUNTIME, str(exc)) from None
     return _eval(call, data, context, draws)
 
 
@@ -200,7 +200,7 @@ def _eval(call: Call, data: Any, context: Any, draws: Draws) -> Any:
     except StateError:
         raise
     except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError) as exc:
-        raise StateError(INTRINSIC_FAILURE, f"{call.name}: {exc}") from None
+        raise StateError(RUNTIME, f"{call.name}: {exc}") from None
 
 
 def _arity(args: list[Any], low: int, high: int | None = None) -> None:

@@ -70,10 +70,10 @@ def test_intrinsic(expression: str, input: Any, expected: Any) -> None:
         "States.ArrayRange(1, 2000, 1)",
     ],
 )
-def test_bad_arguments_fail_with_intrinsic_failure(expression: str) -> None:
+def test_bad_arguments_fail_with_states_runtime(expression: str) -> None:
     d = machine({"P": {"Type": "Pass", "Parameters": {"v.$": expression}, "End": True}})
     result, _, _ = run(d, {"a": [1], "s": "x", "bad": "{"})
-    assert result.error == "States.IntrinsicFailure", result
+    assert result.error == "States.Runtime", result
 
 
 def test_uuid_and_math_random_are_drawn_in_decide_and_recorded() -> None:
