@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -34,6 +34,7 @@ from ironflow_py.asl._paths import PAYLOAD_LIMIT_BYTES, dumps
 from ironflow_py.decision import Decision
 from ironflow_py.effects._registry import EffectContext, EffectRegistry, RetryPolicy
 from ironflow_py.errors import ConfigurationError, LeaseLost, Permanent
+from ironflow_py.lifecycle import Cancelled, CancelRequest, Completed, Failed, RunOutcome
 from ironflow_py.workflow import Workflow
 
 AslInput = StartExecution | TaskResult | Wake | TaskHeartbeat | StopExecution
@@ -114,7 +115,10 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
         stop = _per_type(StopExecution, name)
         run_task = _per_type(RunTask, name)
         run_task.result_type = result
+        timeout = parsed.definition.get("TimeoutSeconds")
         namespace: dict[str, Any] = {
+            # The machine's own TimeoutSeconds: the engine closes the execution TimedOut when it passes.
+            "run_timeout": timedelta(seconds=timeout) if isinstance(timeout, int) and timeout > 0 else None,
             "__module__": __name__,
             "__qualname__": name,
             "type": workflow_type,
@@ -152,8 +156,34 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
         # A repeated StartExecution for one id is applied once (Step Functions: same name, same input).
         return "start" if isinstance(input, StartExecution) else None
 
-    def is_terminal(self, state: ExecutionState) -> bool:
-        return state.status in ("succeeded", "failed", "aborted")
+    def outcome(self, state: ExecutionState) -> RunOutcome | None:
+        """How the execution ended: `Completed(output)`, `Failed(error, cause)`, `Cancelled(cause)` after
+        StopExecution; None while it runs. (A machine-level TimeoutSeconds closes it `TimedOut`.)
+
+        Args:
+            state: the folded execution state.
+
+        Returns:
+            The outcome, or None while the execution runs.
+        """
+        if state.status == "succeeded":
+            return Completed(state.output)
+        if state.status == "failed":
+            return Failed(state.error or "", state.cause)
+        if state.status == "aborted":
+            return Cancelled(state.cause or state.error)
+        return None
+
+    def cancel_input(self, request: CancelRequest) -> AslInput | None:
+        """A cancel request stops the execution (Step Functions' StopExecution), cancelling its timers.
+
+        Args:
+            request: the instance and the reason.
+
+        Returns:
+            The StopExecution input for the instance.
+        """
+        return type(self).StopExecution(request.workflow_id, "States.Aborted", request.reason)
 
     def evolve(self, state: ExecutionState, event: AslEvent) -> ExecutionState:
         return evolve(self.machine, state, event)

@@ -597,3 +597,26 @@ def test_stop_execution_aborts_and_cancels_timers() -> None:
 def test_parse_once_define_many() -> None:
     m = StateMachine.parse(machine({"S": {"Type": "Succeed"}}))
     assert AslWorkflow.define("x", m).machine is m
+
+
+def test_outcome_cancel_input_and_machine_timeout() -> None:
+    from ironflow_py import Cancelled, CancelRequest, Completed, Failed
+    from ironflow_py.testing import Scenario
+
+    ok = AslWorkflow.define("ok", machine({"P": {"Type": "Pass", "Result": [1], "End": True}}))
+    bad = AslWorkflow.define("bad", machine({"F": {"Type": "Fail", "Error": "E", "Cause": "c"}}))
+    slow = AslWorkflow.define(
+        "slow", {"TimeoutSeconds": 90, **machine({"W": {"Type": "Wait", "Seconds": 900, "End": True}})}
+    )
+    s = Scenario(ok, bad, slow)
+    s.send(ok.StartExecution("e", {}))
+    s.send(bad.StartExecution("e", {}))
+    s.send(slow.StartExecution("e", {}))
+    assert ok().outcome(s.state("ok", "e")) == Completed([1])
+    assert bad().outcome(s.state("bad", "e")) == Failed("E", "c")
+    assert slow().outcome(s.state("slow", "e")) is None
+    stop = slow().cancel_input(CancelRequest("e", "no longer needed"))
+    assert stop == slow.StopExecution("e", "States.Aborted", "no longer needed")
+    s.send(stop)
+    assert slow().outcome(s.state("slow", "e")) == Cancelled("no longer needed")
+    assert slow.run_timeout == timedelta(seconds=90) and ok.run_timeout is None
