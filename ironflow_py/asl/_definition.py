@@ -439,9 +439,8 @@ def _check_map(
     if "MaxConcurrency" in body:
         _check_positive_int(body["MaxConcurrency"], where + "/MaxConcurrency", zero=True)
     for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
-        value = body.get(key)
-        if key in body and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-            raise AslValidationError(where + _ptr(key), "must be a non-negative number")
+        if key in body:
+            raise AslValidationError(where + _ptr(key), "tolerated failures (Distributed Map) are not supported")
     key = keys[0]
     processor = body[key]
     if key == "ItemProcessor" and isinstance(processor, Mapping):

@@ -157,6 +157,21 @@ def test_states_all_must_be_the_last_retrier_and_alone() -> None:
             "unknown state type",
         ),
         ({"StartAt": "A/B", "States": {"A/B": {"Type": "Pass", "Next": "C"}}}, "/States/A~1B/Next", "does not exist"),
+        (
+            {
+                "StartAt": "M",
+                "States": {
+                    "M": {
+                        "Type": "Map",
+                        "End": True,
+                        "ToleratedFailureCount": 1,
+                        "Iterator": {"StartAt": "X", "States": {"X": {"Type": "Succeed"}}},
+                    }
+                },
+            },
+            "/States/M/ToleratedFailureCount",
+            "not supported",
+        ),
     ],
 )
 def test_each_rule_names_its_pointer(definition: Any, pointer: str, words: str) -> None:
