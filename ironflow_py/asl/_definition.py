@@ -23,14 +23,13 @@ _COMMON = {"Type", "Comment"}
 _IO = {"InputPath", "OutputPath"}
 _FLOW = {"Next", "End"}
 _FIELDS: dict[str, set[str]] = {
-    "Pass": _COMMON | _IO | _FLOW | {"Result", "ResultPath", "Parameters", "Assign"},
+    "Pass": _COMMON | _IO | _FLOW | {"Result", "ResultPath", "Parameters"},
     "Task": _COMMON
     | _IO
     | _FLOW
     | {
         "Resource",
         "Parameters",
-        "Arguments",
         "ResultSelector",
         "ResultPath",
         "Retry",
