@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ironflow_py.cli import _admin, _dead_letters, _inspect, _projections, _web, _worker
+from ironflow_py.cli import _admin, _asl, _dead_letters, _inspect, _projections, _web, _worker
 from ironflow_py.cli._base import (
     ENV_PREFIX,
     Command,
@@ -79,6 +79,7 @@ COMMANDS: tuple[click.Command, ...] = (
     _dead_letters.dead_letters,
     _projections.projections,
     _web.web,
+    _asl.asl,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

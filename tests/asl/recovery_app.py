@@ -117,3 +117,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def cli_app() -> Any:
+    """The same machine as an App with its task handlers, for `ironflow-py --app ... asl start`."""
+    from ironflow_py import App
+
+    return App(workflows=[Checkout], effects=tasks(Boundaries(None, None)).effects())
