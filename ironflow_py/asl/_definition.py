@@ -74,7 +74,13 @@ def _ptr(*parts: object) -> str:
 
 @attrs.frozen(eq=False)
 class StateDef:
-    """One validated state: its name, type and fields exactly as written in the definition."""
+    """One validated state, as written in the definition.
+
+    Attributes:
+        name: the state's name.
+        type: its Type (Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map).
+        fields: every field of the state, as JSON values.
+    """
 
     name: str
     type: str
@@ -87,14 +93,29 @@ class StateDef:
         return value if isinstance(value, str) else None
 
     def get(self, key: str, default: Any = None) -> Any:
+        """A field of the state.
+
+        Args:
+            key: the field name, e.g. ``"ResultPath"``.
+            default: what to return when the field is absent.
+
+        Returns:
+            The field's JSON value, or `default`.
+        """
         return self.fields.get(key, default)
 
 
 @attrs.frozen(eq=False)
 class StateMachine:
-    """A validated ASL state machine: `start_at`, its `states`, and every nested machine by machine path.
+    """A validated ASL state machine; build one with `StateMachine.parse(definition)`.
 
-    Build one with `StateMachine.parse(definition)`.
+    Attributes:
+        start_at: the name of the first state.
+        states: the states by name.
+        definition: the definition as given (JSON values).
+        machines: every nested machine of the tree (Parallel branches, Map iterators) by machine path,
+            ``""`` being the top-level machine.
+        comment: the definition's Comment, if any.
     """
 
     start_at: str
@@ -130,11 +151,27 @@ class StateMachine:
         return top
 
     def machine(self, path: str) -> StateMachine:
-        """The nested machine at machine path `path` ("" is this machine)."""
+        """The nested machine at a machine path.
+
+        Args:
+            path: ``""`` for this machine, ``/<State>/<branch index>`` or ``/<State>/it`` (nested further
+                by appending).
+
+        Returns:
+            That machine.
+        """
         return self if path == "" else self.machines[path]
 
     def state(self, machine_path: str, name: str) -> StateDef:
-        """State `name` of the machine at `machine_path`."""
+        """A state of one of the machines.
+
+        Args:
+            machine_path: the machine's path (see `machine`).
+            name: the state's name.
+
+        Returns:
+            The state.
+        """
         return self.machine(machine_path).states[name]
 
 

@@ -19,10 +19,10 @@ import attrs
 
 @attrs.frozen
 class StartExecution:
-    """Start execution `execution_id` (the instance id) of a state machine with JSON `input`.
+    """Start an execution of a state machine.
 
-    Args:
-        execution_id: the execution's name, unique per state machine type.
+    Attributes:
+        execution_id: the execution's name (the instance id), unique per state machine type.
         input: any JSON value; ``{}`` when omitted, as in Step Functions.
     """
 
@@ -32,7 +32,15 @@ class StartExecution:
 
 @attrs.frozen
 class TaskResult:
-    """A task's outcome, fed back by the task effect: `output`, or `error` and `cause` when it failed."""
+    """A task's outcome, fed back by the task effect.
+
+    Attributes:
+        execution_id: the execution.
+        token: the task token from TaskScheduled.
+        output: the task result (any JSON value) when it succeeded.
+        error: the ASL error name when it failed (then `output` is ignored).
+        cause: the cause that comes with `error`.
+    """
 
     execution_id: str
     token: str
@@ -43,7 +51,12 @@ class TaskResult:
 
 @attrs.frozen
 class Wake:
-    """A durable timer of the execution fired (a Wait ended, a retry is due, a task timed out)."""
+    """A durable timer of the execution fired (a Wait ended, a retry is due, a task timed out).
+
+    Attributes:
+        execution_id: the execution.
+        key: the timer key (``wait:<n>``, ``retry:<n>``, ``timeout:<token>``, ``heartbeat:<token>``).
+    """
 
     execution_id: str
     key: str
@@ -51,7 +64,12 @@ class Wake:
 
 @attrs.frozen
 class TaskHeartbeat:
-    """A running task is alive: restarts its HeartbeatSeconds clock (SendTaskHeartbeat in Step Functions)."""
+    """A running task is alive: restarts its HeartbeatSeconds clock (SendTaskHeartbeat in Step Functions).
+
+    Attributes:
+        execution_id: the execution.
+        token: the task token.
+    """
 
     execution_id: str
     token: str
@@ -59,7 +77,13 @@ class TaskHeartbeat:
 
 @attrs.frozen
 class StopExecution:
-    """Abort the execution (StopExecution in Step Functions): it ends as aborted with `error` and `cause`."""
+    """Abort the execution (StopExecution in Step Functions); its timers are cancelled.
+
+    Attributes:
+        execution_id: the execution.
+        error: an error name to record, or None.
+        cause: why, or None.
+    """
 
     execution_id: str
     error: str | None = None
@@ -71,7 +95,16 @@ class StopExecution:
 
 @attrs.frozen
 class RunTask:
-    """Run a Task state's resource with its effective input; the handler's result comes back as TaskResult."""
+    """Run a Task state's resource with its effective input; the handler's result comes back as TaskResult.
+
+    Attributes:
+        execution_id: the execution.
+        token: the task token the result must name.
+        resource: the Task's Resource string.
+        input: the effective input (after InputPath and Parameters).
+        state_name: the Task state's name.
+        attempt: the state's RetryCount.
+    """
 
     #: the TaskResult class of the workflow type that emitted it (set on the per-type subclass)
     result_type: ClassVar[type[TaskResult]] = TaskResult
@@ -296,7 +329,19 @@ class Frame:
 
 @attrs.frozen
 class ExecutionState:
-    """The folded state of one execution. `status`: ``new``, ``running``, ``succeeded``, ``failed``, ``aborted``."""
+    """The folded state of one execution.
+
+    Attributes:
+        execution_id: the execution.
+        status: ``new``, ``running``, ``succeeded``, ``failed`` or ``aborted``.
+        input: the execution input.
+        started_at: when it started (UTC).
+        output: the output once it succeeded.
+        error: the error name once it failed or was aborted.
+        cause: the cause that came with it.
+        frames: the running machines (top level and every branch or iteration) by scope.
+        count: how many events have been folded (the source of unique tokens and timer keys).
+    """
 
     execution_id: str = ""
     status: str = "new"

@@ -43,9 +43,13 @@ T = TypeVar("T")
 
 @attrs.frozen
 class ExecutionResult:
-    """Where an execution stands: `status` is ``running``, ``succeeded``, ``failed`` or ``aborted``.
+    """Where an execution stands, as a plain value.
 
-    `output` is set when it succeeded; `error` and `cause` when it failed or was aborted.
+    Attributes:
+        status: ``running``, ``succeeded``, ``failed`` or ``aborted``.
+        output: the execution output (any JSON value) once it succeeded.
+        error: the ASL error name once it failed or was aborted.
+        cause: the cause that came with the error.
     """
 
     status: str
@@ -78,6 +82,9 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
 
     The instance id is the execution id. Inputs are the per-type classes `StartExecution`, `TaskResult`,
     `Wake`, `TaskHeartbeat` and `StopExecution` set on the defined class (e.g. ``Checkout.StartExecution``).
+
+    Raises:
+        ConfigurationError: instantiating `AslWorkflow` itself rather than a class made by `define`.
     """
 
     machine: ClassVar[StateMachine]
@@ -147,13 +154,33 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
         self._types = Types(self.type, type(self).Wake, type(self).RunTask)
 
     def initial_state(self) -> ExecutionState:
+        """An execution that has not started.
+
+        Returns:
+            The empty `ExecutionState`.
+        """
         return ExecutionState()
 
     def workflow_id(self, input: AslInput) -> str:
+        """The instance an input is for: its execution id.
+
+        Args:
+            input: any of the workflow's inputs.
+
+        Returns:
+            `input.execution_id`.
+        """
         return input.execution_id
 
     def input_key(self, input: AslInput) -> str | None:
-        # A repeated StartExecution for one id is applied once (Step Functions: same name, same input).
+        """StartExecution is keyed, so a repeat is a duplicate (as an execution name is in Step Functions).
+
+        Args:
+            input: any of the workflow's inputs.
+
+        Returns:
+            ``"start"`` for StartExecution, else None.
+        """
         return "start" if isinstance(input, StartExecution) else None
 
     def outcome(self, state: ExecutionState) -> RunOutcome | None:
@@ -186,9 +213,29 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
         return type(self).StopExecution(request.workflow_id, "States.Aborted", request.reason)
 
     def evolve(self, state: ExecutionState, event: AslEvent) -> ExecutionState:
+        """Fold one recorded event (never evaluates a path or draws a number).
+
+        Args:
+            state: the state before `event`.
+            event: a recorded ASL event.
+
+        Returns:
+            The state after it.
+        """
         return evolve(self.machine, state, event)
 
     def decide(self, now: datetime, state: ExecutionState, input: AslInput) -> Decision[AslEvent, _model.RunTask]:
+        """Apply one input, then run every automatic state until the machine waits for the outside.
+
+        Args:
+            now: the decision time (timezone-aware, the service's clock).
+            state: the folded execution state.
+            input: StartExecution, TaskResult, Wake, TaskHeartbeat or StopExecution.
+
+        Returns:
+            The events, task effects and timers of the whole step; a rejection for an input that no longer
+            applies (a result for an unknown token, a timer nothing waits for, a second start).
+        """
         run = Run(self.machine, self._types, now, state)
         if isinstance(input, StartExecution):
             if state.status != "new":
@@ -216,12 +263,29 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
         return run.decision()
 
     def dead_letter_input(self, effect: _model.RunTask, error: str) -> AslInput | None:
+        """Nothing: a dead task effect leaves the execution waiting (see the comment).
+
+        Args:
+            effect: the dead RunTask effect.
+            error: why it died.
+
+        Returns:
+            None.
+        """
         # A dead task effect means the worker could not run it at all (no handler for the resource): the
         # execution keeps waiting (or times out by TimeoutSeconds) so an operator can fix the deployment
         # and retry the dead letter.
         return None
 
     def state_name(self, state: ExecutionState) -> str:
+        """The current top-level state's name while running, else the execution status.
+
+        Args:
+            state: the folded execution state.
+
+        Returns:
+            A short name for diagrams and inspection.
+        """
         root = state.frames.get("")
         if state.status == "running" and root is not None:
             return root.state
@@ -233,8 +297,18 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
 
 @attrs.frozen
 class TaskContext:
-    """What a task handler knows: the execution, the state, the attempt (0 first), the task token, and an
-    idempotency key that is the same on every delivery of this attempt."""
+    """What a task handler knows about the task it runs.
+
+    Attributes:
+        execution_id: the execution (instance id).
+        workflow_type: the state machine's workflow type.
+        state_name: the Task state's name.
+        resource: the Task's Resource string.
+        token: the task token (unique in the execution).
+        attempt: the state's RetryCount: 0 first, then 1, 2, ... per Retry.
+        idempotency_key: the same on every delivery of this task attempt; pass it downstream.
+        effect: the underlying `EffectContext` (for `heartbeat()` on the effect's lease).
+    """
 
     execution_id: str
     workflow_type: str
@@ -264,6 +338,10 @@ class TaskRegistry:
     def register(self, resource: str, handler: TaskHandler) -> None:
         """Run `handler` for Task states whose Resource is exactly `resource`.
 
+        Args:
+            resource: the Resource string (an ARN or any string).
+            handler: a sync callable (effective input, TaskContext) -> task result.
+
         Raises:
             ConfigurationError: the resource already has a handler, or the handler is not a sync callable.
         """
@@ -274,7 +352,14 @@ class TaskRegistry:
         self._handlers[resource] = handler
 
     def resource(self, resource: str) -> Callable[[H], H]:
-        """Decorator form of `register`; returns the function unchanged."""
+        """Decorator form of `register`.
+
+        Args:
+            resource: the Resource string.
+
+        Returns:
+            A decorator that registers the function and returns it unchanged.
+        """
 
         def decorate(fn: H) -> H:
             self.register(resource, fn)
@@ -288,6 +373,12 @@ class TaskRegistry:
         The effect is tried once (`RetryPolicy(max_attempts=1)`): every handler outcome, exceptions
         included, goes back to the execution as a TaskResult, where the state's Retry rules decide. Only a
         task whose resource has no handler is dead-lettered.
+
+        Args:
+            registry: an existing registry to add the handler to; None makes a new one.
+
+        Returns:
+            The registry.
         """
         target = registry if registry is not None else EffectRegistry()
         target.register(RunTask, self.run, policy=RetryPolicy(max_attempts=1, jitter=False))
@@ -295,6 +386,13 @@ class TaskRegistry:
 
     def run(self, effect: _model.RunTask, ctx: EffectContext) -> _model.TaskResult:
         """Call the handler for `effect.resource` and turn its outcome into the execution's TaskResult input.
+
+        Args:
+            effect: the RunTask effect (its class names the TaskResult class to return).
+            ctx: the effect attempt's context.
+
+        Returns:
+            The TaskResult with the handler's output, or its error and cause.
 
         Raises:
             Permanent: no handler is registered for the resource.

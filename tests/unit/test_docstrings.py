@@ -34,6 +34,7 @@ PACKAGES = [
     "ironflow_py.store",
     "ironflow_py.telemetry",
     "ironflow_py.web",
+    "ironflow_py.asl",
 ]
 
 _SECTION = re.compile(r"^(Args|Arguments|Attributes|Returns|Yields|Raises|Example|Examples|Note|Notes):\s*$")
