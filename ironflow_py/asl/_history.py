@@ -53,6 +53,8 @@ def history_events(  # noqa: PLR0915 - one case per event type reads best as one
     details: dict[str, Any]
     machines: dict[str, str] = {"": ""}
     names: dict[str, str] = {}
+    indexes: dict[str, int] = {}
+    parents: dict[str, str] = {}
 
     def add(at: datetime, kind: str, details_key: str | None = None, details: dict[str, Any] | None = None) -> None:
         entry: dict[str, Any] = {
@@ -89,6 +91,9 @@ def history_events(  # noqa: PLR0915 - one case per event type reads best as one
                 elif kind == "Parallel":
                     add(at, "ParallelStateSucceeded")
                 add(at, f"{kind}StateExited", "stateExitedEventDetails", {"name": name, "output": dumps(output)})
+                if event.next is None and machines.get(scope, "").endswith("/it"):
+                    details = {"name": names.get(parents[scope], ""), "index": indexes[scope]}
+                    add(at, "MapIterationSucceeded", "mapIterationSucceededEventDetails", details)
             case TaskScheduled(resource=resource, parameters=params, timeout_at=timeout_at):
                 details = {"resource": resource, "parameters": dumps(params)}
                 if timeout_at is not None:
@@ -114,6 +119,8 @@ def history_events(  # noqa: PLR0915 - one case per event type reads best as one
                 add(at, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
             case ScopeStarted(parent=parent, scope=scope, index=index, machine=path):
                 machines[scope] = path
+                indexes[scope] = index
+                parents[scope] = parent
                 if path.endswith("/it"):
                     add(
                         at,
@@ -123,7 +130,8 @@ def history_events(  # noqa: PLR0915 - one case per event type reads best as one
                     )
             case ScopeFailed(scope=scope, error=error, cause=cause):
                 if machines.get(scope, "").endswith("/it"):
-                    add(at, "MapIterationFailed", "mapIterationFailedEventDetails", {"index": 0, "error": error})
+                    details = {"name": names.get(parents[scope], ""), "index": indexes[scope], "error": error}
+                    add(at, "MapIterationFailed", "mapIterationFailedEventDetails", details)
             case ExecutionSucceeded(output=output):
                 add(at, "ExecutionSucceeded", "executionSucceededEventDetails", {"output": dumps(output)})
             case ExecutionFailed(error=error, cause=cause):

@@ -58,7 +58,8 @@ def start(settings: Settings, workflow_type: str, execution_id: str, input_json:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from None
     wf = _machine_workflow(settings, workflow_type)
     with settings.store() as store:
-        outcome = settings.app().service(store).execute(wf.StartExecution(execution_id, payload))
+        service = settings.app().service(store)
+        outcome = service.execute(wf.StartExecution(execution_id, payload))
     status = outcome.status.value
     settings.emit(
         {"workflow_type": workflow_type, "execution_id": execution_id, "status": status},

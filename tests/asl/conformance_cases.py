@@ -210,6 +210,26 @@ CASES: list[Case] = [
         {},
         None,
     ),
+    (
+        "choice",
+        "indexed-variable",
+        m(
+            {
+                "P": {"Type": "Pass", "Result": {"r": [{"d": 2}, {"d": 4}]}, "Next": "C"},
+                "C": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.r[1].d", "NumericEquals": 4, "Next": "S"}],
+                    "Default": "F",
+                },
+                "S": {"Type": "Succeed"},
+                "F": {"Type": "Fail", "Error": "NoMatch"},
+            }
+        ),
+        {},
+        {},
+        "disagree: moto does not match $.r[1].d NumericEquals 4 though the value is 4 (it matches $.d); the "
+        "Variable is a Path selecting one value (states-language.net/spec.html#choice-state), so it matches",
+    ),
     # -- wait, succeed, fail
     (
         "wait",
@@ -573,6 +593,27 @@ CASES: list[Case] = [
         ),
         [1, 2, 3],
         {"T": ret("done")},
+        None,
+    ),
+    (
+        "map",
+        "map-sequential",
+        m(
+            {
+                "M": {
+                    "Type": "Map",
+                    "MaxConcurrency": 1,
+                    "ItemsPath": "$.items",
+                    "Iterator": m({"X": {"Type": "Pass", "Parameters": {"d.$": "States.MathAdd($, $)"}, "End": True}}),
+                    "ResultPath": "$.r",
+                    "Next": "C",
+                },
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$.r[1].d", "IsPresent": True, "Next": "S"}]},
+                "S": {"Type": "Succeed"},
+            }
+        ),
+        {"items": [1, 2]},
+        {},
         None,
     ),
     (

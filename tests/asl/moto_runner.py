@@ -24,6 +24,8 @@ class Outcome:
     output: Any = None
     error: str | None = None
     cause: str | None = None
+    #: the event types of GetExecutionHistory, in order
+    history: tuple[str, ...] = ()
 
 
 def _output(text: str | None) -> Any:
@@ -105,7 +107,9 @@ def run_on_moto(cases: Sequence[tuple[str, Mapping[str, Any], Any, Script]]) -> 
                         break
                     tick.wait(0.01)
                 output = _output(d.get("output"))
-                results[name] = Outcome(d["status"], output, d.get("error"), d.get("cause"))
+                events = client.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+                history = tuple(e["type"] for e in events)
+                results[name] = Outcome(d["status"], output, d.get("error"), d.get("cause"), history)
     finally:
         setattr(execution_module.Execution, "_get_start_execution_worker", original)  # noqa: B010
     return results

@@ -59,7 +59,9 @@ class Boundaries:
             self.seen[kind] += 1
             name = f"{kind}:{self.seen[kind]}"
         if name == self.kill_at and self.folder is not None:
-            (self.folder / "reached").write_text(name)
+            # Written aside and renamed, so the test never reads a half-written file.
+            (self.folder / "reached.tmp").write_text(name)
+            os.replace(self.folder / "reached.tmp", self.folder / "reached")
             threading.Event().wait()  # until SIGKILL
 
 

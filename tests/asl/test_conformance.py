@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ironflow_py.asl import history_events
 from tests.asl.conformance_cases import CASES
 from tests.asl.helpers import LAMBDA, run
 
@@ -54,3 +55,34 @@ def test_ironflow_agrees_with_moto(
         assert ours.output == theirs.output, (ours, theirs)
     if difference is None or difference.startswith("disagree"):
         assert (ours.cause or None) == (theirs.cause or None), (ours, theirs)
+
+
+def _sequential(definition: dict[str, Any], script: dict[str, Any]) -> bool:
+    """No tasks (moto reports Lambda tasks with its own event types) and nothing concurrent, whose
+    interleaving in moto's history is arbitrary."""
+    text = str(definition)
+    one_at_a_time = "Map" not in text or "'MaxConcurrency': 1" in text
+    return not script and "Parallel" not in text and one_at_a_time
+
+
+HISTORY_CASES = [c for c in CASES if _sequential(c[2], c[4])]
+
+
+@pytest.mark.parametrize(
+    ("category", "name", "definition", "payload", "script", "difference"),
+    HISTORY_CASES,
+    ids=[f"{c[0]}-{c[1]}" for c in HISTORY_CASES],
+)
+def test_exported_history_has_the_event_types_moto_records(
+    moto_results: dict[str, Any],
+    category: str,
+    name: str,
+    definition: dict[str, Any],
+    payload: Any,
+    script: dict[str, list[dict[str, Any]]],
+    difference: str | None,
+) -> None:
+    _, scenario, wf = run(definition, payload, script, resources=(LAMBDA,))
+    recorded = [(e.recorded_at, e.event) for e in scenario.history("machine", "exec-1")]
+    ours = tuple(e["type"] for e in history_events(wf.machine, recorded))
+    assert ours == moto_results[name].history
