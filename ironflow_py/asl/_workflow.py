@@ -184,8 +184,10 @@ class AslWorkflow(Workflow[ExecutionState, AslInput, AslEvent, RunTask]):
         return "start" if isinstance(input, StartExecution) else None
 
     def outcome(self, state: ExecutionState) -> RunOutcome | None:
-        """How the execution ended: `Completed(output)`, `Failed(error, cause)`, `Cancelled(cause)` after
-        StopExecution; None while it runs. (A machine-level TimeoutSeconds closes it `TimedOut`.)
+        """How the execution ended, read from its state.
+
+        `Completed(output)`, `Failed(error, cause)`, or `Cancelled(cause)` after StopExecution; None while it
+        runs. (A machine-level TimeoutSeconds closes it `TimedOut`.)
 
         Args:
             state: the folded execution state.
