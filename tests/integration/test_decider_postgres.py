@@ -121,7 +121,8 @@ def test_killed_connection_mid_transaction_writes_nothing(pg_store: PostgresStor
     store = PostgresStore.connect(pg_url, schema=pg_store.schema, application_name=app_name)
     service = WorkflowService(store, workflows=[Pausing])
     (effect_id,) = service.execute(Add("c1", 1)).effect_ids
-    claim = sql.SQL("UPDATE {}.outbox SET locked_by = 'w1', attempts = 1 WHERE id = %s").format(
+    # A claim as claim_effects makes it: worker, attempt count and the claim token the settle is fenced on.
+    claim = sql.SQL("UPDATE {}.outbox SET locked_by = 'w1', attempts = 1, claim_token = 1 WHERE id = %s").format(
         sql.Identifier(pg_store.schema)
     )
     admin.execute(claim, (effect_id,))
