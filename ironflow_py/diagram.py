@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from ironflow_py.lifecycle import RESERVED_PREFIX
 from ironflow_py.workflow import AnyWorkflow
 
 
@@ -105,8 +106,13 @@ def instance_path(workflow: AnyWorkflow, events: Sequence[tuple[int, str, Any]])
     current = workflow.state_name(state)
     steps = []
     for seq, event_type, event in events:
-        state = workflow.evolve(state, event)
-        target = workflow.state_name(state)
+        if event_type.startswith(RESERVED_PREFIX):
+            # A lifecycle event the engine wrote (`ironflow.terminated/1`): `evolve` never sees it; the
+            # instance ends in the state it names.
+            target = event_type[len(RESERVED_PREFIX) :].split("/", 1)[0]
+        else:
+            state = workflow.evolve(state, event)
+            target = workflow.state_name(state)
         steps.append(Step(seq, event_type, current, target))
         current = target
     return steps

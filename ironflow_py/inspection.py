@@ -38,7 +38,8 @@ class InstanceReport:
     def diagnosis(self, now: datetime) -> str:
         """One sentence on what the instance is waiting for."""
         if self.terminal:
-            return f"completed in state {self.state_name!r}"
+            how = self.info.status.value if self.info is not None and self.info.status.closed else "completed"
+            return f"{how} in state {self.state_name!r}"
         parts = []
         for e in self.dead_effects:
             parts.append(f"effect {e.id} ({e.effect_type}) is dead: {e.last_error}; `dead-letters retry {e.id}`")
@@ -64,13 +65,16 @@ def instance_report(service: WorkflowService, workflow_type: str, workflow_id: s
     reg = service.registration(workflow_type)
     events = service.history(workflow_type, workflow_id)
     wf = reg.workflow
-    state = wf.fold(wf.initial_state(), [e.event for e in events])
+    # The service's fold, not `wf.fold`: the history may hold lifecycle events (`ironflow.terminated/1`)
+    # that `evolve` never sees.
+    state = service.state(workflow_type, workflow_id) if events else wf.initial_state()
+    info = service.instance(workflow_type, workflow_id)
     return InstanceReport(
-        service.instance(workflow_type, workflow_id),
+        info,
         events,
         state,
         wf.state_name(state),
-        wf.is_terminal(state),
+        (info is not None and info.status.closed) or wf.is_terminal(state),
         service.store.effects(workflow_type, workflow_id),
         service.store.timers(workflow_type, workflow_id),
     )

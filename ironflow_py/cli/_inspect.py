@@ -146,7 +146,9 @@ def diagram(settings: Settings, workflow_type: str, format: str, instance: str |
             history = service.history(wf.type, instance)
             if not history:
                 raise NotFound(f"workflow {wf.type!r} has no instance {instance!r}")
-            terminal = wf.is_terminal(service.state(wf.type, instance))
+            info = service.instance(wf.type, instance)
+            # Terminated (or otherwise closed by the engine) counts as an end even if the state is not terminal.
+            terminal = (info is not None and info.status.closed) or wf.is_terminal(service.state(wf.type, instance))
         steps = diagrams.instance_path(wf, [(e.seq, e.type_name, e.event) for e in history])
         initial = wf.state_name(wf.initial_state())
         if format == "mermaid":

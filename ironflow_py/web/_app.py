@@ -14,10 +14,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -25,7 +26,7 @@ from starlette.routing import Route
 from ironflow_py import diagram, inspection
 from ironflow_py._log import get_log
 from ironflow_py.effects._dead_letters import DeadLetters
-from ironflow_py.errors import ConfigurationError, NotFound
+from ironflow_py.errors import ConfigurationError, IronflowError, NotFound
 from ironflow_py.projections._control import ProjectionControl
 from ironflow_py.projections._projection import Projection
 from ironflow_py.records import InstanceStatus
@@ -45,7 +46,8 @@ class Authorize(Protocol):
 
         Args:
             request: the HTTP request (its headers, cookies, client address).
-            action: `dead_letter.retry` or `dead_letter.discard`.
+            action: `dead_letter.retry`, `dead_letter.discard`, `instance.pause`, `instance.resume`,
+                `instance.cancel` or `instance.terminate`.
 
         Returns:
             True to let the action run; False answers 403.
@@ -55,6 +57,8 @@ class Authorize(Protocol):
 
 #: The actions the view knows: (name, what the button says).
 DEAD_LETTER_ACTIONS = {"retry": "Retry", "discard": "Discard"}
+#: Lifecycle actions on one open instance (design/lifecycle.md), the same service calls as the CLI's.
+INSTANCE_ACTIONS = {"pause": "Pause", "resume": "Resume", "cancel": "Cancel", "terminate": "Terminate"}
 _PAGE_SIZE = 50
 
 
@@ -259,6 +263,8 @@ class AdminView:
             state=codec.to_data(report.state),
             svg=path_svg(steps, initial, report.terminal),
             mermaid=diagram.path_to_mermaid(steps, initial, report.terminal),
+            actions=INSTANCE_ACTIONS,
+            done=request.query_params.get("done"),
         )
 
     def dead_letter_list(self, request: Request) -> Response:
@@ -352,6 +358,53 @@ class AdminView:
         _log.warning("web_action", action=name, effect_id=effect_id, client=_client(request))
         return RedirectResponse(f"/dead-letters?done={action}+{effect_id}", status_code=303)
 
+    async def instance_action(self, request: Request) -> Response:
+        """`POST /actions/ACTION/TYPE/ID`: pause, resume, cancel or terminate one instance, if allowed.
+
+        The form may carry a `reason` (cancel, terminate). The call is the service's, as in the CLI.
+
+        Args:
+            request: the HTTP request.
+
+        Returns:
+            A redirect to the instance page, 403 when refused, 404 for an unknown instance, 409 when the
+            instance cannot take the action (closed, or its workflow accepts no cancel requests).
+        """
+        action = request.path_params["action"]
+        wtype, wid = request.path_params["workflow_type"], request.path_params["workflow_id"]
+        if action not in INSTANCE_ACTIONS:
+            return self._page(request, "error.html", 404, message=f"unknown action {action!r}")
+        name = f"instance.{action}"
+        refused = self._forbidden(request, name)
+        if refused is not None:
+            return refused
+        # A urlencoded form, parsed here: Starlette's own form parser needs python-multipart.
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        reason = (form.get("reason") or [""])[0].strip() or None
+        try:
+            status = await run_in_threadpool(_run_instance_action, self.service, action, wtype, wid, reason)
+        except NotFound as exc:
+            return self._page(request, "error.html", 404, message=str(exc))
+        except IronflowError as exc:
+            return self._page(request, "error.html", 409, message=str(exc))
+        _log.warning(
+            "web_action", action=name, workflow_type=wtype, workflow_id=wid, result=status, client=_client(request)
+        )
+        return RedirectResponse(
+            f"/instances/{quote(wtype, safe='')}/{quote(wid, safe='')}?done={action}+{status}", status_code=303
+        )
+
+
+def _run_instance_action(service: WorkflowService, action: str, wtype: str, wid: str, reason: str | None) -> str:
+    """Run one lifecycle action through the service (as the CLI does); returns the resulting status."""
+    if action == "cancel":
+        return service.cancel(wtype, wid, reason or "cancelled from the web view").status.value
+    if action == "terminate":
+        return service.terminate(wtype, wid, reason or "terminated from the web view").status.value
+    if action == "pause":
+        return service.pause(wtype, wid).value
+    return service.resume(wtype, wid).value
+
 
 def _severity(report: inspection.InstanceReport, now: datetime) -> str:
     """The diagnosis box's colour: `done` (ended), `stuck` (a dead effect or an overdue timer), or ``."""
@@ -377,9 +430,11 @@ def create_app(
     Args:
         service: the service whose store and workflows the pages show (a PostgresStore).
         projections: the projections whose lag the overview and projections page show.
-        allow_actions: allow POST actions (retry or discard a dead letter); False: every action is 403.
+        allow_actions: allow POST actions (retry or discard a dead letter; pause, resume, cancel or
+            terminate an instance); False: every action is 403.
         authorize: `authorize(request, action) -> bool`, asked on every action; without it actions are
-            403 even when allowed. `action` is `dead_letter.retry` or `dead_letter.discard`.
+            403 even when allowed. `action` is `dead_letter.retry`, `dead_letter.discard` or
+            `instance.<pause|resume|cancel|terminate>`.
         title: the name shown in the page header.
 
     Returns:
@@ -396,6 +451,7 @@ def create_app(
         Route("/dead-letters", view.dead_letter_list),
         Route("/dead-letters/{effect_id:int}/{action}", view.dead_letter_action, methods=["POST"]),
         Route("/projections", view.projection_list),
+        Route("/actions/{action}/{workflow_type}/{workflow_id:path}", view.instance_action, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.view = view

@@ -177,3 +177,24 @@ def test_web_needs_an_app_and_a_loadable_authorize_hook(spawn: Callable[..., sub
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1].startswith("error: --authorize tests.ops_apps:nope")
+
+
+def test_inspect_show_and_the_path_diagram_of_a_terminated_instance(pg_url: str, pg_store: PostgresStore) -> None:
+    """The history holds the engine's `ironflow.terminated/1`, which `evolve` never sees: both commands must
+    fold it the engine's way instead of crashing on it."""
+    service = WorkflowService(pg_store, workflows=[OrderSagaWorkflow])
+    service.execute(StartCheckout(ORDER, 1_500))
+    service.terminate("order-saga", ORDER, "duplicate order")
+    env = {**os.environ, "IRONFLOW_DATABASE_URL": pg_url, "IRONFLOW_SCHEMA": pg_store.schema}
+    base = [sys.executable, "-m", "ironflow_py", "--app", "tests.ops_apps:saga"]
+    show = subprocess.run(
+        [*base, "inspect", "show", "order-saga", ORDER], env=env, capture_output=True, text=True, check=False
+    )
+    assert show.returncode == 0, show.stderr
+    assert f"order-saga {ORDER}: terminated in state" in show.stdout
+    path = subprocess.run(
+        [*base, "diagram", "order-saga", "--instance", ORDER], env=env, capture_output=True, text=True, check=False
+    )
+    assert path.returncode == 0, path.stderr
+    assert "charging --> terminated: #2 ironflow.terminated/1" in path.stdout
+    assert path.stdout.rstrip().endswith("terminated --> [*]")

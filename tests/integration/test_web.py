@@ -178,3 +178,49 @@ def test_the_projection_pages_show_unstarted_then_caught_up_projections(populate
         html = c.get("/projections").text
     assert handled > 0 and "not started" not in html
     assert f'<td class="num">{handled}</td>' in html, "the applied count is shown"
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "cancel", "terminate"])
+def test_instance_actions_are_403_without_the_flag_and_the_hook(populated: Populated, action: str) -> None:
+    with client(populated) as c:
+        assert 'id="actions"' not in c.get("/instances/order-saga/o-pending").text
+        assert c.post(f"/actions/{action}/order-saga/o-pending").status_code == 403
+    with client(populated, allow_actions=True, authorize=deny_all) as c:
+        assert c.post(f"/actions/{action}/order-saga/o-pending").status_code == 403
+    info = populated.service.instance("order-saga", "o-pending")
+    assert info is not None and info.status.value == "running" and info.paused_at is None
+
+
+def test_authorized_pause_resume_and_terminate_go_through_the_service(
+    populated: Populated, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    def authorize(request: Request, action: str) -> bool:
+        seen.append(action)
+        return True
+
+    service = populated.service
+    with client(populated, allow_actions=True, authorize=authorize) as c, caplog.at_level(logging.INFO, "ironflow_py"):
+        page = c.get("/instances/order-saga/o-pending").text
+        assert 'action="/actions/pause/order-saga/o-pending"' in page
+        assert c.post("/actions/pause/order-saga/o-pending", follow_redirects=False).status_code == 303
+        info = service.instance("order-saga", "o-pending")
+        assert info is not None and info.paused_at is not None
+        page = c.get("/instances/order-saga/o-pending?done=pause+accepted").text
+        assert "paused" in page and 'action="/actions/resume/order-saga/o-pending"' in page
+        assert c.post("/actions/resume/order-saga/o-pending").status_code == 200
+        info = service.instance("order-saga", "o-pending")
+        assert info is not None and info.paused_at is None
+        response = c.post("/actions/terminate/order-saga/o-pending", data={"reason": "duplicate order"})
+        assert response.status_code == 200
+        info = service.instance("order-saga", "o-pending")
+        assert info is not None and info.status.value == "terminated"
+        assert 'id="actions"' not in c.get("/instances/order-saga/o-pending").text, "no actions on a closed one"
+        # The order saga declares no cancel_input, and a closed instance cannot be paused: both are 409.
+        assert c.post("/actions/cancel/order-saga/o-overdue").status_code == 409
+        assert c.post("/actions/pause/order-saga/o-shipped").status_code == 409
+        assert c.post("/actions/pause/order-saga/nope").status_code == 404
+    assert seen[:3] == ["instance.pause", "instance.resume", "instance.terminate"]
+    logged = [r.getMessage() for r in caplog.records if "web_action " in r.getMessage()]
+    assert any("instance.terminate" in m and "o-pending" in m for m in logged)

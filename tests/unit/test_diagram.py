@@ -73,6 +73,18 @@ def test_instance_path_follows_the_history() -> None:
     assert '"shipped" [shape=doublecircle];' in path_to_dot(steps, "new", terminal=True)
 
 
+def test_a_lifecycle_event_ends_the_path_without_calling_evolve() -> None:
+    """`evolve` never sees `ironflow.terminated/1` (it would raise on it): the path ends in `terminated`."""
+    from ironflow_py.lifecycle import TERMINATED_EVENT, InstanceTerminated
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    history = [
+        (1, "order.placed/1", OrderPlaced("ada", (Line("x", 1, 1),), 1, at)),
+        (2, TERMINATED_EVENT, InstanceTerminated("duplicate order")),
+    ]
+    assert instance_path(OrderWorkflow(), history)[-1] == Step(2, TERMINATED_EVENT, "placed", "terminated")
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed on this machine")
 def test_graphviz_accepts_the_dot_output() -> None:
     machine = OrderWorkflow().describe()
