@@ -323,6 +323,11 @@ class TaskContext:
 
 
 TaskHandler = Callable[[Any, TaskContext], Any]
+
+#: How the runtime re-delivers a task effect. The handler never raises (outcomes become TaskResults), so an
+#: attempt ends unsettled only when its worker died, its lease expired, or the feedback transaction failed
+#: (an outage); the runtime dead-letters a row whose claims exceed max_attempts, so this must be generous.
+DELIVERY_POLICY = RetryPolicy(max_attempts=50, base_delay=1.0, factor=2.0, max_delay=60.0)
 H = TypeVar("H", bound=TaskHandler)
 
 
@@ -372,9 +377,11 @@ class TaskRegistry:
     def effects(self, registry: EffectRegistry | None = None) -> EffectRegistry:
         """An EffectRegistry (new, or `registry`) whose RunTask handler calls these task handlers.
 
-        The effect is tried once (`RetryPolicy(max_attempts=1)`): every handler outcome, exceptions
-        included, goes back to the execution as a TaskResult, where the state's Retry rules decide. Only a
-        task whose resource has no handler is dead-lettered.
+        Every handler outcome, exceptions included, goes back to the execution as a TaskResult, where the
+        state's Retry rules decide: the runtime never retries a task failure. Its policy (`DELIVERY_POLICY`)
+        only re-delivers a task whose worker died or whose result could not be committed (at-least-once
+        delivery, the same attempt and idempotency key). A task whose resource has no handler is
+        dead-lettered at once.
 
         Args:
             registry: an existing registry to add the handler to; None makes a new one.
@@ -383,7 +390,7 @@ class TaskRegistry:
             The registry.
         """
         target = registry if registry is not None else EffectRegistry()
-        target.register(RunTask, self.run, policy=RetryPolicy(max_attempts=1, jitter=False))
+        target.register(RunTask, self.run, policy=DELIVERY_POLICY)
         return target
 
     def run(self, effect: _model.RunTask, ctx: EffectContext) -> _model.TaskResult:
