@@ -162,7 +162,8 @@ class AdminView:
         """
         now = self.service.clock.now()
         counts = self.ops.instance_counts()
-        statuses = sorted({c.status for c in counts} | {s.value for s in InstanceStatus})
+        known = [s.value for s in InstanceStatus]  # running first, then how instances close
+        statuses = known + sorted({c.status for c in counts} - set(known))
         table: dict[str, dict[str, int]] = {}
         for c in counts:
             table.setdefault(c.workflow_type, {})[c.status] = c.count
