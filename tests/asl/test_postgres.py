@@ -11,7 +11,19 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ironflow_py import Completed, Failed, ManualClock, OutcomeStatus, PostgresStore, WorkflowService
+import pytest
+
+from ironflow_py import (
+    Cancelled,
+    Completed,
+    Failed,
+    ManualClock,
+    OutcomeStatus,
+    PostgresStore,
+    TimedOut,
+    WorkflowFailed,
+    WorkflowService,
+)
 from ironflow_py.asl import AslWorkflow, StateMachine, TaskRegistry, execution_result, history_events
 from ironflow_py.effects import EffectRuntime
 
@@ -143,7 +155,7 @@ def test_a_failing_task_with_retry_and_catch_on_postgres(pg_store: PostgresStore
     assert [(e.status, e.attempts) for e in pg_store.effects("charge", "e")] == [("done", 1)]
 
 
-def test_wait_returns_once_the_execution_ends(pg_store: PostgresStore) -> None:
+def test_wait_returns_completed_output_or_failed_error_and_cause(pg_store: PostgresStore) -> None:
     definition = {
         "StartAt": "Check",
         "States": {
@@ -160,9 +172,24 @@ def test_wait_returns_once_the_execution_ends(pg_store: PostgresStore) -> None:
     service = WorkflowService(pg_store, workflows=[wf])
     service.execute(wf.StartExecution("exec-1", {"ok": True}))
     service.execute(wf.StartExecution("exec-2", {"ok": False}))
-    for execution_id in ("exec-1", "exec-2"):
-        service.wait("checkout", execution_id, timeout=30)  # returns: the instance is closed
-    # What the execution's own outcome says (the engine on main does not store outcomes yet, see the report):
-    machine = wf()
-    assert machine.outcome(service.state("checkout", "exec-1")) == Completed({"fine": True})
-    assert machine.outcome(service.state("checkout", "exec-2")) == Failed("Checkout.Refused", "not ok")
+    assert service.wait("checkout", "exec-1", timeout=30) == Completed({"fine": True})
+    failed = service.wait("checkout", "exec-2", timeout=30)
+    assert failed == Failed("Checkout.Refused", "not ok")
+    with pytest.raises(WorkflowFailed):
+        failed.unwrap()
+
+
+def test_cancel_stops_the_execution_and_machine_timeout_seconds_times_it_out(pg_store: PostgresStore) -> None:
+    definition = {"TimeoutSeconds": 60, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    wf = AslWorkflow.define("slow", definition)
+    clock = ManualClock(T0)
+    rt = fresh(pg_store, wf, TaskRegistry(), clock)
+    service = rt.service
+    service.execute(wf.StartExecution("stopped", {}))
+    service.cancel("slow", "stopped", "no longer needed")
+    assert service.wait("slow", "stopped", timeout=30) == Cancelled("no longer needed")
+    assert pg_store.timers("slow", "stopped") == []  # the Wait's timer went with it
+    service.execute(wf.StartExecution("late", {}))
+    clock.advance(timedelta(seconds=60))
+    drain(rt)
+    assert isinstance(service.wait("slow", "late", timeout=30), TimedOut)
