@@ -21,6 +21,13 @@ from ironflow_py.asl._errors import RUNTIME, StateError
 from ironflow_py.asl._paths import dumps, select
 
 _MAX_RANGE = 1000
+# An escaped brace in a string literal (``\\{``) is kept apart from a placeholder until States.Format has
+# split its template; every other function sees the plain brace.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+
+
+def _unmark(text: str) -> str:
+    return text.replace(_OPEN, "{").replace(_CLOSE, "}")
 
 
 class Draws:
@@ -123,7 +130,8 @@ class _Parser:
         while self.pos < len(self.text):
             ch = self.text[self.pos]
             if ch == "\\" and self.pos + 1 < len(self.text):
-                out.append(self.text[self.pos + 1])
+                escaped = self.text[self.pos + 1]
+                out.append({"{": _OPEN, "}": _CLOSE}.get(escaped, escaped))
                 self.pos += 2
                 continue
             if ch == "'":
@@ -194,6 +202,8 @@ def _eval(call: Call, data: Any, context: Any, draws: Draws) -> Any:
         else a
         for a in call.args
     ]
+    if call.name != "States.Format":
+        args = [_unmark(a) if isinstance(a, str) else a for a in args]
     fn = FUNCTIONS[call.name]
     try:
         return fn(args, draws)
@@ -235,10 +245,10 @@ def _format(args: list[Any], draws: Draws) -> str:
     parts = template.split("{}")
     if len(parts) - 1 != len(values):
         raise ValueError(f"the template has {len(parts) - 1} placeholders but {len(values)} arguments were given")
-    out = [parts[0]]
+    out = [_unmark(parts[0])]
     for value, part in zip(values, parts[1:], strict=True):
-        out.append(value if isinstance(value, str) else dumps(value))
-        out.append(part)
+        out.append(_unmark(value) if isinstance(value, str) else dumps(value))
+        out.append(_unmark(part))
     return "".join(out)
 
 

@@ -27,6 +27,8 @@ def _eval(expression: str, input: Any = None) -> Any:
             "Hello, Ada! You are 36.",
         ),
         ("States.Format('brace \\{ {}', $.o)", {"o": {"a": 1}}, 'brace { {"a":1}'),
+        ("States.Format('literal \\{\\} then {}', $.n)", {"n": 7}, "literal {} then 7"),
+        ("States.StringSplit('a\\{b', '\\{')", {}, ["a", "b"]),
         ("States.StringToJson($.s)", {"s": '{"a":[1,2]}'}, {"a": [1, 2]}),
         ("States.JsonToString($.o)", {"o": {"a": [1, 2]}}, '{"a":[1,2]}'),
         ("States.Array($.a, 'x', 3, true, null)", {"a": 1}, [1, "x", 3, True, None]),
