@@ -106,6 +106,7 @@ def status(settings: Settings, names: tuple[str, ...]) -> None:
     lines = [
         f"{r.name:<24} position {r.position:<12} applied {r.applied:<10} lag {r.lag_events} events"
         + (f", {r.lag_seconds:.1f}s" if r.lag_seconds is not None else "")
+        + (f"\n{'':<24} FAILED at position {r.failed_position}: {r.failed_error}" if r.failed_at else "")
         for r in rows
     ]
     started = {r.name for r in rows}

@@ -18,6 +18,7 @@ import psycopg
 from ironflow_py.errors import ProjectionGap
 from ironflow_py.projections._projection import Projection
 from ironflow_py.records import RecordedEvent
+from ironflow_py.store.postgres import connection_lost
 from ironflow_py.store.postgres_projections import PostgresProjections
 
 
@@ -171,6 +172,11 @@ def _apply(
                     event = decode.slow(wtype, etype, payload, wid, seq)  # raises the typed error
             handler(RecordedEvent(wtype, wid, seq, pos, etype, event, at), conn)
         except Exception as exc:
+            if connection_lost(conn, exc):
+                # Not the handler's fault and not an attempt: the caller reconnects and retries the batch.
+                if isinstance(exc, psycopg.Error):
+                    raise
+                raise psycopg.OperationalError(f"the connection was lost while the handler ran: {exc}") from exc
             raise HandlerFailure(Row(*r), exc) from exc
         handled += 1
     return handled, dead

@@ -61,6 +61,9 @@ class ProjectionStatus:
         lag_seconds: Age of the oldest event not yet handled, in seconds on the database clock (None:
             nothing pending).
         horizon: What limits every cursor right now.
+        failed_at: When the projection stopped on an event under the `stop` policy (None: it did not).
+        failed_position: The position of the event it stopped on.
+        failed_error: The error, naming the workflow, instance, sequence and cause.
     """
 
     name: str
@@ -71,6 +74,9 @@ class ProjectionStatus:
     lag_events: int
     lag_seconds: float | None
     horizon: Horizon
+    failed_at: datetime | None = None
+    failed_position: int | None = None
+    failed_error: str | None = None
 
 
 @attrs.frozen
@@ -138,8 +144,22 @@ class ProjectionControl:
                 lag_events,
                 None if oldest is None else max(0.0, (now - oldest).total_seconds()),
                 horizon,
+                failed_at,
+                failed_position,
+                failed_error,
             )
-            for name, tx_id, position, applied, updated_at, lag_events, oldest in rows
+            for (
+                name,
+                tx_id,
+                position,
+                applied,
+                updated_at,
+                lag_events,
+                oldest,
+                failed_at,
+                failed_position,
+                failed_error,
+            ) in rows
         ]
 
     def horizon(self) -> Horizon:

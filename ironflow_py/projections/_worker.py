@@ -38,6 +38,7 @@ from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
 from ironflow_py.store.postgres_listen import connect_listening, pool_conninfo
 from ironflow_py.store.postgres_projections import PostgresProjections, applied_channel, events_channel
+from ironflow_py.values import storable_text
 
 T = TypeVar("T")
 
@@ -168,6 +169,8 @@ class ProjectionWorker:
         self._tracks = {p.name: Track(p, self._wanted(p)) for p in projections}
         self._leading: set[str] = set()
         self._failing: dict[str, _Failing] = {}
+        #: Projections stopped on an event (policy `stop`, or a gap); the others keep running.
+        self._stopped: dict[str, ProjectionError] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._held_back_delay = 0.0
@@ -236,6 +239,15 @@ class ProjectionWorker:
         """Projections whose last batch failed and waits for a retry, by name, with the error."""
         return {name: f.error for name, f in self._failing.items()}
 
+    @property
+    def stopped(self) -> dict[str, ProjectionError]:
+        """Projections this worker stopped, with the error; the others keep running.
+
+        A projection stops when its handler failed `max_attempts` times under `OnError.STOP`, or on a gap.
+        It stays stopped until the worker restarts.
+        """
+        return dict(self._stopped)
+
     # -- running ----------------------------------------------------------------------------------------
 
     def prepare(self) -> frozenset[str]:
@@ -270,9 +282,31 @@ class ProjectionWorker:
         def round_() -> int:
             conn = self._connection()
             self._try_lead(conn)
-            return sum(self._drain(conn, name) for name in sorted(self._leading))
+            total, first = 0, None
+            for name in sorted(self._leading):
+                if name in self._stopped:
+                    continue
+                try:
+                    total += self._drain(conn, name)
+                except ProjectionError as exc:
+                    # Only this projection stops; the round goes on with the others (class 6).
+                    self._stop_projection(conn, name, exc)
+                    first = first or exc
+            if first is not None:
+                raise first
+            return total
 
         return self._guarded(round_)
+
+    def _stop_projection(self, conn: psycopg.Connection[Any], name: str, exc: ProjectionError) -> None:
+        """Stop `name` alone and record why in its checkpoint row, for `projections status`."""
+        self._stopped[name] = exc
+        self._log.error("projection_stopped", projection=name, error=str(exc), exc_info=exc)
+        position = getattr(exc, "position", None)
+        try:
+            self._sql.failed(conn, name, position, storable_text(str(exc)))
+        except psycopg.Error as record_exc:  # the record is for people; the stop itself already happened
+            self._log.warning("projection_failure_not_recorded", projection=name, error=str(record_exc))
 
     def _guarded(self, work: Callable[[], T]) -> T:
         """Run `work`, translating driver errors; the connection is dropped so the next call reconnects."""
@@ -301,9 +335,6 @@ class ProjectionWorker:
             except HandlerFailure as failure:
                 self._on_failure(track, failure)
                 return handled
-            except ProjectionError as exc:
-                self._log.error("projection_stopped", projection=name, error=str(exc), exc_info=exc)
-                raise
             if result.read:
                 self._failing.pop(name, None)
             handled += result.handled
@@ -404,6 +435,10 @@ class ProjectionWorker:
                     reconnect_delay = 0.0
                 except MigrationError:
                     raise
+                except ProjectionError:
+                    if len(self._stopped) == len(self._tracks):
+                        raise  # nothing left to run: the process exits with the error
+                    # Others keep running; this one is stopped and shown in `projections status`.
                 except StoreError as exc:
                     reconnect_delay = min(self.poll_interval, max(0.1, reconnect_delay * 2))
                     self._log.warning("projection_store_error", error=str(exc), retry_in=reconnect_delay)
@@ -431,7 +466,7 @@ class ProjectionWorker:
             return
         try:
             # Projections waiting for a retry are left out: their retry time already bounds the sleep.
-            behind = [name for name in self._leading if name not in self._failing]
+            behind = [name for name in self._leading if name not in self._failing and name not in self._stopped]
             if behind and self._held_back(conn, behind):
                 self._held_back_delay = min(1.0, max(0.01, self._held_back_delay * 2))
                 timeout = min(timeout, self._held_back_delay)

@@ -159,6 +159,10 @@ class PostgresProjections:
             {"name": name, "tx_id": tx_id, "position": position, "handled": handled, "channel": channel},
         )
 
+    def failed(self, conn: psycopg.Connection[Any], name: str, position: int | None, error: str) -> None:
+        """Record that `name` stopped on the event at `position` with `error` (cleared by the next save)."""
+        conn.execute(self._q["projection_failed"], {"name": name, "position": position, "error": error})
+
     def rebuild(
         self,
         conn: psycopg.Connection[Any],

@@ -69,6 +69,9 @@ EXPECTED_COLUMNS = {
         ("generation", "bigint", False),
         ("applied", "bigint", False),
         ("updated_at", "timestamp with time zone", False),
+        ("failed_at", "timestamp with time zone", True),
+        ("failed_position", "bigint", True),
+        ("failed_error", "text", True),
     ],
     "projection_dead_letters": [
         ("id", "bigint", False),

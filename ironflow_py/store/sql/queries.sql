@@ -424,7 +424,8 @@ LEFT JOIN LATERAL (
 -- at commit) wakes wait_until_caught_up callers.
 WITH saved AS (
     UPDATE {schema}.projection_checkpoints
-    SET tx_id = %(tx_id)s::xid8, position = %(position)s, applied = applied + %(handled)s, updated_at = now()
+    SET tx_id = %(tx_id)s::xid8, position = %(position)s, applied = applied + %(handled)s, updated_at = now(),
+        failed_at = NULL, failed_position = NULL, failed_error = NULL
     WHERE name = %(name)s
     RETURNING name
 )
@@ -461,12 +462,20 @@ UPDATE {schema}.projection_checkpoints
 SET tx_id = '0', position = 0, applied = 0, generation = generation + 1, updated_at = now()
 WHERE name = %(name)s
 
+-- name: projection_failed
+-- A projection stopped on an event under the `stop` policy; its checkpoint is unchanged. Written on its
+-- own (autocommit), after the failed batch rolled back.
+UPDATE {schema}.projection_checkpoints
+SET failed_at = now(), failed_position = %(position)s, failed_error = %(error)s
+WHERE name = %(name)s
+
 -- name: projection_status
 -- Lag counts the visible events after the checkpoint, including those still behind the horizon.
 SELECT c.name, c.tx_id::text, c.position, c.applied, c.updated_at,
        (SELECT count(*) FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position)),
        (SELECT e.recorded_at FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position)
-        ORDER BY e.tx_id, e.position LIMIT 1)
+        ORDER BY e.tx_id, e.position LIMIT 1),
+       c.failed_at, c.failed_position, c.failed_error
 FROM {schema}.projection_checkpoints c
 WHERE c.name = ANY(%(names)s::text[])
 ORDER BY c.name
