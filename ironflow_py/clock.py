@@ -81,3 +81,20 @@ class ManualClock:
         """
         with self._lock:
             self._now = to
+
+
+def store_time(clock: Clock) -> datetime | None:
+    """The time a store should judge due-ness and leases by, given the engine's clock.
+
+    A `ManualClock` is test time that the database cannot know, so its time is passed explicitly. Every
+    other clock (the system clock, or one of your own) yields None: the store's own clock decides, which on
+    PostgreSQL is the database server's, so worker hosts whose clocks disagree still agree on when a lease
+    ends and a row is due (design/operations.md, "One clock").
+
+    Args:
+        clock: The service's clock.
+
+    Returns:
+        The ManualClock's current time, or None for "the store's clock".
+    """
+    return clock.now() if isinstance(clock, ManualClock) else None

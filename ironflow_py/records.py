@@ -163,7 +163,7 @@ class TimerInfo:
         workflow_type: The workflow type of its instance.
         workflow_id: Its instance's id.
         key: The timer's key within the instance.
-        due_at: When it falls due (compared with the effect worker's injected `Clock`, UTC).
+        due_at: When it falls due (compared with the database server's clock; a `ManualClock` under tests), UTC.
         input_type: The stored name of the input it delivers.
         payload: That input as stored (parsed JSON).
         attempts: Firings tried so far.

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.clock import Clock
+from ironflow_py.clock import Clock, store_time
 from ironflow_py.effects._registry import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
 from ironflow_py.errors import (
     CodecError,
@@ -193,7 +193,7 @@ class Attempts:
         return None
 
     def _heartbeat(self, claim: EffectClaim) -> Any:
-        until = self.outbox.heartbeat(claim, self.clock.now() + self.lease)
+        until = self.outbox.heartbeat(claim, store_time(self.clock), self.lease)
         if until is None:
             raise LeaseLost("effect", claim.id, self.outbox.worker)
         return until
@@ -212,8 +212,7 @@ class Attempts:
             self._dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started, exc)
             return
         delay = policy.delay(claim.attempt, self.random)
-        retry_at = self.clock.now() + timedelta(seconds=delay)
-        held = self.outbox.retry_effect_later(claim, retry_at, error)
+        held = self.outbox.retry_effect_later(claim, store_time(self.clock), timedelta(seconds=delay), error)
         self._logged(
             claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3), exc_info=exc
         )
@@ -291,8 +290,7 @@ class Attempts:
         except IronflowError as exc:
             # Timers are never dropped: a broken one is retried (capped backoff) and its error recorded.
             delay = self.timer_policy.delay(claim.attempt, self.random)
-            retry_at = self.clock.now() + timedelta(seconds=delay)
-            self.outbox.retry_timer_later(claim, retry_at, _describe(exc))
+            self.outbox.retry_timer_later(claim, store_time(self.clock), timedelta(seconds=delay), _describe(exc))
             self.log.warning(
                 "timer_fired", **context, outcome="retry", error=_describe(exc), duration_ms=_ms(started), exc_info=exc
             )

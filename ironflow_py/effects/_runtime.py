@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from ironflow_py._log import get_log
+from ironflow_py.clock import store_time
 from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
@@ -198,7 +199,7 @@ class EffectRuntime:
         if outstanding > self.concurrency:
             return 0  # the pool's queue still holds most of a batch; claiming more would only age leases
         room = self.concurrency + self.batch_size - outstanding
-        now = self.clock.now()
+        now = store_time(self.clock)  # None: the database's clock judges due-ness and leases
         assert self._executor is not None
         # Submit the timers before claiming effects: if that claim fails, no claimed timer is stranded.
         timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
@@ -246,7 +247,7 @@ class EffectRuntime:
                 done.append(result)
         if done:
             try:
-                held = self.outbox.complete_effects([c for c, _ in done], self.clock.now())
+                held = self.outbox.complete_effects([c for c, _ in done], store_time(self.clock))
             except Exception as exc:
                 self.log.error("complete_failed", effects=len(done), error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             else:
@@ -255,17 +256,19 @@ class EffectRuntime:
         return cancelled
 
     def _idle_timeout(self) -> float:
-        if self._inflight:
-            return self.poll_interval  # a finishing handler sets the wake event
+        if len(self._inflight) > self.concurrency:
+            return self.poll_interval  # no room to claim: only a finishing handler (which wakes us) makes room
+        # Re-read after every claim round, busy or not: a row that becomes due while handlers run must not
+        # wait for them (a finishing handler sets the wake event, so this only ever shortens the wait).
         try:
-            due = self.outbox.next_due()
+            due = self.outbox.next_due(store_time(self.clock))
         except Exception as exc:
             self.log.error("poll_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             return self.poll_interval
         if due is None:
             return self.poll_interval
         # The floor: a due row that another worker is claiming right now must not make this loop spin.
-        return min(self.poll_interval, max(0.01, (due - self.clock.now()).total_seconds()))
+        return min(self.poll_interval, max(0.01, due))
 
     # -- shutdown -----------------------------------------------------------------------------------------
 
@@ -301,7 +304,7 @@ class EffectRuntime:
             return 0
         effects = [c for c in claims if isinstance(c, EffectClaim)]
         timers = [c for c in claims if isinstance(c, TimerClaim)]
-        now = self.clock.now()
+        now = store_time(self.clock)
         try:
             return len(self.outbox.release_effects(effects, now)) + len(self.outbox.release_timers(timers, now))
         except Exception as exc:  # the leases will expire instead

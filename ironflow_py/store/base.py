@@ -188,12 +188,17 @@ class Outbox(Protocol):
     the attempt count) changes nothing and is told so. Settling a claim together with a decision (effect
     done or dead with a fed-back input, timer fired) is `Store.locked(..., settle=Settle(...))`.
     `MemoryStore.outbox(worker)` and `PostgresStore.outbox(worker)` implement it; the contract suite is
-    tests/contract/test_outbox_contract.py. Times are timezone-aware datetimes of the caller's clock.
+    tests/contract/test_outbox_contract.py.
+
+    One clock: every `now` below is a timezone-aware datetime under a `ManualClock` (`clock.store_time`),
+    and None otherwise, meaning the store's own clock (PostgreSQL: the database server's `now()`; memory:
+    the process's system clock). Lease lengths and delays are durations added to that clock, never ends
+    computed on a worker host, so host clock skew cannot move a lease end or a due time.
     """
 
     worker: str
 
-    def claim_effects(self, now: datetime, lease: timedelta, limit: int) -> list[EffectClaim]:
+    def claim_effects(self, now: datetime | None, lease: timedelta, limit: int) -> list[EffectClaim]:
         """Claim up to `limit` pending effects due at `now`, oldest first, each for `lease`.
 
         Returns:
@@ -201,23 +206,23 @@ class Outbox(Protocol):
         """
         ...
 
-    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
-        """Extend the lease of `claim` to `until`; returns the new lease end, or None if the claim was lost."""
+    def heartbeat(self, claim: EffectClaim, now: datetime | None, lease: timedelta) -> datetime | None:
+        """Extend the lease of `claim` to `now + lease`; returns the new lease end, or None if the claim was lost."""
         ...
 
-    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:
         """Mark the claimed effects done, in one step; returns the ids whose claim still held."""
         ...
 
-    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
-        """Hand the row back, due again at `retry_at`, with `error` recorded; False if the claim was lost."""
+    def retry_effect_later(self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
+        """Hand the row back, due again at `now + delay`, with `error` recorded; False if the claim was lost."""
         ...
 
     def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
         """Dead-letter the row with `error` (no input fed back); False if the claim was lost."""
         ...
 
-    def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+    def release_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:
         """Hand back claims that will not run (shutdown): due at `now`, the claim not counted as an attempt.
 
         Returns:
@@ -225,22 +230,24 @@ class Outbox(Protocol):
         """
         ...
 
-    def claim_timers(self, now: datetime, lease: timedelta, limit: int) -> list[TimerClaim]:
+    def claim_timers(self, now: datetime | None, lease: timedelta, limit: int) -> list[TimerClaim]:
         """Claim up to `limit` timers due at `now` and not under a live lease, earliest first, each for `lease`."""
         ...
 
-    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
-        """Leave the timer unclaimable until `retry_at`, with `error` recorded; False if the claim was lost."""
+    def retry_timer_later(self, claim: TimerClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
+        """Leave the timer unclaimable until `now + delay`, with `error` recorded; False if the claim was lost."""
         ...
 
-    def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
+    def release_timers(self, claims: Sequence[TimerClaim], now: datetime | None) -> set[int]:
         """Hand back timer claims that will not fire (shutdown), not counted as attempts; returns ids that held."""
         ...
 
-    def next_due(self) -> datetime | None:
-        """The earliest time a pending effect or the earliest timer becomes claimable (None: nothing waits).
+    def next_due(self, now: datetime | None) -> float | None:
+        """Seconds from `now` until the earliest pending effect or claimable timer is due (None: nothing waits).
 
-        A hint for an idle loop's sleep, not a promise: a row claimed meanwhile is simply not there.
+        A timer under a lease or a retry backoff counts from its lease end, and never hides a later timer
+        that is claimable sooner. Negative when something is already due. A hint for an idle loop's sleep,
+        not a promise: a row claimed meanwhile is simply not there.
         """
         ...
 

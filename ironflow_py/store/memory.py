@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ironflow_py.clock import SystemClock
 from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._waiters import WaiterHub
@@ -454,6 +455,11 @@ class MemoryTransaction:
         return self._store._write(self._ref, writes)
 
 
+def _store_now(now: datetime | None) -> datetime:
+    """The memory store's clock for the outbox port: the caller's ManualClock time, else the system clock."""
+    return now if now is not None else SystemClock().now()
+
+
 class MemoryOutbox:
     """`store.base.Outbox` over a MemoryStore: the same claims, leases and fences as the SQL, under its lock."""
 
@@ -476,8 +482,9 @@ class MemoryOutbox:
 
     # -- effects ------------------------------------------------------------------------------------------
 
-    def claim_effects(self, now: datetime, lease: timedelta, limit: int) -> list[EffectClaim]:
+    def claim_effects(self, now: datetime | None, lease: timedelta, limit: int) -> list[EffectClaim]:
         """See `Outbox.claim_effects`; the lease end goes to `available_at`, as on PostgreSQL."""
+        now = _store_now(now)
         with self.store._lock:
             due = sorted(
                 (
@@ -509,15 +516,16 @@ class MemoryOutbox:
                 )
             return claims
 
-    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
+    def heartbeat(self, claim: EffectClaim, now: datetime | None, lease: timedelta) -> datetime | None:
         """See `Outbox.heartbeat`."""
+        until = _store_now(now) + lease
         with self.store._lock:
             for row in self._held_effects([claim]):
                 row.locked_until = row.available_at = until
                 return until
             return None
 
-    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:
         """See `Outbox.complete_effects`."""
         with self.store._lock:
             held = self._held_effects(claims)
@@ -525,8 +533,9 @@ class MemoryOutbox:
                 row.status, row.locked_until = "done", None
             return {row.id for row in held}
 
-    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
+    def retry_effect_later(self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
         """See `Outbox.retry_effect_later`."""
+        retry_at = _store_now(now) + delay
         with self.store._lock:
             for row in self._held_effects([claim]):
                 row.available_at, row.last_error, row.locked_by, row.locked_until = retry_at, error, None, None
@@ -541,8 +550,9 @@ class MemoryOutbox:
                 return True
             return False
 
-    def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+    def release_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:
         """See `Outbox.release_effects`."""
+        now = _store_now(now)
         with self.store._lock:
             held = self._held_effects(claims)
             for row in held:
@@ -551,8 +561,9 @@ class MemoryOutbox:
 
     # -- timers -------------------------------------------------------------------------------------------
 
-    def claim_timers(self, now: datetime, lease: timedelta, limit: int) -> list[TimerClaim]:
+    def claim_timers(self, now: datetime | None, lease: timedelta, limit: int) -> list[TimerClaim]:
         """See `Outbox.claim_timers`."""
+        now = _store_now(now)
         with self.store._lock:
             due = sorted(
                 (
@@ -582,15 +593,16 @@ class MemoryOutbox:
                 for t in due
             ]
 
-    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
+    def retry_timer_later(self, claim: TimerClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
         """See `Outbox.retry_timer_later`: `due_at` stays, the lease end holds the timer back."""
+        retry_at = _store_now(now) + delay
         with self.store._lock:
             for timer in self._held_timers([claim]):
                 timer.locked_by, timer.locked_until, timer.last_error = None, retry_at, error
                 return True
             return False
 
-    def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
+    def release_timers(self, claims: Sequence[TimerClaim], now: datetime | None) -> set[int]:
         """See `Outbox.release_timers`."""
         with self.store._lock:
             held = self._held_timers(claims)
@@ -598,14 +610,19 @@ class MemoryOutbox:
                 timer.locked_by, timer.locked_until, timer.attempts = None, None, timer.attempts - 1
             return {timer.id for timer in held}
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, now: datetime | None) -> float | None:
         """See `Outbox.next_due` (the same rule as the `next_due` query)."""
+        now = _store_now(now)
         with self.store._lock:
-            pending = [r for r in self.store._outbox.values() if r.status == "pending"]
-            times = []
-            if pending:
-                times.append(min(pending, key=lambda r: (r.available_at, r.id)).available_at)
-            if self.store._timers:
-                first = min(self.store._timers.values(), key=lambda t: (t.due_at, t.id))
-                times.append(max(first.due_at, first.locked_until or first.due_at))
-            return min(times) if times else None
+            times = [
+                r.available_at
+                for r in self.store._outbox.values()
+                if r.status == "pending" and not self._paused(r.workflow_type, r.workflow_id)
+            ]
+            # A timer under a lease or a backoff is claimable at its lease end; it never hides a later one.
+            times += [
+                max(t.due_at, t.locked_until or t.due_at)
+                for t in self.store._timers.values()
+                if t.locked_until is not None or not self._paused(t.workflow_type, t.workflow_id)
+            ]
+            return (min(times) - now).total_seconds() if times else None

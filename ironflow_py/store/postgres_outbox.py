@@ -31,7 +31,7 @@ class PostgresOutbox:
             cur = conn.execute(self.q[name], {"id": row_id, "worker": self.worker, "token": token, **params})
             return cur.rowcount == 1
 
-    def _batch(self, name: str, ids: Sequence[int], tokens: Sequence[int], now: datetime) -> set[int]:
+    def _batch(self, name: str, ids: Sequence[int], tokens: Sequence[int], now: datetime | None) -> set[int]:
         if not ids:
             return set()
         params = {"ids": list(ids), "tokens": list(tokens), "worker": self.worker, "now": now}
@@ -40,47 +40,47 @@ class PostgresOutbox:
 
     # -- effects ------------------------------------------------------------------------------------------
 
-    def claim_effects(self, now: datetime, lease: timedelta, limit: int) -> list[EffectClaim]:
-        params = {"now": now, "until": now + lease, "limit": limit, "worker": self.worker}
+    def claim_effects(self, now: datetime | None, lease: timedelta, limit: int) -> list[EffectClaim]:
+        params = {"now": now, "lease": lease, "limit": limit, "worker": self.worker}
         with self.store.connection() as conn:
             cur = conn.cursor(row_factory=args_row(EffectClaim))
             return cur.execute(self.q["claim_effects"], params).fetchall()
 
-    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+    def complete_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:
         """Mark done, in one statement; returns the ids whose claim still held."""
         return self._batch("complete_effects", [c.id for c in claims], [c.token for c in claims], now)
 
-    def release_effects(self, claims: Sequence[EffectClaim], now: datetime) -> set[int]:
+    def release_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:
         released = self._batch("release_effects", [c.id for c in claims], [c.token for c in claims], now)
         if released:
             self.notify()
         return released
 
-    def retry_effect_later(self, claim: EffectClaim, retry_at: datetime, error: str) -> bool:
-        return self._fenced("retry_effect_later", claim.id, claim.token, retry_at=retry_at, error=error)
+    def retry_effect_later(self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
+        return self._fenced("retry_effect_later", claim.id, claim.token, now=now, delay=delay, error=error)
 
     def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
         return self._fenced("settle_effect_dead", claim.id, claim.token, now=now, error=error)
 
-    def heartbeat(self, claim: EffectClaim, until: datetime) -> datetime | None:
-        """Extend the lease; None if the claim was lost."""
-        params = {"id": claim.id, "worker": self.worker, "token": claim.token, "until": until}
+    def heartbeat(self, claim: EffectClaim, now: datetime | None, lease: timedelta) -> datetime | None:
+        """Extend the lease to the database's `now()` + `lease`; None if the claim was lost."""
+        params = {"id": claim.id, "worker": self.worker, "token": claim.token, "now": now, "lease": lease}
         with self.store.connection() as conn:
             row = conn.execute(self.q["heartbeat_effect"], params).fetchone()
         return None if row is None else row[0]
 
     # -- timers -------------------------------------------------------------------------------------------
 
-    def claim_timers(self, now: datetime, lease: timedelta, limit: int) -> list[TimerClaim]:
-        params = {"now": now, "until": now + lease, "limit": limit, "worker": self.worker}
+    def claim_timers(self, now: datetime | None, lease: timedelta, limit: int) -> list[TimerClaim]:
+        params = {"now": now, "lease": lease, "limit": limit, "worker": self.worker}
         with self.store.connection() as conn:
             cur = conn.cursor(row_factory=args_row(TimerClaim))
             return cur.execute(self.q["claim_timers"], params).fetchall()
 
-    def retry_timer_later(self, claim: TimerClaim, retry_at: datetime, error: str) -> bool:
-        return self._fenced("retry_timer_later", claim.id, claim.token, retry_at=retry_at, error=error)
+    def retry_timer_later(self, claim: TimerClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
+        return self._fenced("retry_timer_later", claim.id, claim.token, now=now, delay=delay, error=error)
 
-    def release_timers(self, claims: Sequence[TimerClaim], now: datetime) -> set[int]:
+    def release_timers(self, claims: Sequence[TimerClaim], now: datetime | None) -> set[int]:
         released = self._batch("release_timers", [c.id for c in claims], [c.token for c in claims], now)
         if released:
             self.notify()
@@ -88,12 +88,11 @@ class PostgresOutbox:
 
     # -- wake-ups -----------------------------------------------------------------------------------------
 
-    def next_due(self) -> datetime | None:
-        """The earliest time a pending effect or an unclaimed timer becomes due (None: nothing waits)."""
+    def next_due(self, now: datetime | None) -> float | None:
+        """Seconds until the earliest claimable row is due, by the database's clock (None: nothing waits)."""
         with self.store.connection() as conn:
-            row = conn.execute(self.q["next_due"]).fetchone()
-        times = [t for t in row or () if t is not None]
-        return min(times) if times else None
+            row = conn.execute(self.q["next_due"], {"now": now}).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def notify(self) -> None:
         with self.store.connection() as conn:

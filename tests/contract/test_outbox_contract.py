@@ -83,7 +83,7 @@ def test_heartbeat_extends_the_lease(service: WorkflowService, store: Store) -> 
     outbox = store.outbox("w1")
     (claim,) = outbox.claim_effects(T0, LEASE, 10)
     until = T0 + 10 * LEASE
-    assert outbox.heartbeat(claim, until) == until
+    assert outbox.heartbeat(claim, T0, 10 * LEASE) == until
     assert effect(store, claim.id).available_at == until
     assert store.outbox("w2").claim_effects(until - timedelta(seconds=1), LEASE, 10) == []
 
@@ -103,7 +103,7 @@ def test_retry_later_hands_the_row_back_with_its_error(service: WorkflowService,
     outbox = store.outbox("w1")
     (claim,) = outbox.claim_effects(T0, LEASE, 10)
     retry_at = T0 + timedelta(seconds=30)
-    assert outbox.retry_effect_later(claim, retry_at, "Retryable: later")
+    assert outbox.retry_effect_later(claim, T0, timedelta(seconds=30), "Retryable: later")
     row = effect(store, claim.id)
     assert (row.status, row.locked_by, row.available_at, row.last_error) == (
         "pending",
@@ -169,7 +169,7 @@ def test_timer_retry_holds_it_back_until_the_retry_time(service: WorkflowService
     outbox = store.outbox("w1")
     (claim,) = outbox.claim_timers(T0, LEASE, 10)
     retry_at = T0 + timedelta(minutes=10)
-    assert outbox.retry_timer_later(claim, retry_at, "DecideFailed: boom")
+    assert outbox.retry_timer_later(claim, T0, timedelta(minutes=10), "DecideFailed: boom")
     assert store.outbox("w2").claim_timers(retry_at - timedelta(seconds=1), LEASE, 10) == []
     (again,) = store.outbox("w2").claim_timers(retry_at, LEASE, 10)
     assert (again.id, again.attempt, again.due_at) == (timer_id, 2, T0)
@@ -193,17 +193,37 @@ def test_firing_deletes_the_timer(service: WorkflowService, store: Store) -> Non
 
 def test_next_due_is_the_earliest_claimable_time(service: WorkflowService, store: Store) -> None:
     outbox = store.outbox("w1")
-    assert outbox.next_due() is None
+
+    def next_due() -> datetime | None:  # next_due answers in seconds from the time it is given
+        seconds = outbox.next_due(T0)
+        return None if seconds is None else T0 + timedelta(seconds=seconds)
+
+    assert next_due() is None
     add_timer(service, store, "t", T0 + timedelta(hours=1))
-    assert outbox.next_due() == T0 + timedelta(hours=1)
+    assert next_due() == T0 + timedelta(hours=1)
     add_effects(service)
-    assert outbox.next_due() == T0
+    assert next_due() == T0
     outbox.claim_effects(T0, LEASE, 10)
-    assert outbox.next_due() == T0 + LEASE  # the claimed effect comes back when its lease ends
+    assert next_due() == T0 + LEASE  # the claimed effect comes back when its lease ends
     assert len(outbox.claim_timers(T0 + timedelta(hours=1), timedelta(hours=2), 10)) == 1
-    assert outbox.next_due() == T0 + LEASE
+    assert next_due() == T0 + LEASE
     outbox.complete_effects(outbox.claim_effects(T0 + LEASE, LEASE, 10), T0 + LEASE)
-    assert outbox.next_due() == T0 + timedelta(hours=3)  # the timer's lease end
+    assert next_due() == T0 + timedelta(hours=3)  # the timer's lease end
+
+
+def test_next_due_is_not_hidden_by_an_earlier_timer_backing_off(service: WorkflowService, store: Store) -> None:
+    """A timer due first but backing off for an hour must not hide one due in two minutes (issue #11.2)."""
+    outbox = store.outbox("w1")
+    add_timer(service, store, "early", T0)
+    (claim,) = outbox.claim_timers(T0, LEASE, 10)
+    assert outbox.retry_timer_later(claim, T0, timedelta(hours=1), "DecideFailed: boom")
+    add_timer(service, store, "later", T0 + timedelta(minutes=2))
+    assert outbox.next_due(T0) == timedelta(minutes=2).total_seconds()
+    # Another member of the class: a timer under a live lease (in flight) hides nothing either.
+    add_timer(service, store, "soon", T0 + timedelta(seconds=30))
+    (soon,) = outbox.claim_timers(T0 + timedelta(seconds=30), timedelta(hours=2), 10)
+    assert soon.key == "soon"
+    assert outbox.next_due(T0) == timedelta(minutes=2).total_seconds()
 
 
 # -- the fence: a lost claim changes nothing ------------------------------------------------------------------
@@ -266,12 +286,12 @@ def lease_lost(store: Store, kind: SettleKind, lost: Lost) -> bool:
 EFFECT_STATEMENTS: dict[str, Callable[[Store, Lost], bool]] = {
     "complete": lambda store, lost: store.outbox(lost.stale_worker).complete_effects([lost.stale], LATER) == set(),
     "retry later": lambda store, lost: (
-        not store.outbox(lost.stale_worker).retry_effect_later(lost.stale, T0 + timedelta(hours=1), "boom")
+        not store.outbox(lost.stale_worker).retry_effect_later(lost.stale, T0, timedelta(hours=1), "boom")
     ),
     "dead-letter": lambda store, lost: not store.outbox(lost.stale_worker).mark_dead(lost.stale, LATER, "gave up"),
     # A heartbeat that lost its claim must not hand out a new lease end.
     "heartbeat": lambda store, lost: (
-        store.outbox(lost.stale_worker).heartbeat(lost.stale, T0 + timedelta(hours=1)) is None
+        store.outbox(lost.stale_worker).heartbeat(lost.stale, T0, timedelta(hours=1)) is None
     ),
     "release": lambda store, lost: store.outbox(lost.stale_worker).release_effects([lost.stale], LATER) == set(),
     "settle done": lambda store, lost: lease_lost(store, SettleKind.EFFECT_DONE, lost),
@@ -281,7 +301,7 @@ EFFECT_STATEMENTS: dict[str, Callable[[Store, Lost], bool]] = {
 TIMER_STATEMENTS: dict[str, Callable[[Store, Lost], bool]] = {
     "fire": lambda store, lost: lease_lost(store, SettleKind.TIMER_FIRED, lost),
     "retry later": lambda store, lost: (
-        not store.outbox(lost.stale_worker).retry_timer_later(lost.stale, T0 + timedelta(hours=1), "boom")
+        not store.outbox(lost.stale_worker).retry_timer_later(lost.stale, T0, timedelta(hours=1), "boom")
     ),
     "release": lambda store, lost: store.outbox(lost.stale_worker).release_timers([lost.stale], LATER) == set(),
 }

@@ -224,10 +224,12 @@ WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s
 -- change of the row and never repeats, even when `dead-letters retry` resets attempts (design/reliability.md).
 -- RETURNING due.available_at: when the row became due (queued, retry time or lease end), before the claim
 -- moved it, for the schedule-to-start delay metric.
+-- One clock: the `now` parameter is NULL except under a ManualClock (tests), so now(), the database's
+-- clock, judges due-ness and lease ends: hosts whose clocks disagree still agree on them (design/operations.md).
 WITH due AS (
     -- The anti-join skips paused instances (design/lifecycle.md); instances_paused holds only paused rows.
     SELECT id, available_at FROM {schema}.outbox o
-    WHERE status = 'pending' AND available_at <= %(now)s
+    WHERE status = 'pending' AND available_at <= coalesce(%(now)s::timestamptz, now())
       AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
                       WHERE i.paused_at IS NOT NULL
                         AND i.workflow_type = o.workflow_type AND i.workflow_id = o.workflow_id)
@@ -236,8 +238,10 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.outbox o
-SET locked_by = %(worker)s, locked_until = %(until)s, available_at = %(until)s, attempts = o.attempts + 1,
-    claim_token = nextval('{schema}.claim_tokens')
+SET locked_by = %(worker)s, attempts = o.attempts + 1,
+    claim_token = nextval('{schema}.claim_tokens'),
+    locked_until = coalesce(%(now)s::timestamptz, now()) + %(lease)s,
+    available_at = coalesce(%(now)s::timestamptz, now()) + %(lease)s
 FROM due
 WHERE o.id = due.id
 RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts, o.claim_token,
@@ -247,7 +251,7 @@ RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.atte
 -- Batch completion of handlers that returned nothing, fenced per row (this worker, this attempt): rows
 -- taken over by another worker are left alone and reported missing from the RETURNING list.
 UPDATE {schema}.outbox o
-SET status = 'done', completed_at = %(now)s, locked_until = NULL
+SET status = 'done', completed_at = coalesce(%(now)s::timestamptz, now()), locked_until = NULL
 FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS c(id, token)
 WHERE o.id = c.id AND o.claim_token = c.token AND o.locked_by = %(worker)s AND o.status = 'pending'
 RETURNING o.id
@@ -255,32 +259,39 @@ RETURNING o.id
 -- name: retry_effect_later
 -- Fenced: a failed attempt schedules the next one only if this worker still holds the claim.
 UPDATE {schema}.outbox
-SET available_at = %(retry_at)s, locked_by = NULL, locked_until = NULL, last_error = %(error)s
+SET available_at = coalesce(%(now)s::timestamptz, now()) + %(delay)s,
+    locked_by = NULL, locked_until = NULL, last_error = %(error)s
 WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 
 -- name: release_effects
 -- Fenced: hand back claims this worker holds but will not finish (shutdown); the claim does not count as
 -- an attempt, and the row is due at once for any worker.
 UPDATE {schema}.outbox o
-SET available_at = %(now)s, locked_by = NULL, locked_until = NULL, attempts = o.attempts - 1
+SET available_at = coalesce(%(now)s::timestamptz, now()),
+    locked_by = NULL, locked_until = NULL, attempts = o.attempts - 1
 FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS c(id, token)
 WHERE o.id = c.id AND o.claim_token = c.token AND o.locked_by = %(worker)s AND o.status = 'pending'
 RETURNING o.id
 
 -- name: heartbeat_effect
--- Fenced: a worker extends only its own live claim; a lost claim returns no row.
+-- Fenced: a worker extends only its own live claim; a lost claim returns no row. The new end is the
+-- database's clock plus the lease (see claim_effects).
 UPDATE {schema}.outbox
-SET locked_until = %(until)s, available_at = %(until)s
+SET locked_until = coalesce(%(now)s::timestamptz, now()) + %(lease)s,
+    available_at = coalesce(%(now)s::timestamptz, now()) + %(lease)s
 WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 RETURNING locked_until
 
 -- name: claim_timers
 -- FOR UPDATE SKIP LOCKED: concurrent timer workers take disjoint timers. The lease keeps a claimed
 -- timer from being claimed again until it expires; claim_token (never repeated) and locked_by fence the firing.
+-- One clock: the `now` parameter is NULL except under a ManualClock (tests), so now(), the database's
+-- clock, judges due-ness and lease ends: hosts whose clocks disagree still agree on them (design/operations.md).
 WITH due AS (
     -- Paused instances are skipped, as in claim_effects; a timer that fell due meanwhile fires after resume.
     SELECT id FROM {schema}.timers t
-    WHERE due_at <= %(now)s AND (locked_until IS NULL OR locked_until <= %(now)s)
+    WHERE due_at <= coalesce(%(now)s::timestamptz, now())
+      AND (locked_until IS NULL OR locked_until <= coalesce(%(now)s::timestamptz, now()))
       AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
                       WHERE i.paused_at IS NOT NULL
                         AND i.workflow_type = t.workflow_type AND i.workflow_id = t.workflow_id)
@@ -289,7 +300,7 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.timers t
-SET locked_by = %(worker)s, locked_until = %(until)s, attempts = t.attempts + 1,
+SET locked_by = %(worker)s, locked_until = coalesce(%(now)s::timestamptz, now()) + %(lease)s, attempts = t.attempts + 1,
     claim_token = nextval('{schema}.claim_tokens')
 FROM due
 WHERE t.id = due.id
@@ -299,7 +310,7 @@ RETURNING t.id, t.workflow_type, t.workflow_id, t.timer_key, t.due_at, t.input_t
 -- name: retry_timer_later
 -- Fenced: a failed firing schedules the next try only if this worker still holds the claim.
 UPDATE {schema}.timers
-SET locked_by = NULL, locked_until = %(retry_at)s, last_error = %(error)s
+SET locked_by = NULL, locked_until = coalesce(%(now)s::timestamptz, now()) + %(delay)s, last_error = %(error)s
 WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s
 
 -- name: release_timers
@@ -311,12 +322,23 @@ WHERE t.id = c.id AND t.claim_token = c.token AND t.locked_by = %(worker)s
 RETURNING t.id
 
 -- name: next_due
--- When the idle loop should look again: the earliest pending effect (new, retrying, or a lease that will
--- expire) and the earliest unclaimed timer. Both read an index in order and stop at the first row.
-SELECT (SELECT available_at FROM {schema}.outbox WHERE status = 'pending'
-        ORDER BY available_at, id LIMIT 1),
-       (SELECT coalesce(greatest(due_at, locked_until), due_at) FROM {schema}.timers
-        ORDER BY due_at, id LIMIT 1)
+-- Seconds until the idle loop should look again, by the database's clock (or the `now` parameter under a
+-- ManualClock): the earliest row that is actually claimable. Effects: available_at holds the due time, the
+-- retry time and a lease end alike. Timers: one under a lease or a retry backoff is claimable at
+-- greatest(due_at, locked_until), so it must not hide a later, unlocked one; the unlocked ones are read in
+-- due_at order and stop at the first row, the locked ones are few (in flight or backing off). Rows of
+-- paused instances are skipped as in the claims, or a paused due row would make the idle loop spin.
+SELECT extract(epoch FROM (least(
+         (SELECT available_at FROM {schema}.outbox o WHERE status = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM {schema}.instances i WHERE i.paused_at IS NOT NULL
+                              AND i.workflow_type = o.workflow_type AND i.workflow_id = o.workflow_id)
+          ORDER BY available_at, id LIMIT 1),
+         (SELECT due_at FROM {schema}.timers t WHERE locked_until IS NULL
+            AND NOT EXISTS (SELECT 1 FROM {schema}.instances i WHERE i.paused_at IS NOT NULL
+                              AND i.workflow_type = t.workflow_type AND i.workflow_id = t.workflow_id)
+          ORDER BY due_at, id LIMIT 1),
+         (SELECT min(greatest(due_at, locked_until)) FROM {schema}.timers WHERE locked_until IS NOT NULL)
+       ) - coalesce(%(now)s::timestamptz, clock_timestamp())))::float8
 
 -- name: notify
 SELECT pg_notify(%(channel)s, '')
