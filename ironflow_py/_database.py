@@ -17,6 +17,7 @@ import attrs
 import platformdirs
 
 from ironflow_py.errors import ConfigurationError
+from ironflow_py.store._conninfo import mask_password
 
 URL_VARIABLES = ("IRONFLOW_DATABASE_URL", "DATABASE_URL")
 DATA_DIR_VARIABLE = "IRONFLOW_DATA_DIR"
@@ -146,10 +147,5 @@ def resolve(url: str | None = None, *, data_dir: Path | None = None, keep_runnin
 
 
 def _redact(url: str) -> str:
-    """Hide a password in a URL before printing it."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    """Hide a password in a connection string (URL, `?password=`, or `key=value`) before printing it."""
+    return mask_password(url)

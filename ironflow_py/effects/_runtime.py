@@ -33,6 +33,10 @@ from ironflow_py.store.postgres import PostgresStore
 
 Claim = EffectClaim | TimerClaim
 
+#: Longest sleep, whatever the poll interval, while the database is unreachable or no LISTEN connection
+#: is up (listen=False, or the listener is reconnecting): nothing else would wake the loop.
+OUTAGE_RETRY = 1.0
+
 
 def new_worker_id() -> str:
     """Unique per process start: a restarted worker never mistakes its old claims for its own."""
@@ -57,7 +61,8 @@ class EffectRuntime:
         concurrency: Handlers running at once, at least 1.
         batch_size: Rows claimed per round, at least 1.
         lease: Seconds a claim holds without a heartbeat, more than 0.
-        poll_interval: Longest idle sleep in seconds when no NOTIFY arrives.
+        poll_interval: Longest idle sleep in seconds while LISTEN works and no NOTIFY arrives; without a working
+            LISTEN (listen=False, or while it reconnects) the loop polls at least every second.
         grace: Seconds shutdown waits for in-flight handlers before releasing their claims.
         timer_policy: Retry policy of a timer whose input could not be executed.
         rng: Source of retry jitter (default: an unseeded `random.Random`).
@@ -148,6 +153,7 @@ class EffectRuntime:
         self.log.info("worker_started", concurrency=self.concurrency, batch_size=self.batch_size)
         try:
             observer = self.service.observer
+            outage_since: float | None = None  # monotonic time of the first failure of the current outage
             while not self._stopping.is_set():
                 observer.tick("effects")
                 self._wake.clear()
@@ -156,10 +162,19 @@ class EffectRuntime:
                 try:
                     claimed = self._claim()
                 except StoreError as exc:
-                    # The database is away: keep the process, try again after a poll interval.
-                    self.log.error("claim_failed", error=str(exc), exc_info=exc)
-                    self._stopping.wait(self.poll_interval)
+                    # The database is away: keep the process and try again within a second whatever the
+                    # poll interval (the pool's reconnect backoff is capped too, see PostgresStore.connect).
+                    # One error line per outage, not one per try; the end of the outage is logged once.
+                    if outage_since is None:
+                        outage_since = time.monotonic()
+                        self.log.error("claim_failed", error=str(exc), exc_info=exc)
+                    else:
+                        self.log.debug("claim_failed", error=str(exc))
+                    self._stopping.wait(min(self.poll_interval, OUTAGE_RETRY))
                     continue
+                if outage_since is not None:
+                    self.log.warning("database_back", outage_ms=round((time.monotonic() - outage_since) * 1000))
+                    outage_since = None
                 if claimed == 0 and self._finished.empty():
                     self._wake.wait(self._idle_timeout())
         finally:
@@ -265,10 +280,14 @@ class EffectRuntime:
         except Exception as exc:
             self.log.error("poll_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             return self.poll_interval
+        # Without a working LISTEN a row written while we sleep is only seen by polling: poll at least
+        # every second then, whatever poll_interval says (poll_interval is the safety net behind NOTIFY).
+        listening = self.listener is not None and self.listener.ready.is_set()
+        longest = self.poll_interval if listening else min(self.poll_interval, OUTAGE_RETRY)
         if due is None:
-            return self.poll_interval
+            return longest
         # The floor: a due row that another worker is claiming right now must not make this loop spin.
-        return min(self.poll_interval, max(0.01, due))
+        return min(longest, max(0.01, due))
 
     # -- shutdown -----------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ironflow_py.store._conninfo import session_kwargs
 from ironflow_py.store._waiters import WaiterHub
 
 APPLICATION_NAME = "ironflow_py.waiters"
@@ -44,7 +45,8 @@ class ClosedListener(threading.Thread):
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True, application_name=APPLICATION_NAME) as conn:
+                kwargs = {**session_kwargs(self.conninfo), "application_name": APPLICATION_NAME}
+                with psycopg.connect(self.conninfo, autocommit=True, **kwargs) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.pid = conn.info.backend_pid
                     self.ready.set()

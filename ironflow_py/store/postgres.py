@@ -29,6 +29,7 @@ from ironflow_py.errors import (
     ValueRefused,
 )
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.store import _conninfo
 from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import load_migrations, load_queries
 from ironflow_py.store._waiters import WaiterHub
@@ -157,8 +158,23 @@ def json_loads(data: str | bytes) -> Any:
     return json.loads(data)
 
 
+#: Seconds a lost pooled connection is retried (1 s, 2 s, then capped at this end) before the pool gives the
+#: slot up and opens a fresh one on the next demand, whose backoff starts at 1 s again. psycopg_pool's own
+#: backoff doubles without a cap up to its 5-minute default, which kept callers waiting 17-20 s after an
+#: outage ended; this keeps every retry within a few seconds of the server coming back.
+RECONNECT_TIMEOUT = 4.0
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(json_loads, conn)
+    # A client that freezes inside a transaction (a stalled network, a stopped process) would hold its
+    # row locks and the cluster's transaction horizon: the server ends such a session after 30 s, unless
+    # the server or the user already chose a bound of their own.
+    conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)"
+        " WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms')",
+        (str(_conninfo.IDLE_IN_TRANSACTION_MS),),
+    )
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
@@ -220,19 +236,27 @@ class PostgresStore:
             StoreError: The server cannot be reached within `timeout`.
         """
         check_schema_name(schema)
+        kwargs = {"autocommit": True, "application_name": application_name, **_conninfo.session_kwargs(url)}
+        where = _conninfo.mask_password(url)
         try:
+            # One direct connection first: a wrong password or an unreachable host fails here within
+            # connect_timeout, with libpq's cause; the pool would only retry and time out saying nothing.
+            psycopg.connect(url, **kwargs).close()
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 url,
                 min_size=min_size,
                 max_size=max_size,
-                kwargs={"autocommit": True, "application_name": application_name},
+                kwargs=kwargs,
                 configure=_configure,
                 timeout=timeout,
+                reconnect_timeout=RECONNECT_TIMEOUT,
                 open=False,
             )
             pool.open(wait=True, timeout=timeout)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+            cause = _conninfo.scrub(str(exc).strip(), url)
+            # from None: the driver's exception may quote the connection string; the cause is in the message.
+            raise StoreError(f"cannot connect to PostgreSQL ({where}): {cause}") from None
         return cls(pool, schema)
 
     def close(self) -> None:

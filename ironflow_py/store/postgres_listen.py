@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ironflow_py.store._conninfo import session_kwargs
 from ironflow_py.store.postgres import PostgresStore
 
 
@@ -57,7 +58,7 @@ def connect_listening(conninfo: str, channel: str, **kwargs: Any) -> psycopg.Con
     Raises:
         psycopg.Error: Connecting or LISTEN failed; callers translate it.
     """
-    conn = psycopg.connect(conninfo, autocommit=True, **kwargs)
+    conn = psycopg.connect(conninfo, autocommit=True, **{**session_kwargs(conninfo), **kwargs})
     try:
         listen(conn, channel)
     except BaseException:
