@@ -58,7 +58,8 @@ class EffectRuntime:
     Args:
         service: The service whose PostgreSQL store, clock and workflows the runtime uses.
         registry: The effect handlers; None runs timers only.
-        concurrency: Handlers running at once, at least 1.
+        concurrency: Handlers running at once, at least 1. The store's pool is grown to `concurrency + 2`
+            connections if it is smaller (a handler feeding an input back needs a second connection).
         batch_size: Rows claimed per round, at least 1.
         lease: Seconds a claim holds without a heartbeat, more than 0.
         poll_interval: Longest idle sleep in seconds while LISTEN works and no NOTIFY arrives; without a working
@@ -108,6 +109,7 @@ class EffectRuntime:
         self.listen = listen
         self.worker_id = worker_id or new_worker_id()
         self.log = get_log("effects", logger).bind(worker_id=self.worker_id)
+        self._size_pool()
         self.outbox: Outbox = self.store.outbox(self.worker_id)
         self.run_effects = registry is not None
         self.attempts = Attempts(
@@ -128,6 +130,21 @@ class EffectRuntime:
         self._finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: dict[Future[Any], Claim] = {}
         self._executor: ThreadPoolExecutor | None = None
+
+    def _size_pool(self) -> None:
+        """Grow the store's pool to `concurrency + 2` connections if it is smaller.
+
+        A handler may hold a pooled connection of its own while it feeds an input back (`service.execute`
+        needs a second one), and the loop claims on another: with fewer connections than handlers plus
+        two, every handler can end up holding one while waiting for one more, and the worker stalls until
+        the pool's timeout (30 s per attempt). With `concurrency + 2` at least one handler always proceeds.
+        Only the maximum grows; the pool opens connections on demand.
+        """
+        needed = self.concurrency + 2
+        pool = self.store.pool
+        if pool.max_size < needed:
+            self.log.info("pool_resized", max_size=needed, was=pool.max_size, concurrency=self.concurrency)
+            pool.resize(pool.min_size, needed)
 
     # -- control ------------------------------------------------------------------------------------------
 

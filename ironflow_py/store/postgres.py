@@ -31,7 +31,7 @@ from ironflow_py.errors import (
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store import _conninfo
 from ironflow_py.store._listener import ClosedListener
-from ironflow_py.store._sql import load_migrations, load_queries
+from ironflow_py.store._sql import Migration, load_migrations, load_queries
 from ironflow_py.store._waiters import WaiterHub
 from ironflow_py.store.base import (
     Loaded,
@@ -403,6 +403,13 @@ class PostgresStore:
             StoreError: The database failed; nothing was applied.
         """
         migrations = load_migrations(self.schema)
+        # Read first, outside the lock: an application role with no DDL rights (no CREATE on the database,
+        # which even CREATE SCHEMA IF NOT EXISTS checks) migrates an up-to-date schema as a no-op. Only a
+        # schema with something to apply takes the lock and needs the migrator's rights.
+        applied_before = set(self.applied_migrations())
+        self._check_known(applied_before, migrations)
+        if applied_before >= {m.version for m in migrations}:
+            return []
         q = self.q
         applied_now: list[int] = []
         with self.connection() as conn, conn.transaction():
@@ -410,12 +417,7 @@ class PostgresStore:
             conn.execute(q["create_schema"])
             conn.execute(q["create_migrations_table"])
             applied = {row[0] for row in conn.execute(q["applied_migrations"]).fetchall()}
-            unknown = applied - {m.version for m in migrations}
-            if unknown:
-                raise MigrationError(
-                    f"schema {self.schema!r} has migrations {sorted(unknown)} that this code does not know; "
-                    "upgrade ironflow_py"
-                )
+            self._check_known(applied, migrations)
             for migration in migrations:
                 if migration.version in applied:
                     continue
@@ -423,6 +425,14 @@ class PostgresStore:
                 conn.execute(q["record_migration"], {"version": migration.version, "name": migration.name})
                 applied_now.append(migration.version)
         return applied_now
+
+    def _check_known(self, applied: set[int], migrations: list[Migration]) -> None:
+        unknown = applied - {m.version for m in migrations}
+        if unknown:
+            raise MigrationError(
+                f"schema {self.schema!r} has migrations {sorted(unknown)} that this code does not know; "
+                "upgrade ironflow_py"
+            )
 
     def applied_migrations(self) -> list[int]:
         """The migration versions recorded in the schema, in order.
