@@ -144,7 +144,11 @@ class TypeTable:
 
 
 class WorkflowCodec:
-    """Encodes and decodes one workflow's inputs, events and effects through a shared converter."""
+    """Encodes and decodes one workflow's inputs, events and effects through a shared converter.
+
+    A decode error names the field path and the expected type, never the stored value, and chains no
+    exception that could quote it, unless `show_values` (a debug setting) is True.
+    """
 
     def __init__(
         self,
@@ -156,8 +160,11 @@ class WorkflowCodec:
         converter: cattrs.Converter,
         state_type: Any = None,
         result_type: Any = None,
+        show_values: bool = False,
     ) -> None:
         self.workflow_type = workflow_type
+        #: Debug only: put stored values (and the converter's own exception) into decode errors.
+        self.show_values = show_values
         self.state_type = state_type
         self.result_type = result_type
         self.converter = converter
@@ -205,6 +212,31 @@ class WorkflowCodec:
                 type_name=name,
             ) from exc
 
+    def _why(self, exc: BaseException, data: Any = None, cls: Any = None) -> str:
+        """Why a stored value did not decode, naming fields and types but not values (unless `show_values`).
+
+        cattrs' `transform_error` says "invalid value for type, expected int @ $.amount": the path and the
+        type, never the value. The hot-path converter has no detailed validation, so on this (rare) failure
+        path the value is structured once more by a detailed copy to find the path. Any other exception's
+        text may quote the value (int("sk_live_...") does), so only its type is given.
+        """
+        if self.show_values:
+            return repr(exc)
+        if not isinstance(exc, cattrs.BaseValidationError) and cls is not None:
+            try:
+                self.converter.copy(detailed_validation=True).structure(data, cls)
+            except cattrs.BaseValidationError as detailed:
+                exc = detailed
+            except Exception:
+                pass
+        if isinstance(exc, cattrs.BaseValidationError):
+            return "; ".join(cattrs.transform_error(exc))
+        return f"{type(exc).__name__} (value hidden; WorkflowService(show_values=True) shows it)"
+
+    def _chained(self, exc: BaseException) -> BaseException | None:
+        """The cause to chain: none by default, so a logged traceback cannot quote a stored value either."""
+        return exc if self.show_values else None
+
     def _decode(self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None) -> Any:
         cls = table.class_of(name)
         if cls is None:
@@ -218,14 +250,13 @@ class WorkflowCodec:
         try:
             return self._structure[cls](data, cls)
         except Exception as exc:
-            cause = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [repr(exc)]
             raise DecodeError(
-                f"stored {table.kind} payload does not match {cls.__qualname__}: {'; '.join(cause)}",
+                f"stored {table.kind} payload does not match {cls.__qualname__}: {self._why(exc, data, cls)}",
                 workflow_type=self.workflow_type,
                 workflow_id=workflow_id,
                 type_name=name,
                 seq=seq,
-            ) from exc
+            ) from self._chained(exc)
 
     def encode_state(self, state: object, workflow_id: str) -> str:
         """A state as JSON text, for snapshots (the state type is fixed per workflow, so no name is stored)."""
@@ -253,10 +284,10 @@ class WorkflowCodec:
             return self.converter.structure(data, self.state_type)
         except Exception as exc:
             raise DecodeError(
-                f"snapshot at sequence {seq} does not match the state type: {exc!r}",
+                f"snapshot at sequence {seq} does not match the state type: {self._why(exc, data, self.state_type)}",
                 workflow_type=self.workflow_type,
                 workflow_id=workflow_id,
-            ) from exc
+            ) from self._chained(exc)
 
     def encode_event(self, event: object, workflow_id: str) -> tuple[str, str]:
         """(stored name, JSON text) of an event; `EncodeError` if it is undeclared or not serializable."""
@@ -308,12 +339,12 @@ class WorkflowCodec:
             return self.converter.structure(data, cls)
         except Exception as exc:
             raise DecodeError(
-                f"stored lifecycle event does not match {cls.__qualname__}: {exc!r}",
+                f"stored lifecycle event does not match {cls.__qualname__}: {self._why(exc)}",
                 workflow_type=self.workflow_type,
                 workflow_id=workflow_id,
                 type_name=name,
                 seq=seq,
-            ) from exc
+            ) from self._chained(exc)
 
     def decode_effect(self, name: str, data: Any, workflow_id: str) -> Any:
         """An effect from its stored name and parsed JSON; `UnknownTypeName` or `DecodeError`."""
@@ -392,10 +423,10 @@ class WorkflowCodec:
                 raise ValueError(f"unknown status {status!r}")
         except Exception as exc:
             raise DecodeError(
-                f"stored outcome does not match its shape: {exc!r}",
+                f"stored outcome does not match its shape: {self._why(exc)}",
                 workflow_type=self.workflow_type,
                 workflow_id=workflow_id,
-            ) from exc
+            ) from self._chained(exc)
         return outcome.at(self.workflow_type, workflow_id)
 
     def to_data(self, value: object) -> Any:
@@ -403,12 +434,15 @@ class WorkflowCodec:
         return self.converter.unstructure(value)
 
 
-def codec_for(workflow: AnyWorkflow, converter: cattrs.Converter | None = None) -> WorkflowCodec:
+def codec_for(
+    workflow: AnyWorkflow, converter: cattrs.Converter | None = None, *, show_values: bool = False
+) -> WorkflowCodec:
     """The codec of `workflow`'s declared inputs, events and effects, as the engine builds it.
 
     Args:
         workflow: a workflow instance.
         converter: the cattrs converter to use (None: a fresh `make_converter()`).
+        show_values: debug only: let decode errors quote stored values (see `WorkflowCodec`).
 
     Returns:
         A codec whose state type is the workflow's `state_type`, or, for a workflow that snapshots and
@@ -429,4 +463,5 @@ def codec_for(workflow: AnyWorkflow, converter: cattrs.Converter | None = None) 
         converter=converter or make_converter(),
         state_type=state_type,
         result_type=workflow.result_type,
+        show_values=show_values,
     )

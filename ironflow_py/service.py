@@ -76,6 +76,9 @@ class WorkflowService:
         observer: Where decisions, effect attempts, timer firings and projection batches are reported
             (`ironflow_py.telemetry.Observer` with metrics and/or tracing); default: an Observer that
             reports nowhere. The effect runtime and projection worker of this service use it too.
+        show_values: Debug only. By default an error about a stored payload that no longer decodes names
+            the field and the expected type, never the value, and chains no driver exception (payloads may
+            hold personal data and secrets, and errors reach logs); True quotes the values.
 
     Raises:
         ConfigurationError: A workflow is declared inconsistently (see `register`).
@@ -91,8 +94,10 @@ class WorkflowService:
         logger: Any = None,
         state_cache_size: int = 10_000,
         observer: Observer | None = None,
+        show_values: bool = False,
     ) -> None:
         self.store = store
+        self.show_values = show_values
         #: Where decisions, effect attempts, timer firings and projection batches are reported (metrics,
         #: traces, liveness); the effect runtime and projection worker use this one too.
         self.observer = observer if observer is not None else Observer()
@@ -134,7 +139,7 @@ class WorkflowService:
         for attr in ("inputs", "events"):
             if not getattr(instance, attr, None):
                 raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
-        codec = codec_for(instance, self.converter)
+        codec = codec_for(instance, self.converter, show_values=self.show_values)
         decider = Decider(instance, codec, snapshots=instance.uses_snapshots())
         for table in (codec.inputs, codec.events, codec.effects):
             reserved = [n for n in table.names() if n.startswith(RESERVED_PREFIX)]
