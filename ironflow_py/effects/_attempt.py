@@ -117,9 +117,19 @@ class Attempts:
 
     # -- effects ------------------------------------------------------------------------------------------
 
-    def run_effect(self, claim: EffectClaim) -> tuple[EffectClaim, float] | None:
+    def run_effect(self, claim: EffectClaim, claimed_at: float | None = None) -> tuple[EffectClaim, float] | None:
         """Run one attempt. Returns (claim, start time) when the handler returned nothing: the caller marks
-        those done in one batched statement. Everything else is settled here."""
+        those done in one batched statement. Everything else is settled here.
+
+        `claimed_at` (monotonic seconds, taken before the claim statement was sent) is when the claim began:
+        a claim that waited in the prefetch queue for half its lease or more is checked, and extended, with
+        a heartbeat before its handler starts; if it was lost meanwhile (a stalled worker whose lease
+        expired, the row taken and perhaps finished by another) the handler does not run."""
+        if claimed_at is not None and time.monotonic() - claimed_at >= self.lease.total_seconds() / 2:
+            started = time.perf_counter()
+            if self.outbox.heartbeat(claim, store_time(self.clock), self.lease) is None:
+                self._logged(claim, "lease_lost", started, error="the claim expired while it waited in the queue")
+                return None
         with self.service.observer.effect_attempt(
             effect_id=claim.id,
             workflow_type=claim.workflow_type,

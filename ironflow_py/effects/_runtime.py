@@ -234,6 +234,7 @@ class EffectRuntime:
         now = store_time(self.clock)  # None: the database's clock judges due-ness and leases
         assert self._executor is not None
         # Submit the timers before claiming effects: if that claim fails, no claimed timer is stranded.
+        claimed_at = time.monotonic()  # before the statements: a lease never ends earlier than this + lease
         timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
         for timer in timers:
             self._submit(self._executor.submit(self.attempts.fire_timer, timer), timer)
@@ -241,7 +242,7 @@ class EffectRuntime:
         effects = self.outbox.claim_effects(now, self.lease, limit) if limit > 0 else []
         run_effect = self.attempts.run_effect
         for claim in effects:
-            self._submit(self._executor.submit(run_effect, claim), claim)
+            self._submit(self._executor.submit(run_effect, claim, claimed_at), claim)
         return len(timers) + len(effects)
 
     def _submit(self, future: Future[Any], claim: Claim) -> None:
