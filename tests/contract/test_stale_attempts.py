@@ -85,11 +85,11 @@ def test_every_fenced_call_of_a_stale_attempt_is_refused_while_the_fresh_claim_h
 ) -> None:
     stale, fresh = stale_and_fresh(service, store)
     outbox = store.outbox("w1")
-    assert outbox.heartbeat(stale, T0 + 10 * LEASE) is None
-    assert not outbox.retry_effect_later(stale, T0 + 10 * LEASE, "boom")
+    assert outbox.heartbeat(stale, T0, 10 * LEASE) is None
+    assert not outbox.retry_effect_later(stale, T0, 10 * LEASE, "boom")
     assert outbox.release_effects([stale], T0) == set()
     assert outbox.complete_effects([stale], T0) == set()
     row = store.effects("counter", "c")[0]
     assert (row.status, row.attempts, row.locked_by) == ("pending", 1, "w1")
-    assert outbox.heartbeat(fresh, T0 + 10 * LEASE) == T0 + 10 * LEASE
+    assert outbox.heartbeat(fresh, T0, 10 * LEASE) == T0 + 10 * LEASE
     assert outbox.complete_effects([fresh], T0) == {fresh.id}
