@@ -214,8 +214,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/effects/_attempt.py",
-                    "claim.workflow_id, input, settle=settle)",
-                    "claim.workflow_id, input, settle=None)",
+                    "claim.input_type, claim.payload, settle=settle",
+                    "claim.input_type, claim.payload, settle=None",
                 ),
             ),
             TIMER_TESTS,
@@ -367,7 +367,13 @@ def mutations() -> list[Mutation]:
         Mutation(
             "decider: drop the input-key check",
             "key",
-            (_py("ironflow_py/decider.py", "        if key_status is not None:\n", "        if False:\n"),),
+            (
+                _py(
+                    "ironflow_py/decider.py",
+                    "        if key_status is not None:\n            return unchanged(",
+                    "        if False:\n            return unchanged(",
+                ),
+            ),
             (*CONTRACT, *DECIDER),
         ),
         # -- snapshots -------------------------------------------------------------------------------------------
