@@ -408,9 +408,9 @@ def mutations() -> list[Mutation]:
             SNAPSHOTS,
         ),
         Mutation(
-            "decider: a stale cache is trusted",
+            "decider: the cache is never checked against the store",
             "snapshot",
-            (_py("ironflow_py/decider.py", "if not events or events[0].seq != cached.seq:", "if not events:"),),
+            (_py("ironflow_py/decider.py", "if not events or events[0].seq != cached.seq:", "if False:"),),
             SNAPSHOTS,
         ),
     ]

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from psycopg import sql
@@ -135,6 +136,50 @@ def test_rebuild_gives_the_same_read_model_as_the_live_run(
     drain(worker, last)
     assert totals(admin, schema) == live_totals
     assert sorted(applied(admin, schema)) == sorted(live_applied)
+
+
+def test_a_rebuild_waits_for_the_batch_in_flight_and_its_reset_is_not_overwritten(
+    service: WorkflowService, admin: Conn
+) -> None:
+    """A batch holds its checkpoint row from the start: a rebuild asked for meanwhile is seen waiting for
+    the batch (pg_blocking_pids), then resets the checkpoint after the batch committed, so the batch's
+    checkpoint cannot overwrite the reset."""
+    schema = service.store.schema  # type: ignore[attr-defined]
+    inside, release = threading.Event(), threading.Event()
+    base = counter_projection(schema)
+
+    def pausing(event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
+        inside.set()
+        release.wait(30)
+        base.handler(event, conn)
+
+    worker = ProjectionWorker(service, [attrs.evolve(base, handler=pausing)], worker_id=f"rebuild-{schema}")
+    blocked_by_worker = (
+        "SELECT count(*) FROM pg_stat_activity w JOIN pg_stat_activity b ON b.pid = ANY(pg_blocking_pids(w.pid)) "
+        "WHERE b.application_name = %s"
+    )
+    app_name = f"ironflow_py.projections {worker.worker_id}"[:63]
+    try:
+        service.execute(Add("r", 1))
+        wait_for_horizon(admin, schema)
+        batch = threading.Thread(target=worker.run_once)
+        batch.start()
+        assert inside.wait(30)
+        rebuild = threading.Thread(target=worker.control.rebuild, args=(NAME,))
+        rebuild.start()
+        deadline = time.monotonic() + 30
+        while rebuild.is_alive() and admin.execute(blocked_by_worker, (app_name,)).fetchone() != (1,):
+            assert time.monotonic() < deadline, "the rebuild neither finished nor waited"
+            time.sleep(0.01)  # polling a condition, not ordering events
+        waited = rebuild.is_alive()
+        release.set()
+        batch.join(30)
+        rebuild.join(30)
+    finally:
+        release.set()
+        worker.close()
+    assert waited, "the rebuild ran while a batch was in flight"
+    assert checkpoint(admin, schema) == 0, "the rebuild's reset came last"
 
 
 def test_status_reports_lag_and_a_horizon_held_back_by_an_open_transaction(
