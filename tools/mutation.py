@@ -48,6 +48,7 @@ class Mutation:
     name: str
     #: what kind of guarantee it breaks: fence, lock, skip-locked, notify, cursor, key, snapshot, claim
     kind: str
+    #: (an edit of a migration must target the definition in force: a later migration may replace it)
     edits: tuple[Edit, ...]
     #: pytest arguments selecting the tests that must notice (paths, node ids; missing paths are dropped)
     tests: tuple[str, ...]
@@ -210,7 +211,7 @@ def mutations() -> list[Mutation]:
             "write_decision: a rescheduled timer keeps its id",
             "fence",
             (_sql("write_decision", "SET id = EXCLUDED.id, due_at", "SET due_at"),),
-            TIMER_TESTS,
+            (*TIMER_TESTS, "tests/contract/test_store_contract.py"),
         ),
         *_fence("retry_timer_later", TIMER_TESTS),
         *_fence("release_timers", TIMER_TESTS, alias="t.", token="c.token"),
@@ -282,7 +283,7 @@ def mutations() -> list[Mutation]:
             (
                 Edit(
                     "ironflow_py/**/migrations/*.sql",
-                    "PERFORM pg_notify(left('ironflow_events.' || TG_TABLE_SCHEMA, 63), '');",
+                    "PERFORM pg_notify(channel, '');",
                     "PERFORM 1;",
                 ),
             ),
