@@ -54,9 +54,9 @@ def test_a_done_row_takes_no_more_outbox_changes_through_its_claim(service: Work
     outbox = store.outbox("w1")
     assert outbox.complete_effects([claim], T0) == {claim.id}
     assert outbox.complete_effects([claim], T0) == set()
-    assert outbox.retry_effect_later(claim, T0 + LEASE, "late failure") is False
+    assert outbox.retry_effect_later(claim, T0, LEASE, "late failure") is False
     assert outbox.mark_dead(claim, T0, "late failure") is False
-    assert outbox.heartbeat(claim, T0 + LEASE) is None
+    assert outbox.heartbeat(claim, T0, LEASE) is None
     assert outbox.release_effects([claim], T0) == set()
     (row,) = [e for e in store.effects("counter", "c") if e.id == claim.id]
     assert (row.status, row.last_error) == ("done", None)
