@@ -137,10 +137,15 @@ def mutations() -> list[Mutation]:
             (
                 _sql(
                     "heartbeat_effect",
-                    "SET locked_until = %(until)s, available_at = %(until)s",
-                    "SET locked_until = locked_until",
+                    "SET locked_until = coalesce(%(now)s::timestamptz, now()) + %(lease)s,\n"
+                    "    available_at = coalesce(%(now)s::timestamptz, now()) + %(lease)s\n",
+                    "SET locked_until = locked_until\n",
                 ),
-                _sql("heartbeat_effect", "RETURNING locked_until", "RETURNING %(until)s::timestamptz"),
+                _sql(
+                    "heartbeat_effect",
+                    "RETURNING locked_until",
+                    "RETURNING coalesce(%(now)s::timestamptz, now()) + %(lease)s",
+                ),
             ),
             EFFECT_TESTS,
         ),
@@ -178,7 +183,7 @@ def mutations() -> list[Mutation]:
         Mutation(
             "claim_effects: lease not pushed to available_at",
             "claim",
-            (_sql("claim_effects", ", available_at = %(until)s", ""),),
+            (_sql("claim_effects", ",\n    available_at = coalesce(%(now)s::timestamptz, now()) + %(lease)s", ""),),
             EFFECT_TESTS,
         ),
         Mutation(
@@ -196,7 +201,7 @@ def mutations() -> list[Mutation]:
         Mutation(
             "claim_timers: ignore live leases",
             "claim",
-            (_drop("claim_timers", "(locked_until IS NULL OR locked_until <= %(now)s)"),),
+            (_drop("claim_timers", "(locked_until IS NULL OR locked_until <= coalesce(%(now)s::timestamptz, now()))"),),
             TIMER_TESTS,
         ),
         Mutation(
