@@ -11,10 +11,13 @@ from typing import Any
 
 import attrs
 
+from ironflow_py.lifecycle import InstanceTerminated, RunTimedOut
 from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
 from ironflow_py.store import postgres_admin
 from ironflow_py.store.postgres import PostgresStore
+
+LIFECYCLE_CLASSES = (InstanceTerminated, RunTimedOut)
 
 
 @attrs.frozen
@@ -41,6 +44,8 @@ class InstanceReport:
             how = self.info.status.value if self.info is not None and self.info.status.closed else "completed"
             return f"{how} in state {self.state_name!r}"
         parts = []
+        if self.info is not None and self.info.paused_at is not None:
+            parts.append(f"paused since {self.info.paused_at:%Y-%m-%d %H:%M:%S} (`instances resume` lifts it)")
         for e in self.dead_effects:
             parts.append(f"effect {e.id} ({e.effect_type}) is dead: {e.last_error}; `dead-letters retry {e.id}`")
         for e in self.pending_effects:

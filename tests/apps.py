@@ -39,3 +39,8 @@ def _send_with_template(effect: SendVerificationEmail, ctx: EffectContext) -> No
 
 
 onboarding_buggy = App(workflows=[OnboardingWorkflow], effects=buggy_mail)
+
+# The lifecycle tests' job workflow, for `wait`, `send` and `instances ...`.
+from tests.lifecycle_workflows import JobWorkflow  # noqa: E402
+
+jobs = App(workflows=[JobWorkflow])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ironflow_py.cli import _admin, _asl, _dead_letters, _inspect, _projections, _web, _worker
+from ironflow_py.cli import _admin, _asl, _dead_letters, _inspect, _lifecycle, _projections, _web, _worker
 from ironflow_py.cli._base import (
     ENV_PREFIX,
     Command,
@@ -75,6 +75,9 @@ COMMANDS: tuple[click.Command, ...] = (
     _admin.db,
     _inspect.inspect,
     _inspect.diagram,
+    _lifecycle.wait,
+    _lifecycle.send,
+    _lifecycle.instances,
     _worker.worker,
     _dead_letters.dead_letters,
     _projections.projections,

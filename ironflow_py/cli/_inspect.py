@@ -35,7 +35,7 @@ def instances(settings: Settings, workflow_type: str | None, status: str | None,
         rows = service.list_instances(workflow_type, InstanceStatus(status) if status else None, limit=limit)
     text = "\n".join(
         f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq:<6} "
-        f"updated {r.updated_at:%Y-%m-%d %H:%M:%S}"
+        f"updated {r.updated_at:%Y-%m-%d %H:%M:%S}" + (" paused" if r.paused_at else "")
         for r in rows
     )
     settings.emit([attrs.asdict(r) for r in rows], text or "no instances")

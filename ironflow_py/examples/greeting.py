@@ -14,6 +14,7 @@ import attrs
 from ironflow_py import App, Decision, Workflow
 from ironflow_py.diagram import StateMachine, Transition
 from ironflow_py.effects import EffectContext, EffectRegistry
+from ironflow_py.lifecycle import Completed, Failed, RunOutcome
 
 WAIT = timedelta(seconds=1)
 
@@ -125,6 +126,7 @@ class GreetingWorkflow(Workflow[GreetingState, GreetingInput, GreetingEvent, Gre
         "greeting.failed/1": GreetingFailed,
     }
     effects = {"greeting.greet/1": Greet}
+    result_type = str
 
     def initial_state(self) -> GreetingState:
         return GreetingState()
@@ -132,8 +134,13 @@ class GreetingWorkflow(Workflow[GreetingState, GreetingInput, GreetingEvent, Gre
     def workflow_id(self, input: GreetingInput) -> str:
         return input.greeting_id
 
-    def is_terminal(self, state: GreetingState) -> bool:
-        return state.status in ("completed", "failed")
+    def outcome(self, state: GreetingState) -> RunOutcome | None:
+        """Completed with the greeting text, or Failed("not_approved") when the approval was refused."""
+        if state.status == "completed":
+            return Completed(state.greeting)
+        if state.status == "failed":
+            return Failed("not_approved", state.error)
+        return None
 
     def evolve(self, state: GreetingState, event: GreetingEvent) -> GreetingState:
         match event:

@@ -15,6 +15,7 @@ import attrs
 from ironflow_py import App, Decision, Workflow
 from ironflow_py.diagram import StateMachine, Transition
 from ironflow_py.effects import EffectContext, EffectRegistry
+from ironflow_py.lifecycle import Completed, RunOutcome
 
 TIPS_DELAY = timedelta(days=1)
 
@@ -149,8 +150,9 @@ class OnboardingWorkflow(Workflow[OnboardingState, OnboardingInput, OnboardingEv
     def input_key(self, input: OnboardingInput) -> str | None:
         return input.request_id if isinstance(input, StartOnboarding) else None
 
-    def is_terminal(self, state: OnboardingState) -> bool:
-        return state.status == "completed"
+    def outcome(self, state: OnboardingState) -> RunOutcome | None:
+        """Completed with `{"success": ..., "user_id": ...}` once the tips are sent."""
+        return Completed(state.result) if state.status == "completed" else None
 
     def evolve(self, state: OnboardingState, event: OnboardingEvent) -> OnboardingState:
         match event:

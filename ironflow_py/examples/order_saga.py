@@ -17,6 +17,7 @@ import attrs
 from ironflow_py import App, Decision, Workflow
 from ironflow_py.diagram import StateMachine, Transition
 from ironflow_py.effects import EffectContext, EffectRegistry, RetryPolicy
+from ironflow_py.lifecycle import Cancelled, CancelRequest, Completed, RunOutcome
 
 PAYMENT_ATTEMPTS = 4
 RETRY_BASE = timedelta(seconds=2)
@@ -207,8 +208,17 @@ class OrderSagaWorkflow(Workflow[SagaState, SagaInput, SagaEvent, SagaEffect]):
     def workflow_id(self, input: SagaInput) -> str:
         return input.order_id
 
-    def is_terminal(self, state: SagaState) -> bool:
-        return state.status in ("shipped", "cancelled")
+    def outcome(self, state: SagaState) -> RunOutcome | None:
+        """Completed with the tracking number once shipped; Cancelled (with why) after a refund or a failed payment."""
+        if state.status == "shipped":
+            return Completed({"tracking": state.tracking})
+        if state.status == "cancelled":
+            return Cancelled(state.reason)
+        return None
+
+    def cancel_input(self, request: CancelRequest) -> SagaInput | None:
+        """A cancel request is a rejection of the approval: the refund is the saga's ordinary compensation."""
+        return ApprovalDecision(request.workflow_id, approved=False, reason=request.reason)
 
     def dead_letter_input(self, effect: SagaEffect, error: str) -> SagaInput | None:
         if isinstance(effect, ChargePayment):

@@ -13,6 +13,7 @@ import attrs
 
 from ironflow_py import App, Decision, Workflow
 from ironflow_py.diagram import StateMachine, Transition
+from ironflow_py.lifecycle import Cancelled, CancelRequest, Completed, RunOutcome
 
 APPROVAL_WINDOW = timedelta(hours=24)
 
@@ -164,8 +165,17 @@ class OrderWorkflow(Workflow[OrderState, OrderInput, OrderEvent, OrderEffect]):
     def input_key(self, input: OrderInput) -> str | None:
         return input.request_id if isinstance(input, PlaceOrder) else None
 
-    def is_terminal(self, state: OrderState) -> bool:
-        return state.status in ("shipped", "cancelled")
+    def outcome(self, state: OrderState) -> RunOutcome | None:
+        """Completed with the tracking number once shipped; Cancelled with the customer's reason."""
+        if state.status == "shipped":
+            return Completed(state.tracking)
+        if state.status == "cancelled":
+            return Cancelled(state.cancel_reason)
+        return None
+
+    def cancel_input(self, request: CancelRequest) -> OrderInput | None:
+        """A cancel request is the customer's `CancelOrder` (refused once the order has shipped)."""
+        return CancelOrder(request.workflow_id, request.reason)
 
     def evolve(self, state: OrderState, event: OrderEvent) -> OrderState:
         match event:

@@ -375,6 +375,28 @@ class Expectation:
             raise _diff("states", expected, self.state)
         return self
 
+    def then_outcome(self, expected: object) -> Expectation:
+        """Assert how the instance stands after the input: its outcome (None while it stays open).
+
+        The outcome is the one the engine would store: `Workflow.outcome` of the state after the input,
+        as the decide step computed it.
+
+        Args:
+            expected: `Completed(result)`, `Failed(code, detail)`, `Cancelled(reason)`, `TimedOut(deadline)`
+                or None.
+
+        Returns:
+            This expectation.
+
+        Raises:
+            AssertionError: The outcome differs (a diff is printed).
+        """
+        step = self.step
+        actual = step.outcome if isinstance(step, Accepted) else self.spec.workflow.outcome(self.state)
+        if actual != expected or type(actual) is not type(expected):
+            raise _diff("outcomes", expected, actual)
+        return self
+
     def then_terminal(self, terminal: bool = True) -> Expectation:
         """Assert `is_terminal` of the state after the input is `terminal`.
 

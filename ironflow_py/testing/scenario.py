@@ -21,7 +21,8 @@ from ironflow_py._log import get_log
 from ironflow_py.clock import ManualClock
 from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._registry import EffectRegistry
-from ironflow_py.records import EffectInfo, Outcome, RecordedEvent, TimerInfo
+from ironflow_py.lifecycle import RunOutcome
+from ironflow_py.records import EffectInfo, Outcome, OutcomeStatus, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import Outbox
 from ironflow_py.store.memory import MemoryStore
@@ -136,6 +137,80 @@ class Scenario:
         raise RuntimeError(f"still busy after {max_rounds} rounds: do effects or timers feed each other forever?")
 
     # -- what a test looks at -----------------------------------------------------------------------------
+
+    def result(self, workflow_type: str, workflow_id: str) -> RunOutcome | None:
+        """How the instance ended (`WorkflowService.result`); None while it is open.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+
+        Returns:
+            The outcome, or None.
+        """
+        return self.service.result(workflow_type, workflow_id)
+
+    def cancel(
+        self, workflow_type: str, workflow_id: str, reason: str, *, request_id: str | None = None
+    ) -> Outcome[Any, Any]:
+        """Cancel through `Workflow.cancel_input` (`WorkflowService.cancel`), then run what became due.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+            reason: Why.
+            request_id: A repeat with the same id is a `duplicate`.
+
+        Returns:
+            What the cancel input did.
+        """
+        outcome = self.service.cancel(workflow_type, workflow_id, reason, request_id=request_id)
+        self.run_due()
+        return outcome
+
+    def terminate(
+        self, workflow_type: str, workflow_id: str, reason: str | None = None, *, request_id: str | None = None
+    ) -> Outcome[Any, Any]:
+        """Terminate the instance (`WorkflowService.terminate`): no workflow code runs.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+            reason: Why.
+            request_id: A repeat with the same id is a `duplicate`.
+
+        Returns:
+            accepted, already_completed or duplicate.
+        """
+        return self.service.terminate(workflow_type, workflow_id, reason, request_id=request_id)
+
+    def pause(self, workflow_type: str, workflow_id: str, *, request_id: str | None = None) -> OutcomeStatus:
+        """Hold the instance's effects and timers until `resume` (`WorkflowService.pause`).
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+            request_id: A repeat with the same id is a `duplicate`.
+
+        Returns:
+            accepted or duplicate.
+        """
+        return self.service.pause(workflow_type, workflow_id, request_id=request_id)
+
+    def resume(self, workflow_type: str, workflow_id: str, *, request_id: str | None = None) -> OutcomeStatus:
+        """Lift a pause, then run the held effects and the timers that fell due meanwhile.
+
+        Args:
+            workflow_type: The workflow type.
+            workflow_id: The instance.
+            request_id: A repeat with the same id is a `duplicate`.
+
+        Returns:
+            accepted or duplicate.
+        """
+        status = self.service.resume(workflow_type, workflow_id, request_id=request_id)
+        self.run_due()
+        return status
 
     def state(self, workflow_type: str, workflow_id: str) -> Any:
         """The current state of one instance (`WorkflowService.state`).

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ironflow_py import OutcomeStatus
+import pytest
+
+from ironflow_py import OutcomeStatus, WorkflowFailed
 from ironflow_py.effects import RetryPolicy
 from ironflow_py.examples.greeting import (
     Approval,
@@ -30,6 +32,7 @@ from ironflow_py.examples.order_saga import (
     saga_effects,
     saga_result,
 )
+from ironflow_py.lifecycle import Cancelled, Completed, Failed, Terminated
 from ironflow_py.testing import Scenario
 from tests.examples.fakes import RecordingServices
 
@@ -48,6 +51,7 @@ def test_greeting_approved_during_the_wait_completes_when_the_wait_ends() -> Non
     assert s.state("greeting", "g1").status == "waiting", "kept, not applied before the wait ends"
     s.advance(SECOND)
     assert greeting_result(s.state("greeting", "g1")) == GreetingResult("completed", "Hello, Ada!", None)
+    assert s.result("greeting", "g1") == Completed("Hello, Ada!")
 
 
 def test_greeting_refused_after_the_wait_fails() -> None:
@@ -57,6 +61,19 @@ def test_greeting_refused_after_the_wait_fails() -> None:
     assert greeting_result(s.state("greeting", "g1")).status == "awaiting_approval"
     s.send(Approval("g1", False))
     assert greeting_result(s.state("greeting", "g1")) == GreetingResult("failed", None, "not approved")
+    outcome = s.result("greeting", "g1")
+    assert outcome == Failed("not_approved", "not approved")
+    with pytest.raises(WorkflowFailed, match="'greeting' instance 'g1': failed: not_approved"):
+        outcome.unwrap()
+
+
+def test_greeting_refused_during_the_wait_fails_when_the_wait_ends() -> None:
+    s = greeting()
+    s.send(StartGreeting("g1", "Ada"))
+    s.send(Approval("g1", False))
+    assert s.result("greeting", "g1") is None, "kept until the wait ends"
+    s.advance(SECOND)
+    assert s.result("greeting", "g1") == Failed("not_approved", "not approved")
 
 
 def test_greeting_refuses_late_approval_and_redelivered_results() -> None:
@@ -83,6 +100,7 @@ def test_onboarding_waits_a_day_then_sends_tips_and_completes() -> None:
     assert onboarding_result(s.state("onboarding", "u1")) is None
     s.advance(timedelta(hours=1))
     assert onboarding_result(s.state("onboarding", "u1")) == {"success": True, "user_id": "u1"}
+    assert s.result("onboarding", "u1") == Completed({"success": True, "user_id": "u1"})
     assert sorted(n for n in services.calls.values()) == [1, 1, 1]
 
 
@@ -120,6 +138,7 @@ def test_saga_retries_payment_with_recorded_backoff_then_ships_on_approval() -> 
         "reason": None,
         "tracking": "TRK-o1",
     }
+    assert s.result("order-saga", "o1") == Completed({"tracking": "TRK-o1"})
     assert services.count("charge") == 2 and services.count("ship") == 1 and services.count("refund") == 0
 
 
@@ -130,6 +149,7 @@ def test_saga_deadline_refunds_and_cancels() -> None:
     s.advance(timedelta(hours=48))
     result = saga_result(s.state("order-saga", "o1"))
     assert (result["status"], result["reason"]) == ("cancelled", "approval deadline passed")
+    assert s.result("order-saga", "o1") == Cancelled("approval deadline passed")
     assert services.count("refund") == 1
 
 
@@ -139,6 +159,7 @@ def test_saga_rejection_refunds_and_cancels() -> None:
     s.send(StartCheckout("o1", 4_200))
     s.send(ApprovalDecision("o1", False, "fraud check"))
     assert saga_result(s.state("order-saga", "o1"))["status"] == "cancelled"
+    assert s.result("order-saga", "o1") == Cancelled("fraud check")
     assert s.timers("order-saga", "o1") == [], "the deadline was cancelled"
     assert services.count("refund") == 1 and services.count("ship") == 0
 
@@ -153,3 +174,28 @@ def test_saga_dead_lettered_charge_compensates_instead_of_waiting_forever() -> N
     assert state.status == "cancelled"
     assert state.reason is not None and "gateway down" in state.reason
     assert [e.status for e in s.effects("order-saga", "o1")] == ["dead"]
+
+
+def test_saga_cancel_request_refunds_as_an_ordinary_compensation() -> None:
+    services = RecordingServices()
+    s = saga(services)
+    s.send(StartCheckout("o1", 4_200))
+    assert s.cancel("order-saga", "o1", "customer changed their mind", request_id="c-1").accepted
+    assert s.cancel("order-saga", "o1", "again", request_id="c-1").status is OutcomeStatus.DUPLICATE
+    assert s.result("order-saga", "o1") == Cancelled("customer changed their mind")
+    assert services.count("refund") == 1
+
+
+def test_scenario_terminate_pause_and_resume() -> None:
+    services = RecordingServices()
+    s = saga(services)
+    s.send(StartCheckout("o1", 4_200))
+    assert s.pause("order-saga", "o1", request_id="p") is OutcomeStatus.ACCEPTED
+    s.send(ApprovalDecision("o1", True))  # accepted while paused; its ShipOrder effect is held
+    assert services.count("ship") == 0
+    assert s.resume("order-saga", "o1", request_id="r") is OutcomeStatus.ACCEPTED
+    assert services.count("ship") == 1 and s.result("order-saga", "o1") == Completed({"tracking": "TRK-o1"})
+    s.send(StartCheckout("o2", 100))
+    assert s.terminate("order-saga", "o2", "fraud").accepted
+    s.advance(timedelta(hours=49))  # the approval deadline is gone with the terminate
+    assert s.result("order-saga", "o2") == Terminated("fraud") and services.count("refund") == 0

@@ -122,3 +122,33 @@ def test_a_workflow_may_not_declare_a_reserved_type_name(kind: str) -> None:
     setattr(Sneaky, kind, declared)
     with pytest.raises(ConfigurationError, match="reserved"):
         WorkflowService(MemoryStore(), workflows=[Sneaky])
+
+
+def test_then_outcome_checks_the_outcome_the_engine_would_store() -> None:
+    from ironflow_py.testing import WorkflowSpec
+    from tests.lifecycle_workflows import EndJob, JobStarted, Poke
+
+    spec = WorkflowSpec(JobWorkflow)
+    spec.given(JobStarted()).when(EndJob("j1", "failed", value=3)).then_outcome(Failed("boom", {"value": 3}))
+    spec.given(JobStarted()).when(EndJob("j1", "completed", value=3)).then_outcome(Completed(JobResult(3)))
+    spec.given(JobStarted()).when(Poke("j1")).then_outcome(None)
+    with pytest.raises(AssertionError, match="outcomes differ"):
+        spec.given(JobStarted()).when(EndJob("j1", "cancelled")).then_outcome(Completed(JobResult(0)))
+
+
+def test_a_scenario_advanced_past_run_timeout_closes_timed_out() -> None:
+    from datetime import timedelta
+
+    from ironflow_py.testing import Scenario
+    from tests.lifecycle_workflows import StartJob
+
+    class Deadlined(JobWorkflow):
+        run_timeout = timedelta(minutes=30)
+
+    s = Scenario(Deadlined)
+    s.send(StartJob("j1"))
+    s.advance(timedelta(minutes=29))
+    assert s.result("job", "j1") is None
+    s.advance(timedelta(minutes=1))
+    assert s.result("job", "j1") == TimedOut(s.clock.now())
+    assert s.timers("job", "j1") == []
