@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import decisions, decode, effects, history, peers, projections
+from benchmarks import decisions, decode, effects, history, peers, projections, waiting
 from benchmarks._common import database_url
 
 SECTIONS = {
@@ -13,6 +13,7 @@ SECTIONS = {
     "decode": decode.main,
     "effects": effects.main,
     "projections": projections.main,
+    "waiting": waiting.main,
     "peers": peers.main,
 }
 

@@ -20,12 +20,13 @@ def migrate(settings: Settings) -> None:
 @click.command(cls=Command)
 @pass_settings
 def demo(settings: Settings) -> None:
-    """Run an order workflow end to end and print its history (migrates first)."""
-    from ironflow_py.demo import run_demo
+    """Run an order end to end, then two greetings through the real effect runtime (migrates first)."""
+    from ironflow_py.demo import run_demo, run_loop_demo
 
     with settings.store(migrated=False) as store:
         store.migrate()
         run_demo(store)
+        run_loop_demo(store)
 
 
 @click.group(cls=Group)

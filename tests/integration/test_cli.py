@@ -31,6 +31,12 @@ def test_demo_runs_an_order_end_to_end(pg_url: str, schema: str) -> None:
     for expected in ("-> accepted", "-> rejected", "-> duplicate", "-> already_completed", "order.shipped/1"):
         assert expected in out
     assert "state (completed)" in out
+    # The whole loop: effects handled and timers fired by the in-process runtime, outcomes from `wait`.
+    for expected in ("greeting.greeted/1", "greeting.completed/1", "greeting.failed/1"):  # the timers fired
+        assert expected in out
+    assert "wait(...).unwrap() -> 'Hello, Ada!'" in out
+    assert "raised WorkflowFailed: workflow 'greeting' instance 'greet-bob-" in out
+    assert "failed: not_approved (not approved)" in out
 
 
 def test_migrate_then_inspect_with_an_app(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,7 +48,12 @@ def test_migrate_then_inspect_with_an_app(pg_url: str, schema: str, capsys: pyte
         capsys.readouterr()
         assert main(["--schema", schema, "--json", "--app", "tests.apps:orders", "inspect", "instances"]) == 0
         rows = json.loads(capsys.readouterr().out)
-        assert [(r["workflow_type"], r["status"], r["last_seq"]) for r in rows] == [("order", "completed", 3)]
+        assert [(r["workflow_type"], r["status"], r["last_seq"]) for r in rows] == [
+            ("greeting", "completed", 4),
+            ("greeting", "failed", 4),
+            ("order", "completed", 3),
+        ]
+        rows = [r for r in rows if r["workflow_type"] == "order"]
         assert (
             main(
                 [
