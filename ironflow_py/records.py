@@ -152,6 +152,8 @@ class EffectInfo:
     locked_by: str | None
     locked_until: datetime | None
     last_error: str | None
+    #: the end of the last failed attempt's traceback (a few KB at most); None if it raised no exception
+    last_traceback: str | None = None
 
 
 @attrs.frozen

@@ -85,6 +85,11 @@ class Settings:
 pass_settings = click.make_pass_decorator(Settings, ensure=True)
 
 
+def indented(text: str, prefix: str) -> list[str]:
+    """`text`'s lines, each behind `prefix` (tracebacks under the row they belong to)."""
+    return [prefix + line for line in text.rstrip("\n").splitlines()]
+
+
 def load_app(spec: str) -> App:
     """Import `module:attribute` (the current directory first on the path, as uvicorn does); the attribute
     is an App or a callable returning one.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import click
 
-from ironflow_py.cli._base import Group, Settings, option, pass_settings
+from ironflow_py.cli._base import Group, Settings, indented, option, pass_settings
 from ironflow_py.effects._dead_letters import DeadLetters
 
 
@@ -18,14 +18,17 @@ def dead_letters() -> None:
 @option("--limit", type=int, default=50, show_default=True, help="At most this many.")
 @pass_settings
 def list_(settings: Settings, limit: int) -> None:
-    """List dead letters, oldest first, each with its error (and, in --json, its last traceback)."""
+    """List dead letters, oldest first, each with its error and the traceback of its last attempt."""
     with settings.store() as store:
         rows = DeadLetters(store).list(limit=limit)
-    text = "\n".join(
-        f"{r.id:<8} {r.workflow_type}/{r.workflow_id} {r.effect_type} attempts {r.attempts}: {r.last_error}"
-        for r in rows
-    )
-    settings.emit([attrs.asdict(r) for r in rows], text or "no dead letters")
+    lines: list[str] = []
+    for r in rows:
+        lines.append(
+            f"{r.id:<8} {r.workflow_type}/{r.workflow_id} {r.effect_type} attempts {r.attempts}: {r.last_error}"
+        )
+        if r.last_traceback:
+            lines += indented(r.last_traceback, "    ")
+    settings.emit([attrs.asdict(r) for r in rows], "\n".join(lines) or "no dead letters")
 
 
 @dead_letters.command()

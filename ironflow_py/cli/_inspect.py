@@ -10,7 +10,7 @@ import click
 
 from ironflow_py import diagram as diagrams
 from ironflow_py import inspection
-from ironflow_py.cli._base import Command, Group, Settings, option, pass_settings
+from ironflow_py.cli._base import Command, Group, Settings, indented, option, pass_settings
 from ironflow_py.errors import ConfigurationError, NotFound
 from ironflow_py.records import InstanceStatus
 from ironflow_py.service import WorkflowService
@@ -76,6 +76,8 @@ def _show(settings: Settings, service: WorkflowService, workflow_type: str, work
             + (f" next {e.available_at:%Y-%m-%d %H:%M:%S}" if e.status == "pending" else "")
             + (f" error: {e.last_error}" if e.last_error else "")
         )
+        if e.last_traceback and e.status != "done":
+            lines += indented(e.last_traceback, "      ")
     if not report.effects:
         lines.append("  none")
     lines += ["", "timers:"]

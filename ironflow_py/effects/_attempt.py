@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,29 @@ _PERMANENT_FEEDBACK = (CodecError, InvalidWorkflowId, ValueRefused, UnknownInput
 def _describe(exc: BaseException) -> str:
     # Stored in `last_error` (text): an exception message holding NUL must not make the update fail.
     return storable_text(f"{type(exc).__name__}: {exc}")
+
+
+#: characters of traceback kept on an outbox row: its end, where the failing frame and the exception are
+MAX_TRACEBACK = 4000
+
+
+def bounded_traceback(exc: BaseException | None, limit: int = MAX_TRACEBACK) -> str | None:
+    """The formatted traceback of `exc`, cut to its last `limit` characters at a line boundary.
+
+    Args:
+        exc: the exception, or None.
+        limit: the most characters returned (plus a one-line marker when cut).
+
+    Returns:
+        The text, or None when `exc` is None.
+    """
+    if exc is None:
+        return None
+    text = "".join(traceback.format_exception(exc))
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    return "... (earlier lines cut)\n" + tail[tail.find("\n") + 1 :]
 
 
 def _ms(started: float) -> float:
@@ -222,7 +246,9 @@ class Attempts:
             self._dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started, exc)
             return
         delay = policy.delay(claim.attempt, self.random)
-        held = self.outbox.retry_effect_later(claim, store_time(self.clock), timedelta(seconds=delay), error)
+        held = self.outbox.retry_effect_later(
+            claim, store_time(self.clock), timedelta(seconds=delay), error, bounded_traceback(exc)
+        )
         self._logged(
             claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3), exc_info=exc
         )
@@ -237,6 +263,7 @@ class Attempts:
         exc: BaseException | None = None,
     ) -> None:
         now = self.clock.now()
+        tb = bounded_traceback(exc)
         input = None
         if reg is not None:
             try:
@@ -245,7 +272,7 @@ class Attempts:
                 error += f"; dead_letter_input raised {_describe(hook_exc)}"
         held = False
         if input is not None:
-            settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.token, now, error)
+            settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.token, now, error, tb)
             try:
                 self.service.execute(input, settle=settle)
                 held = True
@@ -258,7 +285,7 @@ class Attempts:
                 error += storable_text(f"; its dead-letter input {type(input).__qualname__} failed: {input_exc}")
                 input = None
         if input is None:
-            held = self.outbox.mark_dead(claim, now, error)
+            held = self.outbox.mark_dead(claim, now, error, tb)
         self._logged(claim, "dead" if held else "lease_lost", started, error=error, exc_info=exc)
 
     # -- timers -------------------------------------------------------------------------------------------

@@ -142,6 +142,8 @@ class Settle:
     token: int
     now: datetime
     error: str | None = None
+    #: the failure's traceback (bounded by the caller), kept next to `error` on a dead effect
+    traceback: str | None = None
 
 
 class EffectClaim(NamedTuple):
@@ -214,12 +216,20 @@ class Outbox(Protocol):
         """Mark the claimed effects done, in one step; returns the ids whose claim still held."""
         ...
 
-    def retry_effect_later(self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
-        """Hand the row back, due again at `now + delay`, with `error` recorded; False if the claim was lost."""
+    def retry_effect_later(
+        self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str, traceback: str | None = None
+    ) -> bool:
+        """Hand the row back, due again at `now + delay`, with `error` and its `traceback` recorded.
+
+        Returns:
+            False if the claim was lost.
+        """
         ...
 
-    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
-        """Dead-letter the row with `error` (no input fed back); False if the claim was lost."""
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str, traceback: str | None = None) -> bool:
+        """Dead-letter the row with `error` and its (bounded) `traceback` (no input fed back); False if the
+        claim was lost.
+        """
         ...
 
     def release_effects(self, claims: Sequence[EffectClaim], now: datetime | None) -> set[int]:

@@ -49,6 +49,7 @@ class _OutboxRow:
     locked_by: str | None = None
     locked_until: datetime | None = None
     last_error: str | None = None
+    last_traceback: str | None = None
 
 
 @attrs.define
@@ -192,7 +193,7 @@ class MemoryStore:
         row.status = "done" if settle.kind is SettleKind.EFFECT_DONE else "dead"
         row.locked_until = None
         if settle.error is not None:
-            row.last_error = settle.error
+            row.last_error, row.last_traceback = settle.error, settle.traceback
 
     def latest_snapshot(self, workflow_type: str, workflow_id: str) -> StoredSnapshot | None:
         """The newest snapshot of one instance, not decoded (for inspection and tests).
@@ -349,6 +350,7 @@ class MemoryStore:
                     r.locked_by,
                     r.locked_until,
                     r.last_error,
+                    r.last_traceback,
                 )
                 for r in sorted(rows, key=lambda r: r.id)
             ]
@@ -533,20 +535,23 @@ class MemoryOutbox:
                 row.status, row.locked_until = "done", None
             return {row.id for row in held}
 
-    def retry_effect_later(self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
+    def retry_effect_later(
+        self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str, traceback: str | None = None
+    ) -> bool:
         """See `Outbox.retry_effect_later`."""
         retry_at = _store_now(now) + delay
         with self.store._lock:
             for row in self._held_effects([claim]):
                 row.available_at, row.last_error, row.locked_by, row.locked_until = retry_at, error, None, None
+                row.last_traceback = traceback
                 return True
             return False
 
-    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str, traceback: str | None = None) -> bool:
         """See `Outbox.mark_dead`."""
         with self.store._lock:
             for row in self._held_effects([claim]):
-                row.status, row.last_error, row.locked_until = "dead", error, None
+                row.status, row.last_error, row.last_traceback, row.locked_until = "dead", error, traceback, None
                 return True
             return False
 

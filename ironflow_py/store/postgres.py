@@ -524,6 +524,7 @@ class PostgresStore:
             "token": settle.token,
             "now": settle.now,
             "error": settle.error,
+            "traceback": settle.traceback,
         }
         if conn.execute(self.q[_SETTLE_QUERY[settle.kind]], params).rowcount != 1:
             what = "timer" if settle.kind is SettleKind.TIMER_FIRED else "effect"

@@ -56,11 +56,15 @@ class PostgresOutbox:
             self.notify()
         return released
 
-    def retry_effect_later(self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str) -> bool:
-        return self._fenced("retry_effect_later", claim.id, claim.token, now=now, delay=delay, error=error)
+    def retry_effect_later(
+        self, claim: EffectClaim, now: datetime | None, delay: timedelta, error: str, traceback: str | None = None
+    ) -> bool:
+        return self._fenced(
+            "retry_effect_later", claim.id, claim.token, now=now, delay=delay, error=error, traceback=traceback
+        )
 
-    def mark_dead(self, claim: EffectClaim, now: datetime, error: str) -> bool:
-        return self._fenced("settle_effect_dead", claim.id, claim.token, now=now, error=error)
+    def mark_dead(self, claim: EffectClaim, now: datetime, error: str, traceback: str | None = None) -> bool:
+        return self._fenced("settle_effect_dead", claim.id, claim.token, now=now, error=error, traceback=traceback)
 
     def heartbeat(self, claim: EffectClaim, now: datetime | None, lease: timedelta) -> datetime | None:
         """Extend the lease to the database's `now()` + `lease`; None if the claim was lost."""

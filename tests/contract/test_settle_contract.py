@@ -83,13 +83,14 @@ def test_a_failing_decision_leaves_the_claimed_row_untouched(
     assert [e.status for e in store.effects("counter", "c")] == ["done", "pending"]
 
 
-def test_dead_settle_records_the_error(service: WorkflowService, store: Store, claim: Claim) -> None:
+def test_dead_settle_records_the_error_and_its_traceback(service: WorkflowService, store: Store, claim: Claim) -> None:
     (effect_id,) = service.execute(Add("c", 1)).effect_ids
     token = claim("outbox", effect_id, "w1")
-    dead = Settle(SettleKind.EFFECT_DEAD, effect_id, "w1", token, T0, "card declined")
+    tb = "Traceback (most recent call last):\n  ...\nValueError: card declined\n"
+    dead = Settle(SettleKind.EFFECT_DEAD, effect_id, "w1", token, T0, "card declined", tb)
     service.execute(Add("c", 5), settle=dead)
     (effect, _) = store.effects("counter", "c")
-    assert (effect.status, effect.last_error) == ("dead", "card declined")
+    assert (effect.status, effect.last_error, effect.last_traceback) == ("dead", "card declined", tb)
 
 
 def test_firing_a_timer_deletes_it_in_the_same_transaction(

@@ -1,8 +1,10 @@
 """The library's logging: quiet unless the application configures it, any logger a user passes works at
-every level, a logger that fails never breaks an input, and a failing handler's traceback is logged."""
+every level, a logger that fails never breaks an input, and a failing handler's traceback is logged, kept on
+its outbox row and shown by the CLI."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -16,8 +18,18 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from ironflow_py import EffectRuntime, OutcomeStatus, PostgresStore, WorkflowService
-from ironflow_py.examples.onboarding import OnboardingWorkflow, StartOnboarding
+from ironflow_py import (
+    EffectContext,
+    EffectRegistry,
+    EffectRuntime,
+    OutcomeStatus,
+    PostgresStore,
+    RetryPolicy,
+    WorkflowService,
+)
+from ironflow_py.cli import main
+from ironflow_py.examples.onboarding import OnboardingWorkflow, SendVerificationEmail, StartOnboarding
+from ironflow_py.testing import Scenario
 from tests.apps import onboarding_buggy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,3 +157,57 @@ def test_a_failing_handler_logs_its_traceback(pg_store: PostgresStore, caplog: p
     assert record.context["outcome"] == "dead"  # type: ignore[attr-defined]
     assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
     assert "in _template_for" in caplog.text and "KeyError: 'missing'" in caplog.text
+
+
+def test_a_failing_handlers_traceback_is_on_the_row_in_inspect_show_and_in_dead_letters(
+    pg_url: str, pg_store: PostgresStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = onboarding_buggy.service(pg_store)
+    runtime = EffectRuntime(service, onboarding_buggy.effects, handle_signals=False, listen=False, rng=random.Random(0))
+    service.execute(StartOnboarding("u1", "ada@example.com", "r1"))
+    runtime.run_once()
+    [row] = pg_store.effects("onboarding", "u1")
+    assert (row.status, row.last_error) == ("dead", "gave up after 1 attempts: KeyError: 'missing'")
+    assert row.last_traceback is not None
+    assert "in _template_for" in row.last_traceback and row.last_traceback.endswith("KeyError: 'missing'\n")
+
+    monkeypatch.setenv("IRONFLOW_DATABASE_URL", pg_url)
+    monkeypatch.setenv("IRONFLOW_SCHEMA", pg_store.schema)
+    capsys.readouterr()
+    assert main(["--app", "tests.apps:onboarding_buggy", "inspect", "show", "onboarding", "u1"]) == 0
+    shown = capsys.readouterr().out
+    assert "error: gave up after 1 attempts: KeyError: 'missing'" in shown
+    assert "      Traceback (most recent call last):" in shown and "in _template_for" in shown
+    assert main(["dead-letters", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "in _send_with_template" in listed and "    KeyError: 'missing'" in listed
+    assert main(["dead-letters", "list", "--json"]) == 0
+    [dead] = json.loads(capsys.readouterr().out)
+    assert dead["last_traceback"] == row.last_traceback
+
+
+def test_a_retrying_effect_keeps_the_traceback_of_its_last_attempt(pg_store: PostgresStore) -> None:
+    """Another member of the class: not dead yet, waiting to retry; and the in-memory scenario runner too."""
+
+    def _connect() -> None:
+        raise ConnectionError("smtp refused")
+
+    registry = EffectRegistry()
+
+    @registry.handler(SendVerificationEmail, policy=RetryPolicy(max_attempts=5))
+    def send(effect: SendVerificationEmail, ctx: EffectContext) -> None:
+        _connect()
+
+    service = WorkflowService(pg_store, workflows=[OnboardingWorkflow])
+    runtime = EffectRuntime(service, registry, handle_signals=False, listen=False, rng=random.Random(0))
+    service.execute(StartOnboarding("u1", "ada@example.com", "r1"))
+    runtime.run_once()
+    [row] = pg_store.effects("onboarding", "u1")
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_traceback is not None and "in _connect" in row.last_traceback
+
+    scenario = Scenario(OnboardingWorkflow, effects=registry)
+    scenario.send(StartOnboarding("u1", "ada@example.com", "r1"))
+    scenario.run_due()
+    [memory_row] = scenario.effects("onboarding", "u1")
+    assert memory_row.last_traceback is not None and "ConnectionError: smtp refused" in memory_row.last_traceback

@@ -61,6 +61,7 @@ EXPECTED_COLUMNS = {
         ("completed_at", "timestamp with time zone", True),
         ("trace_context", "text", True),
         ("claim_token", "bigint", True),
+        ("last_traceback", "text", True),
     ],
     "projection_checkpoints": [
         ("name", "text", False),

@@ -179,7 +179,7 @@ INSERT INTO {schema}.schema_migrations (version, name) VALUES (%(version)s, %(na
 
 -- name: instance_effects
 SELECT id, workflow_type, workflow_id, effect_type, payload, status, attempts, available_at, locked_by,
-       locked_until, last_error
+       locked_until, last_error, last_traceback
 FROM {schema}.outbox
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 ORDER BY id
@@ -205,7 +205,8 @@ WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND sta
 -- name: settle_effect_dead
 -- Fenced like settle_effect_done; the dead-letter input (if any) commits in the same transaction.
 UPDATE {schema}.outbox
-SET status = 'dead', completed_at = %(now)s, locked_until = NULL, last_error = %(error)s
+SET status = 'dead', completed_at = %(now)s, locked_until = NULL, last_error = %(error)s,
+    last_traceback = %(traceback)s
 WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 
 -- name: settle_timer_fired
@@ -260,7 +261,7 @@ RETURNING o.id
 -- Fenced: a failed attempt schedules the next one only if this worker still holds the claim.
 UPDATE {schema}.outbox
 SET available_at = coalesce(%(now)s::timestamptz, now()) + %(delay)s,
-    locked_by = NULL, locked_until = NULL, last_error = %(error)s
+    locked_by = NULL, locked_until = NULL, last_error = %(error)s, last_traceback = %(traceback)s
 WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s AND status = 'pending'
 
 -- name: release_effects
@@ -345,7 +346,7 @@ SELECT pg_notify(%(channel)s, '')
 
 -- name: dead_letters
 SELECT id, workflow_type, workflow_id, effect_type, payload, status, attempts, available_at, locked_by,
-       locked_until, last_error
+       locked_until, last_error, last_traceback
 FROM {schema}.outbox
 WHERE status = 'dead' AND id > %(after_id)s
 ORDER BY id
