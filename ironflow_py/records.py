@@ -139,6 +139,8 @@ class EffectInfo:
         locked_by: The worker holding its lease, if any.
         locked_until: When that lease ends (same clock).
         last_error: The last attempt's error, "ExceptionType: message".
+        last_traceback: The end of the last failed attempt's traceback (at most 4,000 characters, cut at a
+            line boundary); None if no attempt failed with an exception.
     """
 
     id: int
@@ -152,7 +154,6 @@ class EffectInfo:
     locked_by: str | None
     locked_until: datetime | None
     last_error: str | None
-    #: the end of the last failed attempt's traceback (a few KB at most); None if it raised no exception
     last_traceback: str | None = None
 
 
