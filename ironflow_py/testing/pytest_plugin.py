@@ -1,9 +1,14 @@
 """pytest fixtures for applications' own integration tests: a real PostgreSQL, one schema per test.
 
 Enable with ``pytest_plugins = ["ironflow_py.testing.pytest_plugin"]`` in your conftest.py. The server is
-the one named by IRONFLOW_TEST_DATABASE_URL, else the embedded PostgreSQL in the same per-user data folder as
-`ironflow-py` uses (`IRONFLOW_DATA_DIR` moves it), started if needed (needs the `embedded` extra). Every test
-works in a schema of its own, so the tests and your own use of that server do not meet.
+the one named by IRONFLOW_TEST_DATABASE_URL; else, when IRONFLOW_DATA_DIR is set, the embedded server in
+that folder (the one `ironflow-py` uses); else an embedded server of the session's own in a temporary
+folder (needs the `embedded` extra). Every test works in a schema of its own.
+
+Why a cluster of its own by default, not the per-user one the CLI shares: some things are cluster-wide,
+not per schema (the transaction-id horizon projections read below, `pg_stat_activity`, advisory locks), so
+another session's open transaction on a shared server can hold a projection test back. Point
+IRONFLOW_TEST_DATABASE_URL at `$(ironflow-py db url)` to run on the shared one.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,13 +28,15 @@ TEST_URL_VARIABLE = "IRONFLOW_TEST_DATABASE_URL"
 
 
 @pytest.fixture(scope="session")
-def ironflow_database_url() -> str:
-    """URL of the session's PostgreSQL server: IRONFLOW_TEST_DATABASE_URL, else the embedded one (a server
-    this session starts stops when the last process using it exits; one already running is left running)."""
+def ironflow_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of the session's PostgreSQL server (see the module docstring for which one)."""
     url = os.environ.get(TEST_URL_VARIABLE, "").strip()
     if url:
         return url
-    return _database.start_embedded(_database.default_data_dir()).url
+    if os.environ.get(_database.DATA_DIR_VARIABLE, "").strip():
+        return _database.start_embedded(_database.default_data_dir()).url
+    # Short path: the embedded server's Unix socket lives in its data folder, and socket paths are limited.
+    return _database.start_embedded(Path(tmp_path_factory.mktemp("pg")) / "data").url
 
 
 @pytest.fixture
