@@ -69,7 +69,9 @@ def running_pid(data_dir: Path) -> int | None:
     return pid
 
 
-def start_embedded(data_dir: Path | None = None, *, keep_running: bool = False) -> Database:
+def start_embedded(
+    data_dir: Path | None = None, *, keep_running: bool = False, delete_at_exit: bool = False
+) -> Database:
     """Start an embedded PostgreSQL on `data_dir`, or join the one already running there.
 
     Args:
@@ -77,6 +79,7 @@ def start_embedded(data_dir: Path | None = None, *, keep_running: bool = False) 
         keep_running: leave the server running when this process exits (`ironflow-py db url`). Otherwise a
             server this process started stops when the last process using it exits; a server that was
             already running is never stopped by this process.
+        delete_at_exit: a throwaway cluster: stop it and delete `data_dir` when this process exits.
 
     Returns:
         The server's URL (a Unix socket in the data folder or the runtime folder) and a description.
@@ -95,7 +98,10 @@ def start_embedded(data_dir: Path | None = None, *, keep_running: bool = False) 
         ) from exc
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    mode = None if keep_running or running_pid(data_dir) is not None else "stop"
+    if delete_at_exit:
+        mode: str | None = "delete"
+    else:
+        mode = None if keep_running or running_pid(data_dir) is not None else "stop"
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine here.
         warnings.simplefilter("ignore", UserWarning)

