@@ -227,8 +227,10 @@ class Outbox(Protocol):
         ...
 
     def mark_dead(self, claim: EffectClaim, now: datetime, error: str, traceback: str | None = None) -> bool:
-        """Dead-letter the row with `error` and its (bounded) `traceback` (no input fed back); False if the
-        claim was lost.
+        """Dead-letter the row with `error` and its `traceback` recorded (no input fed back).
+
+        Returns:
+            False if the claim was lost.
         """
         ...
 
