@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ironflow_py.errors import NotFound, WaitTimedOut
+from ironflow_py.errors import NotFound
 from ironflow_py.lifecycle import RunOutcome
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.service import WorkflowService
@@ -141,22 +141,12 @@ class AsyncWorkflowService:
                 await asyncio.to_thread(store.listening, min(timeout, 2.0) if timeout is not None else 2.0)
             while True:
                 info = await asyncio.to_thread(store.instance, workflow_type, workflow_id)
-                closed = service._closed_outcome(reg, info)
-                if closed is not None:
-                    return closed
-                if info is None and not allow_missing:
-                    raise NotFound(
-                        f"workflow {workflow_type!r} has no instance {workflow_id!r}",
-                        workflow_type=workflow_type,
-                        workflow_id=workflow_id,
-                    )
-                pause = poll_interval
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        assert timeout is not None
-                        raise WaitTimedOut(workflow_type=workflow_type, workflow_id=workflow_id, timeout=timeout)
-                    pause = min(pause, remaining)
+                step = service._wait_step(
+                    reg, info, workflow_type, workflow_id, deadline, timeout, allow_missing, poll_interval
+                )
+                if not isinstance(step, float):
+                    return step
+                pause = step
                 await sub.wait(pause)
         finally:
             sub.close()

@@ -559,6 +559,41 @@ class WorkflowService:
             return Completed(None).at(info.workflow_type, info.workflow_id)
         return reg.codec.decode_outcome(info.outcome_data, info.workflow_id)
 
+    def _wait_step(
+        self,
+        reg: Registration,
+        info: InstanceInfo | None,
+        workflow_type: str,
+        workflow_id: str,
+        deadline: float | None,
+        timeout: float | None,
+        allow_missing: bool,
+        poll_interval: float,
+    ) -> RunOutcome | float:
+        """One turn of a wait loop, shared by `wait` and the async twin.
+
+        Returns the outcome if the instance has closed, else the seconds to wait for a notice before
+        re-reading (at most `poll_interval`, never past `deadline` on the monotonic clock). Raises NotFound
+        or WaitTimedOut as `wait` documents.
+        """
+        closed = self._closed_outcome(reg, info)
+        if closed is not None:
+            return closed
+        if info is None and not allow_missing:
+            raise NotFound(
+                f"workflow {workflow_type!r} has no instance {workflow_id!r}",
+                workflow_type=workflow_type,
+                workflow_id=workflow_id,
+            )
+        pause = float(poll_interval)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                assert timeout is not None
+                raise WaitTimedOut(workflow_type=workflow_type, workflow_id=workflow_id, timeout=timeout)
+            pause = min(pause, remaining)
+        return pause
+
     def wait(
         self,
         workflow_type: str,
@@ -597,22 +632,12 @@ class WorkflowService:
             self.store.listening(min(timeout, 2.0) if timeout is not None else 2.0)
             while True:
                 info = self.store.instance(workflow_type, workflow_id)
-                closed = self._closed_outcome(reg, info)
-                if closed is not None:
-                    return closed
-                if info is None and not allow_missing:
-                    raise NotFound(
-                        f"workflow {workflow_type!r} has no instance {workflow_id!r}",
-                        workflow_type=workflow_type,
-                        workflow_id=workflow_id,
-                    )
-                pause = poll_interval
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        assert timeout is not None
-                        raise WaitTimedOut(workflow_type=workflow_type, workflow_id=workflow_id, timeout=timeout)
-                    pause = min(pause, remaining)
+                step = self._wait_step(
+                    reg, info, workflow_type, workflow_id, deadline, timeout, allow_missing, poll_interval
+                )
+                if not isinstance(step, float):
+                    return step
+                pause = step
                 sub.wait(pause)
         finally:
             sub.close()
