@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import decisions, decode, effects, history, peers, projections, waiting
+from benchmarks import decisions, decode, effects, history, peers, projections, upcast, waiting
 from benchmarks._common import database_url
 
 SECTIONS = {
@@ -15,6 +15,7 @@ SECTIONS = {
     "projections": projections.main,
     "waiting": waiting.main,
     "peers": peers.main,
+    "upcast": upcast.main,
 }
 
 

@@ -57,6 +57,7 @@ from ironflow_py.records import (
 )
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
+from ironflow_py.upcasting import Upcast
 from ironflow_py.workflow import Workflow
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ __all__ = [
     "Timer",
     "UnknownInputType",
     "UnknownTypeName",
+    "Upcast",
     "ValueRefused",
     "WaitTimedOut",
     "Workflow",

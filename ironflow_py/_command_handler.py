@@ -77,6 +77,28 @@ class CommandHandler:
             self.cache.put(workflow_id, step.rebuilt)
         return step.result(written)
 
+    def read(self, workflow_id: str) -> Rebuilt:
+        """The instance's state as the next decision would see it: the same lock, load and rebuild, no write.
+
+        Reads share the rebuild path of decisions (cache, snapshot, tail), so `WorkflowService.state()` and
+        `decide` can never be handed two different states for one history (design/versioning.md).
+
+        Args:
+            workflow_id: the instance.
+
+        Returns:
+            The rebuilt state and its sequence (0: no events).
+
+        Raises:
+            DecideFailed, CodecError, StoreError: see `Decider.fold` and `Store.locked`.
+        """
+        cached = self.cache.get(workflow_id) if self.cache is not None else None
+        with self.store.locked(self.type, workflow_id) as tx:
+            rebuilt, _ = self._load(tx, workflow_id, cached)
+        if self.cache is not None and rebuilt.seq > 0:
+            self.cache.put(workflow_id, rebuilt)
+        return rebuilt
+
     def _load(
         self, tx: Transaction, workflow_id: str, cached: Rebuilt | None, probe: Probe | None = None
     ) -> tuple[Rebuilt, OutcomeStatus | None]:

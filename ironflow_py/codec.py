@@ -29,6 +29,7 @@ from ironflow_py.lifecycle import (
     Terminated,
     TimedOut,
 )
+from ironflow_py.upcasting import Upcasters, UpcastFailed, UpcastFn
 from ironflow_py.values import MAX_TYPE_BYTES, RefusedValue, key_problem, to_json
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class WorkflowCodec:
         state_type: Any = None,
         result_type: Any = None,
         show_values: bool = False,
+        upcasters: Mapping[str, UpcastFn] | None = None,
     ) -> None:
         self.workflow_type = workflow_type
         #: Debug only: put stored values (and the converter's own exception) into decode errors.
@@ -171,6 +173,12 @@ class WorkflowCodec:
         self.inputs = TypeTable(workflow_type, "input", inputs)
         self.events = TypeTable(workflow_type, "event", events)
         self.effects = TypeTable(workflow_type, "effect", effects)
+        #: Old stored name -> upcaster, checked against every declared name (design/versioning.md).
+        self.upcasters = Upcasters(
+            workflow_type,
+            upcasters or {},
+            [*self.inputs.names(), *self.events.names(), *self.effects.names()],
+        )
         # Hooks are looked up once per class: cattrs dispatch is the slow part of a structure call.
         self._unstructure: dict[type, Callable[[Any], Any]] = {}
         self._structure: dict[type, Callable[[Any, type], Any]] = {}
@@ -237,8 +245,61 @@ class WorkflowCodec:
         """The cause to chain: none by default, so a logged traceback cannot quote a stored value either."""
         return exc if self.show_values else None
 
+    def upcast(self, kind: str, name: str, data: Any, workflow_id: str | None, seq: int | None) -> tuple[str, Any]:
+        """Follow the upcasters from a stored name the code no longer declares to the declared name.
+
+        Args:
+            kind: "input", "event" or "effect": the table the result must be declared in.
+            name: The stored name (an old one; a declared name is returned as it is).
+            data: The stored payload, parsed JSON.
+            workflow_id: The instance, named in errors.
+            seq: The event's sequence, named in errors (None for inputs and effects).
+
+        Returns:
+            `(declared name, payload in its shape)`.
+
+        Raises:
+            UnknownTypeName: No upcaster reads `name` (and it is not declared).
+            DecodeError: The chain failed (loop, dead end, an upcaster raised) or ended at a name of another
+                kind.
+        """
+        table = {"input": self.inputs, "event": self.events, "effect": self.effects}[kind]
+        if table.class_of(name) is not None:
+            return name, data
+        if name not in self.upcasters:
+            raise UnknownTypeName(
+                f"stored {kind} type is not declared by the code",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            )
+        try:
+            new_name, new_data = self.upcasters.apply(name, data)
+        except UpcastFailed as exc:
+            raise DecodeError(
+                f"stored {kind} cannot be upcast: {exc}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            ) from None
+        if table.class_of(new_name) is None:
+            raise DecodeError(
+                f"stored {kind} was upcast to {new_name!r}, which is not one of the declared {kind}s",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+                seq=seq,
+            )
+        return new_name, new_data
+
     def _decode(self, table: TypeTable, name: str, data: Any, workflow_id: str | None, seq: int | None) -> Any:
         cls = table.class_of(name)
+        if cls is None and name in self.upcasters:
+            # Only a name the code no longer declares comes here: a declared name costs nothing extra.
+            name, data = self.upcast(table.kind, name, data, workflow_id, seq)
+            cls = table.class_of(name)
         if cls is None:
             raise UnknownTypeName(
                 f"stored {table.kind} type is not declared by the code",
@@ -450,7 +511,8 @@ def codec_for(
 
     Raises:
         ConfigurationError: a declared class is not an attrs class, is declared twice, or the converter
-            cannot handle it.
+            cannot handle it; or an upcaster is for a declared name, or its declared chain loops or
+            dead-ends (ironflow_py/upcasting.py).
     """
     state_type = workflow.state_type
     if state_type is None and workflow.uses_snapshots():
@@ -464,4 +526,5 @@ def codec_for(
         state_type=state_type,
         result_type=workflow.result_type,
         show_values=show_values,
+        upcasters=workflow.upcasters,
     )

@@ -34,7 +34,7 @@ from ironflow_py.lifecycle import (
     input_key_for,
 )
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
-from ironflow_py.store.base import LoadedEvent, Settle, Store
+from ironflow_py.store.base import Settle, Store
 from ironflow_py.telemetry._observer import Observer
 from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
 from ironflow_py.workflow import AnyWorkflow, Workflow
@@ -681,7 +681,8 @@ class WorkflowService:
             workflow_id: The instance.
 
         Returns:
-            The recorded events (empty if the instance does not exist).
+            The recorded events (empty if the instance does not exist). An event stored under an old name
+            is upcast (`Workflow.upcasters`) and carries the name its class is declared with now.
 
         Raises:
             NotFound: The workflow type is not registered.
@@ -690,21 +691,23 @@ class WorkflowService:
             StoreError: The database could not be reached.
         """
         codec = self.registration(workflow_type).codec
-        return [
-            RecordedEvent(
-                workflow_type,
-                workflow_id,
-                e.seq,
-                e.position,
-                e.type_name,
-                codec.decode_event(e.type_name, e.data, workflow_id, e.seq),
-                e.recorded_at,
+        recorded = []
+        for e in self.store.events(workflow_type, workflow_id):
+            event = codec.decode_event(e.type_name, e.data, workflow_id, e.seq)
+            # An upcast event is shown under the name its class is declared with now.
+            name = e.type_name if e.type_name not in codec.upcasters else codec.events.name_of(type(event))
+            recorded.append(
+                RecordedEvent(workflow_type, workflow_id, e.seq, e.position, name or e.type_name, event, e.recorded_at)
             )
-            for e in self.store.events(workflow_type, workflow_id)
-        ]
+        return recorded
 
     def state(self, workflow_type: str, workflow_id: str) -> Any:
-        """The current state of one instance, rebuilt by folding all its events from `initial_state()`.
+        """The current state of one instance, rebuilt exactly as the next decision would rebuild it.
+
+        The read takes the instance's lock and goes through the decisions' own rebuild path (state cache,
+        latest snapshot, then the events after it), so it always agrees with what `decide` is handed. A
+        snapshot written by an older `evolve` is therefore visible here too: bump `state_version` when
+        `evolve` changes, or find such snapshots with `ironflow-py snapshots verify` (design/versioning.md).
 
         Args:
             workflow_type: A registered workflow type.
@@ -719,14 +722,10 @@ class WorkflowService:
             DecodeError: A stored event no longer matches its class.
             StoreError: The database could not be reached, or the history has a gap.
         """
-        reg = self.registration(workflow_type)
-        stored = self.store.events(workflow_type, workflow_id)
-        if not stored:
+        rebuilt = self.registration(workflow_type).handler.read(workflow_id)
+        if rebuilt.seq == 0:
             raise NotFound(f"workflow {workflow_type!r} has no instance {workflow_id!r}")
-        state, _ = reg.decider.fold(
-            workflow_id, reg.decider.initial(workflow_id), 0, [LoadedEvent(e.seq, e.type_name, e.data) for e in stored]
-        )
-        return state
+        return rebuilt.state
 
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
         """The summary row of one instance: status, last sequence, times, outcome.

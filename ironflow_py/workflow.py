@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ironflow_py.decision import Decision
 from ironflow_py.lifecycle import CancelRequest, Completed, RunOutcome
+from ironflow_py.upcasting import UpcastFn
 
 if TYPE_CHECKING:
     from ironflow_py.diagram import StateMachine
@@ -41,10 +42,17 @@ class Workflow(Generic[S, I, E, F]):
             the name (``"order.place/1"``) so renaming a class or moving a module never breaks history.
         events: Stored name -> event class, for every event `decide` may emit and `evolve` folds.
         effects: Stored name -> effect class, for every effect `decide` may ask for (default: none).
+        upcasters: Old stored name -> `fn(data) -> (new_name, new_data)`, pure JSON -> JSON, for names
+            the code no longer declares (``{"order.placed/1": fn}``). A stored value under an old name is
+            upcast, step by step, until a declared name is reached, wherever it is decoded; nothing stored
+            is rewritten unless you run ``ironflow-py events upgrade``. Wrap `fn` in `Upcast(fn, to=...)`
+            to have its chain checked at registration (design/versioning.md).
         snapshot_every: Save the state every N events so rebuilding folds only what came after (None, the
             default: never). Override `should_snapshot` for another rule (design/snapshots.md).
-        state_version: Bump when the state's shape changes: snapshots written under another version are
-            ignored and replaced.
+        state_version: Bump when the state a history folds to changes: a new state shape, or an `evolve`
+            change that gives an existing history another state (a bug fix). Snapshots written under
+            another version are ignored and replaced; a stale snapshot under the same version would be
+            trusted (``ironflow-py snapshots verify`` finds them).
         state_type: The state's type, for decoding snapshots; None means the class of `initial_state()`.
         result_type: The type of `Completed.result`, so `WorkflowService.result()` and `wait()` decode it;
             None leaves it as JSON data.
@@ -59,6 +67,7 @@ class Workflow(Generic[S, I, E, F]):
     inputs: ClassVar[Mapping[str, builtins.type]]
     events: ClassVar[Mapping[str, builtins.type]]
     effects: ClassVar[Mapping[str, builtins.type]] = {}
+    upcasters: ClassVar[Mapping[str, UpcastFn]] = {}
     snapshot_every: ClassVar[int | None] = None
     state_version: ClassVar[int] = 1
     state_type: ClassVar[Any] = None

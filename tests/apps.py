@@ -44,3 +44,12 @@ onboarding_buggy = App(workflows=[OnboardingWorkflow], effects=buggy_mail)
 from tests.lifecycle_workflows import JobWorkflow  # noqa: E402
 
 jobs = App(workflows=[JobWorkflow])
+
+# Changing a running workflow (design/versioning.md): a shop with upcasters, and a counter before and after
+# an `evolve` fix that keeps the state's shape.
+from tests.contract.test_evolve_change import BuggyCounter, FixedCounter  # noqa: E402
+from tests.upcast_workflows import SnappyShop  # noqa: E402
+
+shop = App(workflows=[SnappyShop])
+buggy_counter = App(workflows=[BuggyCounter])
+fixed_counter = App(workflows=[FixedCounter])

@@ -46,7 +46,7 @@ class Edit:
 @attrs.frozen
 class Mutation:
     name: str
-    #: what kind of guarantee it breaks: fence, lock, skip-locked, notify, cursor, key, snapshot, claim
+    #: what kind of guarantee it breaks: fence, lock, skip-locked, notify, cursor, key, snapshot, claim, upcast
     kind: str
     #: (an edit of a migration must target the definition in force: a later migration may replace it)
     edits: tuple[Edit, ...]
@@ -74,6 +74,8 @@ TIMERS = ("tests/integration/test_timers.py", "tests/integration/test_claims.py"
 DECIDER = ("tests/integration/test_decider_postgres.py",)
 PROJECTIONS = ("tests/integration/projections",)
 SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_cache.py")
+UPCASTING = ("tests/unit/test_upcasting.py", "tests/contract/test_upcasting.py")
+VERSIONING = ("tests/contract/test_evolve_change.py", "tests/integration/test_versioning.py")
 CRASH = ("tests/reliability/test_worker_processes.py",)
 
 
@@ -424,6 +426,56 @@ def mutations() -> list[Mutation]:
             "snapshot",
             (_py("ironflow_py/decider.py", "if not events or events[0].seq != cached.seq:", "if False:"),),
             SNAPSHOTS,
+        ),
+        # -- changing a running workflow (design/versioning.md) ---------------------------------------------------
+        Mutation(
+            "codec: an old stored name never goes through the upcasters",
+            "upcast",
+            (_py("ironflow_py/codec.py", "if cls is None and name in self.upcasters:", "if False:"),),
+            UPCASTING,
+        ),
+        Mutation(
+            "upcasting: a name both declared and upcast is accepted",
+            "upcast",
+            (
+                _py(
+                    "ironflow_py/upcasting.py",
+                    "            if name in self.declared:\n                raise",
+                    "            if False:\n                raise",
+                ),
+            ),
+            UPCASTING,
+        ),
+        Mutation(
+            "upcasting: declared chains are not checked at registration",
+            "upcast",
+            (_py("ironflow_py/upcasting.py", "            self._check_chain(name)", "            pass"),),
+            UPCASTING,
+        ),
+        Mutation(
+            "projections: old names that upcast to a wanted class are not read",
+            "upcast",
+            (_py("ironflow_py/projections/_worker.py", "if targets is None or name in targets:", "if False:"),),
+            ("tests/integration/test_versioning.py",),
+        ),
+        Mutation(
+            "service.state folds from scratch instead of the decisions' rebuild path",
+            "snapshot",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "rebuilt, _ = self._load(tx, workflow_id, cached)",
+                    "rebuilt = self.decider.rebuild(workflow_id, self.decider.origin(workflow_id, tx.load()), "
+                    "tx.load().events)",
+                ),
+            ),
+            VERSIONING,
+        ),
+        Mutation(
+            "snapshots verify: a stale snapshot passes",
+            "snapshot",
+            (_py("ironflow_py/upgrade/_snapshots.py", "if fresh == snap.data:", "if True:"),),
+            VERSIONING,
         ),
     ]
     return found

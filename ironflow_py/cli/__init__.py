@@ -17,7 +17,17 @@ from pathlib import Path
 
 import click
 
-from ironflow_py.cli import _admin, _asl, _dead_letters, _inspect, _lifecycle, _projections, _web, _worker
+from ironflow_py.cli import (
+    _admin,
+    _asl,
+    _dead_letters,
+    _inspect,
+    _lifecycle,
+    _projections,
+    _versioning,
+    _web,
+    _worker,
+)
 from ironflow_py.cli._base import (
     ENV_PREFIX,
     Command,
@@ -83,6 +93,9 @@ COMMANDS: tuple[click.Command, ...] = (
     _projections.projections,
     _web.web,
     _asl.asl,
+    _versioning.events,
+    _versioning.history,
+    _versioning.snapshots,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

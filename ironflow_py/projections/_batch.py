@@ -30,6 +30,10 @@ class Decoder(Protocol):
 
     def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any: ...
 
+    def is_upcast(self, workflow_type: str, type_name: str) -> bool: ...
+
+    def name_of(self, workflow_type: str, event: Any) -> str | None: ...
+
 
 #: Above this many cached instances the cache is dropped and the events table answers (bounded memory).
 CACHE_LIMIT = 100_000
@@ -165,6 +169,13 @@ def _apply(
             fast = hooks.get((wtype, etype))
             if fast is None:
                 event = decode.slow(wtype, etype, payload, wid, seq)
+                if decode.is_upcast(wtype, etype):
+                    # Upcast from an old name: the handler sees the name its class has now, and only the
+                    # classes it asked for (a bare upcaster's target was unknown when `wanted` was built).
+                    classes = proj.event_classes
+                    if classes is not None and type(event) not in classes:
+                        continue
+                    etype = decode.name_of(wtype, event) or etype
             else:
                 try:
                     event = fast[1](payload, fast[0])

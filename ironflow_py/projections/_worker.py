@@ -92,7 +92,8 @@ class _EventDecoder:
     """The batch loop's decoder: structure hooks cached per (workflow type, stored name).
 
     The cache is filled by `slow`, which goes through the workflow's codec so any failure is its typed
-    error naming the event.
+    error naming the event. An old name that is upcast is never cached: its payload must go through the
+    upcasters every time, so it always takes `slow`.
     """
 
     def __init__(self, service: WorkflowService) -> None:
@@ -102,9 +103,19 @@ class _EventDecoder:
     def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any:
         codec = self.service.registration(workflow_type).codec  # NotFound: a handler failure
         event = codec.decode_event(type_name, data, workflow_id, seq)
+        if type_name in codec.upcasters:
+            return event
         cls = type(event)
         self.hooks[(workflow_type, type_name)] = (cls, self.service.converter.get_structure_hook(cls))
         return event
+
+    def is_upcast(self, workflow_type: str, type_name: str) -> bool:
+        """Whether `type_name` is an old name the workflow's upcasters read."""
+        return type_name in self.service.registration(workflow_type).codec.upcasters
+
+    def name_of(self, workflow_type: str, event: Any) -> str | None:
+        """The declared name of an upcast event's class."""
+        return self.service.registration(workflow_type).codec.events.name_of(type(event))
 
 
 @attrs.define
@@ -188,10 +199,17 @@ class ProjectionWorker:
         for cls in projection.event_classes:
             found = False
             for wtype in self.service.workflow_types:
-                name = self.service.registration(wtype).codec.events.name_of(cls)
+                codec = self.service.registration(wtype).codec
+                name = codec.events.name_of(cls)
                 if name is not None:
                     pairs.add((wtype, name))
                     found = True
+                    # Old names that may upcast to it are read too; the batch drops those that upcast to
+                    # a class the projection does not want (a bare upcaster's target is known only then).
+                    for old in codec.upcasters.names():
+                        targets = codec.upcasters.targets(old)
+                        if targets is None or name in targets:
+                            pairs.add((wtype, old))
             if not found:
                 raise ConfigurationError(
                     f"projection {projection.name!r}: no registered workflow declares event {cls.__qualname__}"

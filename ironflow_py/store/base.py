@@ -299,6 +299,27 @@ class Transaction(Protocol):
         """
         ...
 
+    def events_named(self, type_names: Sequence[str], limit: int) -> Sequence[LoadedEvent]:
+        """The instance's first `limit` events stored under one of `type_names`, in sequence order.
+
+        For `ironflow-py events upgrade`, which rewrites rows stored under old names (design/versioning.md).
+        """
+        ...
+
+    def rewrite_events(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Replace the stored name and payload of existing events: (seq, type name, JSON text) each.
+
+        Sequence, position, transaction id and time stay as they were, so no projection cursor moves.
+
+        Raises:
+            StoreError: the database refused a value (permanent) or is unreachable.
+        """
+        ...
+
+    def drop_snapshot(self, seq: int) -> bool:
+        """Delete the instance's snapshot if it is still the one at `seq`; True if one was deleted."""
+        ...
+
     def write(self, writes: Writes) -> Written:
         """Write one decision (events, effects, timers, instance row, snapshot, input key) in one statement.
 
@@ -433,6 +454,27 @@ class Store(Protocol):
 
         Returns:
             The row, or None if the instance does not exist.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        ...
+
+    def instances_with_events(
+        self, workflow_type: str, type_names: Sequence[str], *, after: str | None = None, limit: int = 100
+    ) -> Sequence[str]:
+        """Ids of the instances of one type that have an event stored under one of `type_names`, a page at a time.
+
+        A scan of the type's events (no index on the name): an operator's command, not a hot path.
+
+        Args:
+            workflow_type: The workflow type.
+            type_names: Stored event names to look for.
+            after: The last id of the previous page (keyset pagination), or None.
+            limit: At most this many ids.
+
+        Returns:
+            The ids, in ascending order.
 
         Raises:
             StoreError: The database could not be reached or refused the query.

@@ -310,6 +310,31 @@ class MemoryStore:
         with self._lock:
             return list(self._events.get((workflow_type, workflow_id), []))
 
+    def instances_with_events(
+        self, workflow_type: str, type_names: Sequence[str], *, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Ids of instances with an event under one of `type_names` (see `Store.instances_with_events`).
+
+        Args:
+            workflow_type: The workflow type.
+            type_names: Stored event names to look for.
+            after: The last id of the previous page, or None.
+            limit: At most this many ids.
+
+        Returns:
+            The ids, in ascending order.
+        """
+        names = set(type_names)
+        with self._lock:
+            found = sorted(
+                wid
+                for (wtype, wid), events in self._events.items()
+                if wtype == workflow_type
+                and (after is None or wid > after)
+                and any(e.type_name in names for e in events)
+            )
+        return found[:limit]
+
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
         """The summary row of one instance: status, last sequence, times, outcome.
 
@@ -449,6 +474,28 @@ class MemoryTransaction:
         store._instances[self._ref] = attrs.evolve(info, paused_at=paused_at, updated_at=now)
         if self._input_key is not None:
             store._keys[(*self._ref, self._input_key)] = OutcomeStatus.ACCEPTED
+
+    def events_named(self, type_names: Sequence[str], limit: int) -> list[LoadedEvent]:
+        """The first `limit` events stored under one of `type_names` (see `Transaction.events_named`)."""
+        names = set(type_names)
+        return [e for e in self.events_after(0) if e.type_name in names][:limit]
+
+    def rewrite_events(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Replace the name and payload of existing events (see `Transaction.rewrite_events`)."""
+        parsed = [(seq, name, json.loads(payload)) for seq, name, payload in rows]  # all or nothing
+        stored = self._store._events[self._ref]
+        for seq, name, data in parsed:
+            old = stored[seq - 1]
+            assert old.seq == seq
+            stored[seq - 1] = StoredEvent(seq, old.position, name, data, old.recorded_at)
+
+    def drop_snapshot(self, seq: int) -> bool:
+        """Delete the snapshot if it is at `seq` (see `Transaction.drop_snapshot`)."""
+        snapshot = self._store._snapshots.get(self._ref)
+        if snapshot is None or snapshot.seq != seq:
+            return False
+        del self._store._snapshots[self._ref]
+        return True
 
     def write(self, writes: Writes) -> Written:
         """Apply one decision (see `Transaction.write`)."""

@@ -7,7 +7,7 @@ import importlib
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -552,6 +552,27 @@ class PostgresStore:
                 self.q["history"], {"workflow_type": workflow_type, "workflow_id": workflow_id}
             ).fetchall()
 
+    def instances_with_events(
+        self, workflow_type: str, type_names: Sequence[str], *, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Ids of instances with an event under one of `type_names`, `instances_with_events` (a scan).
+
+        Args:
+            workflow_type: The workflow type.
+            type_names: Stored event names to look for.
+            after: The last id of the previous page, or None.
+            limit: At most this many ids.
+
+        Returns:
+            The ids, in ascending order.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        params = {"workflow_type": workflow_type, "type_names": list(type_names), "after": after, "limit": limit}
+        with self.connection(workflow_type) as conn:
+            return [row[0] for row in conn.execute(self.q["instances_with_events"], params).fetchall()]
+
     def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
         """The summary row of one instance.
 
@@ -720,6 +741,25 @@ class PostgresTransaction:
             "channel": self._store.channel,
         }
         self._conn.execute(self._store.q["hold_instance"], params)
+
+    def events_named(self, type_names: Sequence[str], limit: int) -> list[LoadedEvent]:
+        """The first `limit` events stored under one of `type_names` (see `Transaction.events_named`)."""
+        params = {**self._ids, "type_names": list(type_names), "limit": limit}
+        return self._events.execute(self._store.q["events_named"], params).fetchall()
+
+    def rewrite_events(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Replace the name and payload of existing events in one statement, `rewrite_events`."""
+        params = {
+            **self._ids,
+            "seqs": [seq for seq, _, _ in rows],
+            "types": [name for _, name, _ in rows],
+            "payloads": [payload for _, _, payload in rows],
+        }
+        self._conn.execute(self._store.q["rewrite_events"], params)
+
+    def drop_snapshot(self, seq: int) -> bool:
+        """Delete the snapshot if it is at `seq`, `drop_snapshot` (see `Transaction.drop_snapshot`)."""
+        return self._conn.execute(self._store.q["drop_snapshot"], {**self._ids, "seq": seq}).rowcount == 1
 
     def write(self, w: Writes) -> Written:
         """Write one decision in one statement, `write_decision` (see `Transaction.write`)."""

@@ -45,3 +45,26 @@ def test_readme_telemetry_example_runs(pg_url: str, schema: str, capsys: pytest.
     exec(compile(telemetry, str(README), "exec"), namespace)
     assert capsys.readouterr().out.strip() == "1.0"
     namespace["store"].close()
+
+
+def test_readme_upcasting_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Renaming a field" block, run after the first example, on its database, with v1 rows in it."""
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    first, upcasting = blocks[0], next((b for b in blocks if "class AccountV2" in b), None)
+    assert upcasting is not None, "the README lost its upcasting example"
+    first = first.replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(upcasting, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == ["500", "['account.deposited/2', 'account.deposited/2']"]
+    assert [e.type_name for e in namespace["store"].events("account", "acc-1")] == [
+        "account.deposited/1",
+        "account.deposited/2",
+    ]
+    namespace["store"].close()

@@ -14,6 +14,7 @@ CORE = [
     "decision.py",
     "decider.py",
     "codec.py",
+    "upcasting.py",
     "values.py",
     "errors.py",
     "lifecycle.py",

@@ -35,6 +35,7 @@ PACKAGES = [
     "ironflow_py.telemetry",
     "ironflow_py.web",
     "ironflow_py.asl",
+    "ironflow_py.upgrade",
 ]
 
 _SECTION = re.compile(r"^(Args|Arguments|Attributes|Returns|Yields|Raises|Example|Examples|Note|Notes):\s*$")

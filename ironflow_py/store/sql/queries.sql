@@ -568,3 +568,33 @@ WHERE (%(workflow_type)s::text IS NULL OR i.workflow_type = %(workflow_type)s)
       END
 ORDER BY i.workflow_type, i.workflow_id
 LIMIT %(limit)s
+
+-- name: instances_with_events
+-- For `events upgrade`: a scan of the type's events (no index on event_type; an operator's command).
+SELECT DISTINCT workflow_id
+FROM {schema}.events
+WHERE workflow_type = %(workflow_type)s AND event_type = ANY(%(type_names)s::text[])
+  AND (%(after)s::text IS NULL OR workflow_id > %(after)s::text)
+ORDER BY workflow_id
+LIMIT %(limit)s
+
+-- name: events_named
+SELECT seq, event_type, payload
+FROM {schema}.events
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+  AND event_type = ANY(%(type_names)s::text[])
+ORDER BY seq
+LIMIT %(limit)s
+
+-- name: rewrite_events
+-- Run under the instance's lock (`events upgrade`), so no decision folds the rows half rewritten. Only
+-- the name and payload change: position and tx_id stay, so no projection cursor moves.
+UPDATE {schema}.events AS e
+SET event_type = u.event_type, payload = u.payload::jsonb
+FROM unnest(%(seqs)s::bigint[], %(types)s::text[], %(payloads)s::text[]) AS u(seq, event_type, payload)
+WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s AND e.seq = u.seq
+
+-- name: drop_snapshot
+-- Under the instance's lock, and only the snapshot that was verified: a newer one is left alone.
+DELETE FROM {schema}.snapshots
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s

@@ -1,0 +1,116 @@
+"""`snapshots verify`: fold each instance from scratch and compare the state with its stored snapshot."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+
+import attrs
+
+from ironflow_py.codec import loads
+from ironflow_py.errors import IronflowError
+from ironflow_py.service import WorkflowService
+
+
+class SnapshotStatus(enum.Enum):
+    """What verifying one snapshot found."""
+
+    #: The fold from scratch gives the stored state.
+    OK = "ok"
+    #: It differs: an older `evolve` (or a bug) wrote it, and decisions would start from it.
+    MISMATCH = "mismatch"
+    #: Written under another `state_version`: the engine already ignores and replaces it.
+    OTHER_VERSION = "other_version"
+    #: The history could not be folded by the current code (the detail says why).
+    UNREADABLE = "unreadable"
+
+
+@attrs.frozen
+class SnapshotCheck:
+    """One instance's snapshot, verified.
+
+    Attributes:
+        workflow_id: The instance.
+        seq: The sequence the snapshot covers.
+        status: What the comparison found.
+        detail: For a mismatch, the top-level fields that differ (names only, never values); for an
+            unreadable history, the typed error.
+        dropped: True if the snapshot was deleted (`drop=True` and a mismatch).
+    """
+
+    workflow_id: str
+    seq: int
+    status: SnapshotStatus
+    detail: str = ""
+    dropped: bool = False
+
+
+def _differing_fields(fresh: object, stored: object) -> str:
+    if isinstance(fresh, dict) and isinstance(stored, dict):
+        keys = sorted(k for k in fresh.keys() | stored.keys() if fresh.get(k) != stored.get(k))
+        return "fields differ: " + ", ".join(keys)
+    return "the state differs"
+
+
+def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool = False) -> Iterator[SnapshotCheck]:
+    """Fold every instance of one type that has a snapshot from its first event, and compare.
+
+    A snapshot stores what `evolve` computed when it was written. If `evolve` changed since without a
+    `state_version` bump, decisions (and `WorkflowService.state`, which rebuilds the same way) start from
+    that old result. This finds such snapshots; with `drop`, it deletes each mismatching one under the
+    instance's lock (only if it is still the one verified), so the next rebuild folds from scratch and the
+    next decision writes a fresh snapshot. Workers keep their in-process state caches: restart them after
+    dropping (design/versioning.md).
+
+    Args:
+        service: A service with the workflow registered (the code deployed now).
+        workflow_type: The workflow type.
+        drop: Delete the snapshots that do not match.
+
+    Yields:
+        One check per instance with a snapshot, in (type, id) order.
+
+    Raises:
+        NotFound: The workflow type is not registered.
+        StoreError: The database failed.
+    """
+    reg = service.registration(workflow_type)
+    decider, codec, store = reg.decider, reg.codec, service.store
+    version = reg.workflow.state_version
+    after: tuple[str, str] | None = None
+    while True:
+        page = store.list_instances(workflow_type, limit=100, after=after)
+        if not page:
+            return
+        after = (page[-1].workflow_type, page[-1].workflow_id)
+        for info in page:
+            workflow_id = info.workflow_id
+            if store.latest_snapshot(workflow_type, workflow_id) is None:
+                continue
+            # Under the lock, so the snapshot and the events it covers are read as one consistent history.
+            with store.locked(workflow_type, workflow_id) as tx:
+                snap = tx.load(with_snapshot=True).snapshot
+                if snap is None:
+                    continue
+                if snap.state_version != version:
+                    check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OTHER_VERSION)
+                else:
+                    events = [e for e in tx.events_after(0) if e.seq <= snap.seq]
+                    try:
+                        state, _ = decider.fold(workflow_id, decider.initial(workflow_id), 0, events)
+                        fresh = loads(codec.encode_state(state, workflow_id))
+                    except IronflowError as exc:
+                        check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.UNREADABLE, str(exc))
+                    else:
+                        if fresh == snap.data:
+                            check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OK)
+                        else:
+                            dropped = drop and tx.drop_snapshot(snap.seq)
+                            check = SnapshotCheck(
+                                workflow_id,
+                                snap.seq,
+                                SnapshotStatus.MISMATCH,
+                                _differing_fields(fresh, snap.data),
+                                dropped,
+                            )
+            yield check
