@@ -5,14 +5,18 @@ through the upcasters by a projection, `events upgrade` rewrites it, `history ex
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from ironflow_py import InMemoryProjection, PostgresStore, ProjectionWorker, RecordedEvent, WorkflowService
 from ironflow_py.cli import main
 from ironflow_py.testing import check_history_compat
+from ironflow_py.upgrade import upgrade_events
 from tests.contract.test_evolve_change import BuggyCounter, FixedCounter
 from tests.upcast_workflows import Place, Placed, Reminded, ShopState, SnappyShop, plant_event
 from tests.workflows import Add, CounterState
@@ -112,3 +116,46 @@ def test_snapshots_verify_reports_the_stale_snapshots_and_drop_removes_them(
     assert json.loads(capsys.readouterr().out)["checks"] == []
     assert new.state("snappy", "c1") == CounterState(total=3, adds=4)
     assert new.execute(Add("c1", 0)).state == new.state("snappy", "c1") == CounterState(total=3, adds=5)
+
+
+#: Sessions queued on one instance's advisory lock (a bigint key shows as classid = high, objid = low 32 bits).
+WAITING_ON_INSTANCE_LOCK = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 AND database = (
+    SELECT oid FROM pg_database WHERE datname = current_database()
+) AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s || chr(31) || %s, 7330)
+"""
+
+
+def test_events_upgrade_waits_for_the_instance_lock(
+    pg_store: PostgresStore, admin: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """A decision holding the instance lock (here: an explicit connection taking the same advisory lock)
+    makes the rewrite wait; the rows change only after that transaction ends."""
+    service = old_shop(pg_store, "o1")
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            upgrade_events(service, "snappy-shop")
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    with admin.transaction():
+        admin.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))", ("snappy-shop", "o1")
+        )
+        thread = threading.Thread(target=upgrade)
+        thread.start()
+        deadline = time.monotonic() + 30
+        # The overlap, proven: the upgrade's connection is queued on an advisory lock we hold.
+        while admin.execute(WAITING_ON_INSTANCE_LOCK, ("snappy-shop", "o1")).fetchone() != (1,):
+            assert time.monotonic() < deadline and not done.is_set(), "the upgrade never waited for the lock"
+            time.sleep(0.01)
+        assert [e.type_name for e in pg_store.events("snappy-shop", "o1")] == ["shop.placed/1"]
+    thread.join(30)
+    assert done.is_set() and not failure
+    assert [e.type_name for e in pg_store.events("snappy-shop", "o1")] == ["shop.placed/3"]
