@@ -163,12 +163,21 @@ class WorkflowCodec:
         result_type: Any = None,
         show_values: bool = False,
         upcasters: Mapping[str, UpcastFn] | None = None,
+        result_name: str | None = None,
     ) -> None:
         self.workflow_type = workflow_type
         #: Debug only: put stored values (and the converter's own exception) into decode errors.
         self.show_values = show_values
         self.state_type = state_type
         self.result_type = result_type
+        #: The stored name of the result type (kept in each outcome, so old results can be upcast), or None.
+        self.result_name = result_name
+        if result_name is not None:
+            problem = key_problem(result_name, limit=MAX_TYPE_BYTES)
+            if problem is not None:
+                raise ConfigurationError(f"workflow {workflow_type!r}: result_name is not storable: {problem}")
+            if result_type is None:
+                raise ConfigurationError(f"workflow {workflow_type!r}: result_name needs a result_type")
         self.converter = converter
         self.inputs = TypeTable(workflow_type, "input", inputs)
         self.events = TypeTable(workflow_type, "event", events)
@@ -177,7 +186,12 @@ class WorkflowCodec:
         self.upcasters = Upcasters(
             workflow_type,
             upcasters or {},
-            [*self.inputs.names(), *self.events.names(), *self.effects.names()],
+            [
+                *self.inputs.names(),
+                *self.events.names(),
+                *self.effects.names(),
+                *([result_name] if result_name else []),
+            ],
         )
         # Hooks are looked up once per class: cattrs dispatch is the slow part of a structure call.
         self._unstructure: dict[type, Callable[[Any], Any]] = {}
@@ -436,6 +450,8 @@ class WorkflowCodec:
                 case Completed(result=result):
                     as_type = self.result_type if self.result_type is not None else type(result)
                     data["result"] = self.converter.unstructure(result, unstructure_as=as_type)
+                    if self.result_name is not None:
+                        data["result_type"] = self.result_name
                 case Failed(code=code, detail=detail):
                     data["code"] = code
                     data["detail"] = self.converter.unstructure(detail)
@@ -469,6 +485,9 @@ class WorkflowCodec:
             outcome: RunOutcome
             if status == "completed":
                 result = data.get("result")
+                stored_name = data.get("result_type")
+                if stored_name is not None and stored_name != self.result_name and result is not None:
+                    result = self._upcast_result(stored_name, result, workflow_id)
                 if self.result_type is not None and result is not None:
                     result = self.converter.structure(result, self.result_type)
                 outcome = Completed(result)
@@ -482,6 +501,8 @@ class WorkflowCodec:
                 outcome = Terminated(data.get("reason"))
             else:
                 raise ValueError(f"unknown status {status!r}")
+        except DecodeError:
+            raise
         except Exception as exc:
             raise DecodeError(
                 f"stored outcome does not match its shape: {self._why(exc)}",
@@ -489,6 +510,33 @@ class WorkflowCodec:
                 workflow_id=workflow_id,
             ) from self._chained(exc)
         return outcome.at(self.workflow_type, workflow_id)
+
+    def _upcast_result(self, name: str, data: Any, workflow_id: str) -> Any:
+        """A stored result under an old `result_name`, upcast to the current one (design/versioning.md)."""
+        if name not in self.upcasters:
+            raise UnknownTypeName(
+                "stored result type is not the workflow's result_name and no upcaster reads it",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+            )
+        try:
+            new_name, new_data = self.upcasters.apply(name, data)
+        except UpcastFailed as exc:
+            raise DecodeError(
+                f"stored result cannot be upcast: {exc}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+            ) from None
+        if new_name != self.result_name:
+            raise DecodeError(
+                f"stored result was upcast to {new_name!r}, not the result_name {self.result_name!r}",
+                workflow_type=self.workflow_type,
+                workflow_id=workflow_id,
+                type_name=name,
+            )
+        return new_data
 
     def to_data(self, value: object) -> Any:
         """JSON-ready data for any value the converter knows (states and rejection reasons, for display)."""
@@ -527,4 +575,5 @@ def codec_for(
         result_type=workflow.result_type,
         show_values=show_values,
         upcasters=workflow.upcasters,
+        result_name=workflow.result_name,
     )

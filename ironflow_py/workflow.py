@@ -56,6 +56,9 @@ class Workflow(Generic[S, I, E, F]):
         state_type: The state's type, for decoding snapshots; None means the class of `initial_state()`.
         result_type: The type of `Completed.result`, so `WorkflowService.result()` and `wait()` decode it;
             None leaves it as JSON data.
+        result_name: A stable stored name for `result_type` (``"order.result/1"``), kept in each stored
+            outcome so that when the result's shape changes, an upcaster from the old name reads outcomes
+            stored before (None: no name is stored; results are structured as `result_type` as they are).
         run_timeout: How long an instance may stay open, a `timedelta` from its first write, measured on the
             service's injected `Clock` (None: no limit). When it passes, the engine delivers
             `timeout_input(deadline)`, or closes the instance `TimedOut` if that returns None
@@ -72,6 +75,7 @@ class Workflow(Generic[S, I, E, F]):
     state_version: ClassVar[int] = 1
     state_type: ClassVar[Any] = None
     result_type: ClassVar[Any] = None
+    result_name: ClassVar[str | None] = None
     run_timeout: ClassVar[timedelta | None] = None
 
     def initial_state(self) -> S:

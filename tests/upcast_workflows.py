@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 from psycopg import sql
 
-from ironflow_py import Decision, MemoryStore, PostgresStore, Upcast, Workflow
+from ironflow_py import Completed, Decision, MemoryStore, PostgresStore, Upcast, Workflow
 from ironflow_py.store.base import Store, StoredEvent
 
 
@@ -188,5 +188,70 @@ def plant_effect(store: Store, effect_id: int, name: str, data: Any) -> None:
         name,
         json.dumps(data),
         effect_id,
+    )
+    assert changed == 1
+
+
+@attrs.frozen
+class Pay:
+    receipt_id: str
+    cents: int
+
+
+@attrs.frozen
+class Paid:
+    cents: int
+
+
+@attrs.frozen
+class ReceiptResult:
+    total_cents: int
+    currency: str
+
+
+def receipt_v1(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """v1 results had `total` in cents and no currency."""
+    return "receipt.result/2", {"total_cents": data["total"], "currency": "EUR"}
+
+
+class Receipt(Workflow[int, Pay, Paid, object]):
+    """Closes on its first payment; its result's shape changed once (`receipt.result/1` -> `/2`)."""
+
+    type = "receipt"
+    inputs = {"receipt.pay/1": Pay}
+    events = {"receipt.paid/1": Paid}
+    result_type = ReceiptResult
+    result_name = "receipt.result/2"
+    upcasters = {"receipt.result/1": Upcast(receipt_v1, to="receipt.result/2")}
+
+    def initial_state(self) -> int:
+        return 0
+
+    def workflow_id(self, input: Pay) -> str:
+        return input.receipt_id
+
+    def evolve(self, state: int, event: Paid) -> int:
+        return state + event.cents
+
+    def outcome(self, state: int) -> Completed | None:
+        return Completed(ReceiptResult(state, "EUR")) if state else None
+
+    def decide(self, now: datetime, state: int, input: Pay) -> Decision[Paid, object]:
+        return Decision.accept(Paid(input.cents))
+
+
+def plant_outcome(store: Store, wtype: str, wid: str, data: Any) -> None:
+    """Overwrite a closed instance's stored outcome, as old code would have stored it."""
+    if isinstance(store, MemoryStore):
+        ref = (wtype, wid)
+        store._instances[ref] = attrs.evolve(store._instances[ref], outcome_data=data)
+        return
+    assert isinstance(store, PostgresStore)
+    changed = _pg(
+        store,
+        "UPDATE {}.instances SET outcome = %s::jsonb WHERE workflow_type = %s AND workflow_id = %s",
+        json.dumps(data),
+        wtype,
+        wid,
     )
     assert changed == 1

@@ -435,6 +435,18 @@ def mutations() -> list[Mutation]:
             UPCASTING,
         ),
         Mutation(
+            "codec: an outcome stored under an old result name is not upcast",
+            "upcast",
+            (
+                _py(
+                    "ironflow_py/codec.py",
+                    "if stored_name is not None and stored_name != self.result_name and result is not None:",
+                    "if False:",
+                ),
+            ),
+            UPCASTING,
+        ),
+        Mutation(
             "upcasting: a name both declared and upcast is accepted",
             "upcast",
             (

@@ -10,6 +10,7 @@ from typing import Any
 from ironflow_py.codec import WorkflowCodec, codec_for, dumps, loads
 from ironflow_py.decider import Decider
 from ironflow_py.errors import IronflowError
+from ironflow_py.lifecycle import Completed
 from ironflow_py.store.base import LoadedEvent
 from ironflow_py.testing.harness import same_stored
 from ironflow_py.workflow import AnyWorkflow
@@ -29,7 +30,8 @@ def check_upcasters(workflow: AnyWorkflow, samples: Mapping[str, Any], *, conver
     """Run each upcaster chain on a sample of its old payload; the result must decode and round-trip.
 
     Every upcaster the workflow declares needs a sample, so a new one cannot go untested. Each sample is
-    upcast to a declared name (in whichever of inputs, events or effects declares it), structured, encoded
+    upcast to a declared name (in whichever of inputs, events or effects declares it, or the `result_name`
+    of outcomes), structured, encoded
     and decoded again, and must come back equal: what `ironflow-py events upgrade` would store reads as the
     same value. A bare upcaster's chain (loops, dead ends) is checked here, since registration cannot.
 
@@ -60,6 +62,9 @@ def check_upcasters(workflow: AnyWorkflow, samples: Mapping[str, Any], *, conver
             new_name, _ = codec.upcasters.apply(old, data)
         except Exception as exc:
             raise AssertionError(f"workflow {workflow.type!r}: upcasting {old!r} failed: {exc}") from exc
+        if new_name is not None and new_name == codec.result_name:
+            decoded[old] = _check_result(codec, old, data)
+            continue
         kind = next((k for k in _KINDS if getattr(codec, f"{k}s").class_of(new_name) is not None), None)
         if kind is None:
             raise AssertionError(f"workflow {workflow.type!r}: {old!r} upcasts to {new_name!r}, which is not declared")
@@ -75,6 +80,20 @@ def check_upcasters(workflow: AnyWorkflow, samples: Mapping[str, Any], *, conver
             )
         decoded[old] = value
     return decoded
+
+
+def _check_result(codec: WorkflowCodec, old: str, data: Any) -> Any:
+    """An outcome result under an old `result_name`: decoded as `result_type`, and stable through a re-encode."""
+    stored = {"status": "completed", "result": data, "result_type": old}
+    try:
+        value = codec.decode_outcome(stored, "check-upcasters")
+        again = codec.decode_outcome(loads(codec.encode_outcome(value, "check-upcasters")), "check-upcasters")
+    except IronflowError as exc:
+        raise AssertionError(f"workflow {codec.workflow_type!r}: result {old!r} does not decode: {exc}") from exc
+    if not same_stored(value, again):
+        raise AssertionError(f"workflow {codec.workflow_type!r}: result {old!r} reads {value!r}, then {again!r}")
+    assert isinstance(value, Completed)
+    return value.result
 
 
 def check_history_compat(workflow: AnyWorkflow, folder: str | Path, *, converter: Any = None) -> dict[str, Any]:

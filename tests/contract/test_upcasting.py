@@ -10,21 +10,33 @@ from typing import Any
 
 import pytest
 
-from ironflow_py import DecodeError, EffectContext, EffectRegistry, ManualClock, UnknownTypeName, WorkflowService
+from ironflow_py import (
+    Completed,
+    DecodeError,
+    EffectContext,
+    EffectRegistry,
+    ManualClock,
+    UnknownTypeName,
+    WorkflowService,
+)
 from ironflow_py._log import get_log
 from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.store.base import Store
 from ironflow_py.upgrade import upgrade_events
 from tests.upcast_workflows import (
     Email,
+    Pay,
     Place,
     Placed,
+    Receipt,
+    ReceiptResult,
     RemindLater,
     Shop,
     ShopState,
     SnappyShop,
     plant_effect,
     plant_event,
+    plant_outcome,
     plant_timer_input,
 )
 
@@ -139,3 +151,25 @@ def test_an_upcaster_that_raises_is_a_decode_error_naming_the_chain_not_the_valu
         cold(store).state("shop", "o1")
     assert "secret-sku-123" not in str(caught.value)
     assert caught.value.seq == 1
+
+
+def test_an_old_outcome_result_decodes_through_the_upcasters(store: Store) -> None:
+    service = cold(store, Receipt)
+    service.execute(Pay("r1", 250))
+    stored = store.instance("receipt", "r1")
+    assert stored is not None and stored.outcome_data == {
+        "status": "completed",
+        "result": {"total_cents": 250, "currency": "EUR"},
+        "result_type": "receipt.result/2",
+    }
+    assert service.result("receipt", "r1") == Completed(ReceiptResult(250, "EUR"))
+    plant_outcome(
+        store, "receipt", "r1", {"status": "completed", "result": {"total": 99}, "result_type": "receipt.result/1"}
+    )
+    assert service.result("receipt", "r1") == Completed(ReceiptResult(99, "EUR"))
+    assert service.wait("receipt", "r1", timeout=5).unwrap() == ReceiptResult(99, "EUR")
+    plant_outcome(
+        store, "receipt", "r1", {"status": "completed", "result": {"total": 99}, "result_type": "receipt.result/0"}
+    )
+    with pytest.raises(UnknownTypeName, match=r"receipt\.result/0"):
+        service.result("receipt", "r1")

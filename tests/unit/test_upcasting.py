@@ -15,7 +15,19 @@ from ironflow_py import ConfigurationError, DecodeError, MemoryStore, Upcast, Wo
 from ironflow_py.codec import codec_for, loads
 from ironflow_py.testing import check_history_compat, check_upcasters
 from ironflow_py.upgrade import HISTORY_FORMAT, export_history
-from tests.upcast_workflows import OLD_SAMPLES, Email, Place, Placed, Remind, Shop, ShopState, placed_v1, placed_v2
+from tests.upcast_workflows import (
+    OLD_SAMPLES,
+    Email,
+    Place,
+    Placed,
+    Receipt,
+    ReceiptResult,
+    Remind,
+    Shop,
+    ShopState,
+    placed_v1,
+    placed_v2,
+)
 from tests.upcast_workflows import plant_event as plant
 
 
@@ -115,6 +127,28 @@ def test_check_upcasters_decodes_every_sample_and_wants_one_per_upcaster() -> No
         check_upcasters(Shop(), {**OLD_SAMPLES, "shop.placed/1": {"sku": "tea"}})
     with pytest.raises(AssertionError, match=r"'shop\.placed/2' does not decode after upcasting: .*\$\.sku"):
         check_upcasters(Shop(), {**OLD_SAMPLES, "shop.placed/2": {"quantity": 3}})
+
+
+def test_check_upcasters_covers_outcome_results() -> None:
+    assert check_upcasters(Receipt(), {"receipt.result/1": {"total": 5}}) == {
+        "receipt.result/1": ReceiptResult(5, "EUR")
+    }
+    with pytest.raises(AssertionError, match=r"result 'receipt\.result/1' does not decode"):
+        check_upcasters(Receipt(), {"receipt.result/1": {"total": "many"}})
+
+
+def test_a_result_name_needs_a_result_type_and_its_upcasters_may_end_there() -> None:
+    class NoType(Receipt):
+        result_type = None  # type: ignore[assignment]
+
+    with pytest.raises(ConfigurationError, match="result_name needs a result_type"):
+        codec_for(NoType())
+
+    class Dangling(Receipt):
+        result_name = "receipt.result/3"
+
+    with pytest.raises(ConfigurationError, match=r"dead-end: receipt\.result/1 -> receipt\.result/2"):
+        codec_for(Dangling())
 
 
 def test_an_exported_history_folds_with_the_current_code_and_fails_without_its_upcasters(tmp_path: Path) -> None:
