@@ -7,7 +7,7 @@ code runs inside the pure step and its exceptions become DecideFailed; any excep
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -121,6 +121,63 @@ class CommandHandler:
         if probe is not None:
             probe.replayed = len(events)
         return decider.rebuild(workflow_id, origin, events), loaded.key_status
+
+    def delay(
+        self,
+        input: object,
+        workflow_id: str,
+        now: datetime,
+        *,
+        timer_key: str,
+        input_key: str | None,
+        schedule_key: str | None,
+        not_before: datetime | None = None,
+        delay: timedelta | None = None,
+        base: datetime | None = None,
+        probe: Probe | None = None,
+    ) -> Outcome[Any, Any]:
+        """Record a delayed start under the instance lock: one reserved timer (see `Decider.delay`).
+
+        Args:
+            input: one of the workflow's inputs.
+            workflow_id: the instance.
+            now: the service clock's time of the call.
+            timer_key: the reserved timer key.
+            input_key: the key the input runs with when the timer fires.
+            schedule_key: the key the scheduling call is recorded under (a repeat is a `duplicate`).
+            not_before: the absolute due time, or None to use `delay`.
+            delay: how long after `base` it falls due.
+            base: the time `delay` counts from; None: the store's clock inside this transaction (PostgreSQL:
+                the database server's `now()`), the one clock that judges due-ness.
+            probe: the observer's record of this decision, or None.
+
+        Returns:
+            scheduled, duplicate or already_completed.
+        """
+        cached = self.cache.get(workflow_id) if self.cache is not None else None
+        with self.store.locked(self.type, workflow_id, schedule_key) as tx:
+            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            if not_before is not None:
+                at = not_before
+            else:
+                assert delay is not None
+                at = (base if base is not None else tx.now()) + delay
+            step = self.decider.delay(
+                rebuilt,
+                input,
+                at,
+                now,
+                workflow_id=workflow_id,
+                timer_key=timer_key,
+                input_key=input_key,
+                schedule_key=schedule_key,
+                key_status=key_status,
+            )
+            writes = _observed(step.writes, probe)
+            written = tx.write(writes) if writes is not None else Written()
+        if self.cache is not None:
+            self.cache.put(workflow_id, step.rebuilt)
+        return step.result(written)
 
     def _run(
         self,

@@ -7,8 +7,10 @@ unsubscribes) and reads the instance row in a thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from ironflow_py.errors import NotFound
@@ -29,19 +31,31 @@ class AsyncWorkflowService:
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
 
-    async def execute(self, input: object) -> Outcome[Any, Any]:
+    async def execute(
+        self,
+        input: object,
+        *,
+        input_key: str | None = None,
+        not_before: datetime | None = None,
+        delay: timedelta | None = None,
+    ) -> Outcome[Any, Any]:
         """`WorkflowService.execute`, awaitable.
 
         Args:
             input: An input of a registered workflow.
+            input_key: An idempotency key for this call (as `WorkflowService.execute`).
+            not_before: A delayed start: run the input no earlier than this time (timezone-aware).
+            delay: A delayed start: run the input no earlier than this long from now (the store's clock).
 
         Returns:
-            The outcome, as `WorkflowService.execute` returns it.
+            The outcome, as `WorkflowService.execute` returns it (`scheduled` for a delayed start).
 
         Raises:
             IronflowError: What `WorkflowService.execute` raises (bad input: nothing is written).
         """
-        return await asyncio.to_thread(self.service.execute, input)
+        return await asyncio.to_thread(
+            functools.partial(self.service.execute, input, input_key=input_key, not_before=not_before, delay=delay)
+        )
 
     async def state(self, workflow_type: str, workflow_id: str) -> Any:
         """`WorkflowService.state`, awaitable.

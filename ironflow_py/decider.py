@@ -20,10 +20,11 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.codec import WorkflowCodec, dumps
+from ironflow_py.codec import WorkflowCodec, dumps, loads
 from ironflow_py.decision import Decision, Timer
 from ironflow_py.errors import CodecError, DecideFailed, DecodeError, EncodeError, NotFound, StoreError
 from ironflow_py.lifecycle import (
+    DELAYED_START_INPUT,
     RUN_TIMEOUT_INPUT,
     RUN_TIMEOUT_TIMER,
     WORKFLOW_OUTCOMES,
@@ -113,6 +114,8 @@ class Accepted:
     decision: Decision[Any, Any] | None
     #: How this decision closed the instance (None: it stays open).
     outcome: RunOutcome | None = None
+    #: What the caller is told: `accepted`, or `scheduled` for a delayed start (its timer is the only write).
+    status: OutcomeStatus = OutcomeStatus.ACCEPTED
 
     @property
     def state(self) -> Any:
@@ -130,7 +133,7 @@ class Accepted:
             )
         )
         return Outcome(
-            OutcomeStatus.ACCEPTED,
+            self.status,
             self.workflow_type,
             self.workflow_id,
             self.state,
@@ -437,6 +440,76 @@ class Decider:
             return []
         deadline = now + timeout
         return [NewTimer(RUN_TIMEOUT_TIMER, deadline, RUN_TIMEOUT_INPUT, dumps({"deadline": deadline.isoformat()}))]
+
+    # -- delayed start ------------------------------------------------------------------------------------
+
+    def delay(
+        self,
+        rebuilt: Rebuilt,
+        input: object,
+        at: datetime,
+        now: datetime,
+        *,
+        workflow_id: str,
+        timer_key: str,
+        input_key: str | None = None,
+        schedule_key: str | None = None,
+        key_status: OutcomeStatus | None = None,
+    ) -> Step:
+        """Schedule `input` to run on the instance at `at` instead of now: one reserved timer, nothing else.
+
+        `decide` is not called: the input is encoded (so a value the database would refuse fails now, not
+        when the timer fires) and written as the payload of the timer `timer_key`, whose firing decodes it
+        and executes it with `input_key` (design/schedules.md, "Delayed start").
+
+        Args:
+            rebuilt: the instance's state (an instance with no events yet is fine: it is then "scheduled").
+            input: one of the workflow's inputs.
+            at: when it may run, timezone-aware (judged by the store's clock, like every timer).
+            now: the time of this call (stored as the instance's `updated_at`).
+            workflow_id: the instance.
+            timer_key: the reserved timer key (`lifecycle.delayed_start_timer`).
+            input_key: the key the input runs with when the timer fires (None: the workflow's own, if any).
+            schedule_key: the key this scheduling call is recorded under, so a repeat is a `duplicate`.
+            key_status: the status recorded for `schedule_key` (None: not seen).
+
+        Returns:
+            `Unchanged` (duplicate, already completed) or an `Accepted` with status `scheduled`.
+
+        Raises:
+            EncodeError: the input cannot be stored.
+        """
+        state = rebuilt.state
+        if key_status is not None:  # this key was scheduled before: one timer per input key
+            return Unchanged(
+                Outcome(OutcomeStatus.DUPLICATE, self.type, workflow_id, state, first_status=key_status), rebuilt
+            )
+        if rebuilt.closed is not None or self.outcome_of(state, workflow_id) is not None:
+            return Unchanged(Outcome(OutcomeStatus.ALREADY_COMPLETED, self.type, workflow_id, state), rebuilt)
+        input_type, payload = self.codec.encode_input(input, workflow_id)
+        data = dumps({"input_type": input_type, "input_key": input_key, "data": loads(payload)})
+        writes = Writes(
+            now,
+            rebuilt.seq,
+            timers=[NewTimer(timer_key, at, DELAYED_START_INPUT, data)],
+            input_key=schedule_key,
+            key_status=OutcomeStatus.ACCEPTED if schedule_key is not None else None,
+        )
+        timer = Timer(timer_key, at, input)
+        return Accepted(
+            self.type,
+            workflow_id,
+            now,
+            rebuilt,
+            (),
+            (),
+            (timer,),
+            (),
+            False,
+            writes,
+            None,
+            status=OutcomeStatus.SCHEDULED,
+        )
 
     # -- closing by the engine ----------------------------------------------------------------------------
 

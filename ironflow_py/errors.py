@@ -262,6 +262,10 @@ class InstanceClosed(WorkflowError):
     """The operation needs an open instance (pause, resume, terminate) and this one has closed."""
 
 
+class InvalidDelay(WorkflowError):
+    """A delayed start's time is unusable (naive `not_before`, negative `delay`, or both); nothing was written."""
+
+
 class LeaseLost(IronflowError):
     """A worker's claim on an outbox row or timer no longer holds; the change it wanted was not applied.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.lifecycle import InstanceTerminated, RunTimedOut
+from ironflow_py.lifecycle import DELAYED_START_INPUT, InstanceTerminated, RunTimedOut
 from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
 from ironflow_py.store import postgres_admin
@@ -38,12 +38,28 @@ class InstanceReport:
     def dead_effects(self) -> list[EffectInfo]:
         return [e for e in self.effects if e.status == "dead"]
 
+    @property
+    def delayed_starts(self) -> list[TimerInfo]:
+        """The reserved timers of delayed starts (`execute(..., not_before=)`), earliest first."""
+        return [t for t in self.timers if t.input_type == DELAYED_START_INPUT]
+
+    @property
+    def scheduled(self) -> bool:
+        """True when the instance has no events yet and waits for a delayed start."""
+        return not self.events and not self.terminal and bool(self.delayed_starts)
+
     def diagnosis(self, now: datetime) -> str:
         """One sentence on what the instance is waiting for."""
         if self.terminal:
             how = self.info.status.value if self.info is not None and self.info.status.closed else "completed"
             return f"{how} in state {self.state_name!r}"
         parts = []
+        if self.scheduled:
+            first = self.delayed_starts[0]
+            parts.append(
+                f"scheduled: {first.payload.get('input_type')} starts at {first.due_at:%Y-%m-%d %H:%M:%S} "
+                "(a delayed start; a worker runs it when due)"
+            )
         if self.info is not None and self.info.paused_at is not None:
             parts.append(f"paused since {self.info.paused_at:%Y-%m-%d %H:%M:%S} (`instances resume` lifts it)")
         for e in self.dead_effects:
@@ -60,10 +76,22 @@ class InstanceReport:
                 parts.append(f"effect {e.id} ({e.effect_type}) waits for a worker (is `ironflow-py worker` running?)")
         for t in self.timers:
             when = "overdue: is a worker running?" if t.due_at <= now else f"due {t.due_at:%Y-%m-%d %H:%M:%S}"
-            parts.append(f"timer {t.key!r} ({t.input_type}) {when}")
+            if t.input_type != DELAYED_START_INPUT:
+                parts.append(f"timer {t.key!r} ({t.input_type}) {when}")
+            elif not self.scheduled or t is not self.delayed_starts[0]:
+                parts.append(f"delayed input {t.payload.get('input_type')} {when}")
         if not parts:
             return f"in state {self.state_name!r}, nothing pending: it waits for an input from outside"
         return f"in state {self.state_name!r}; " + "; ".join(parts)
+
+
+def shown_status(store: Any, info: InstanceInfo) -> str:
+    """The status to show for an instance row: `scheduled` for an open one with no events that waits for a
+    delayed start, else its stored status."""
+    if info.status.closed or info.last_seq > 0:
+        return info.status.value
+    timers = store.timers(info.workflow_type, info.workflow_id)
+    return "scheduled" if any(t.input_type == DELAYED_START_INPUT for t in timers) else info.status.value
 
 
 def instance_report(service: WorkflowService, workflow_type: str, workflow_id: str) -> InstanceReport:

@@ -9,6 +9,7 @@ design/lifecycle.md.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, ClassVar, NoReturn, TypeVar, cast
 
@@ -30,6 +31,10 @@ TIMED_OUT_EVENT = "ironflow.timed_out/1"
 #: The timer key (and input type name) of the run-timeout deadline a workflow with `run_timeout` gets.
 RUN_TIMEOUT_TIMER = "ironflow.run_timeout"
 RUN_TIMEOUT_INPUT = "ironflow.run_timeout/1"
+#: The input type name of a delayed start's timer (`execute(..., not_before=)`); its timer keys start with
+#: `DELAYED_START_PREFIX`. The payload carries the input's own stored name, data and input key.
+DELAYED_START_INPUT = "ironflow.delayed_start/1"
+DELAYED_START_PREFIX = "ironflow.start/"
 
 
 _C = TypeVar("_C", bound="_Closed")
@@ -259,3 +264,19 @@ def input_key_for(action: str, request_id: str | None) -> str | None:
         `ironflow.<action>/<request_id>`, or None.
     """
     return None if request_id is None else f"{RESERVED_PREFIX}{action}/{request_id}"
+
+
+def delayed_start_timer(token: str, limit: int = 512) -> str:
+    """The timer key of a delayed start: `ironflow.start/<token>`, hashed when that would not fit `limit`.
+
+    Args:
+        token: the input key of the delayed input, or a fresh id the caller made for an unkeyed one.
+        limit: the longest key, in bytes of UTF-8 (the store's key limit).
+
+    Returns:
+        The key; the same token always gives the same key, so two calls with one input key share one timer.
+    """
+    key = DELAYED_START_PREFIX + token
+    if len(key.encode("utf-8", "surrogatepass")) <= limit:
+        return key
+    return DELAYED_START_PREFIX + "sha256:" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -19,6 +19,8 @@ class OutcomeStatus(enum.StrEnum):
     REJECTED = "rejected"
     ALREADY_COMPLETED = "already_completed"
     DUPLICATE = "duplicate"
+    #: A delayed start was recorded (`execute(..., not_before=)`): the input runs when its timer fires.
+    SCHEDULED = "scheduled"
 
 
 class InstanceStatus(enum.StrEnum):

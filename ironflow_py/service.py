@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -13,12 +14,13 @@ import cattrs
 from ironflow_py._cache import StateCache
 from ironflow_py._command_handler import CommandHandler
 from ironflow_py._log import get_log
-from ironflow_py.clock import Clock, SystemClock
+from ironflow_py.clock import Clock, SystemClock, store_time
 from ironflow_py.codec import WorkflowCodec, codec_for, make_converter
 from ironflow_py.decider import Decider
 from ironflow_py.errors import (
     ConfigurationError,
     DecideFailed,
+    InvalidDelay,
     InvalidWorkflowId,
     NotCancellable,
     NotFound,
@@ -26,11 +28,13 @@ from ironflow_py.errors import (
     WaitTimedOut,
 )
 from ironflow_py.lifecycle import (
+    DELAYED_START_INPUT,
     RESERVED_PREFIX,
     RUN_TIMEOUT_INPUT,
     CancelRequest,
     Completed,
     RunOutcome,
+    delayed_start_timer,
     input_key_for,
 )
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
@@ -225,7 +229,13 @@ class WorkflowService:
         return reg, workflow_id
 
     def execute(
-        self, input: object, *, input_key: str | None = None, settle: Settle | None = None
+        self,
+        input: object,
+        *,
+        input_key: str | None = None,
+        settle: Settle | None = None,
+        not_before: datetime | None = None,
+        delay: timedelta | None = None,
     ) -> Outcome[Any, Any]:
         """Run one input on the instance `workflow_id(input)` names; its writes commit together or not at all.
 
@@ -234,6 +244,12 @@ class WorkflowService:
         decision's events, effects and timers in one transaction. Bad input raises before anything is
         written.
 
+        With `not_before` or `delay` the input does not run now: a reserved timer on the instance holds it
+        (a delayed start, status `scheduled`; an instance with no events yet shows as scheduled in
+        `inspect`), and when it falls due the input runs as if executed then, with the same input key. Two
+        calls with the same input key make one timer (the second is a `duplicate`); without a key each call
+        makes its own. See design/schedules.md.
+
         Args:
             input: An input of a registered workflow (an instance of one of its `inputs` classes).
             input_key: An idempotency key for this call, used instead of `workflow.input_key(input)`. With
@@ -241,12 +257,17 @@ class WorkflowService:
                 and a repeat reports `duplicate`. At most 512 bytes of UTF-8.
             settle: For the effect runtime only: a fenced change to a claimed outbox row or timer that
                 commits in the same transaction, or makes the whole call fail with `LeaseLost`.
+            not_before: Run the input no earlier than this time (timezone-aware); due-ness is judged by the
+                store's clock, like every timer (design/operations.md, "One clock").
+            delay: Run the input no earlier than this long from now, counted on the store's clock (the
+                database server's; a `ManualClock`'s time under one). Not with `not_before`.
 
         Returns:
             The outcome: `accepted` (with the new state and the appended events), `rejected` (with the
-            reason), `already_completed` or `duplicate`.
+            reason), `already_completed` or `duplicate`; `scheduled` for a delayed start.
 
         Raises:
+            InvalidDelay: `not_before` is naive, `delay` is negative, or both are given (nothing is written).
             UnknownInputType: No registered workflow declares the input's class.
             InvalidWorkflowId: The instance id or input key is empty, not a string, over 512 bytes of
                 UTF-8, or holds NUL or a lone surrogate.
@@ -263,7 +284,70 @@ class WorkflowService:
             CommitUnknown: The connection was lost while COMMIT was in flight; retry only with an input key.
         """
         reg, workflow_id = self.route(input)
+        if not_before is not None or delay is not None:
+            return self._delay(reg, workflow_id, input, input_key, not_before, delay)
         return self._execute(reg, workflow_id, input, settle, input_key)
+
+    def _delay(
+        self,
+        reg: Registration,
+        workflow_id: str,
+        input: object,
+        explicit_key: str | None,
+        not_before: datetime | None,
+        delay: timedelta | None,
+    ) -> Outcome[Any, Any]:
+        """A delayed start: check the time, derive the keys, record the reserved timer under the lock."""
+        wf = reg.workflow
+        if not_before is not None and delay is not None:
+            raise InvalidDelay("give not_before or delay, not both", workflow_type=wf.type, workflow_id=workflow_id)
+        if not_before is not None and not_before.utcoffset() is None:
+            raise InvalidDelay("not_before must be timezone-aware", workflow_type=wf.type, workflow_id=workflow_id)
+        if delay is not None and delay < timedelta(0):
+            raise InvalidDelay(f"delay must not be negative: {delay}", workflow_type=wf.type, workflow_id=workflow_id)
+        key = self._input_key(reg, workflow_id, input, explicit_key)
+        # Unkeyed: a fresh timer per call (the shell makes the id; the pure step never draws one).
+        token = key if key is not None else f"unkeyed-{uuid.uuid4().hex}"
+        now = self.clock.now()
+        with self.observer.decision(wf.type, workflow_id, type(input).__name__) as probe:
+            outcome = reg.handler.delay(
+                input,
+                workflow_id,
+                now,
+                timer_key=delayed_start_timer(token),
+                input_key=key,
+                schedule_key=input_key_for("delay", key),
+                not_before=not_before,
+                delay=delay,
+                base=store_time(self.clock),
+                probe=probe,
+            )
+            probe.outcome = outcome.status.value
+        return outcome
+
+    def _input_key(self, reg: Registration, workflow_id: str, input: object, explicit_key: str | None) -> str | None:
+        """The input's idempotency key: the caller's, else `workflow.input_key(input)`; checked."""
+        wf = reg.workflow
+        if explicit_key is not None:
+            key: str | None = explicit_key
+        else:
+            try:
+                key = wf.input_key(input)
+            except Exception as exc:
+                raise DecideFailed(
+                    f"input_key raised {type(exc).__name__}: {exc}",
+                    workflow_type=wf.type,
+                    workflow_id=workflow_id,
+                ) from exc
+        if key is not None:
+            problem = key_problem(key)
+            if problem is not None:
+                raise InvalidWorkflowId(
+                    f"invalid input key for {type(input).__qualname__}: {problem}",
+                    workflow_type=wf.type,
+                    workflow_id=workflow_id,
+                )
+        return key
 
     def execute_on(
         self,
@@ -319,25 +403,7 @@ class WorkflowService:
         explicit_key: str | None = None,
     ) -> Outcome[Any, Any]:
         wf = reg.workflow
-        if explicit_key is not None:
-            key: str | None = explicit_key
-        else:
-            try:
-                key = wf.input_key(input)
-            except Exception as exc:
-                raise DecideFailed(
-                    f"input_key raised {type(exc).__name__}: {exc}",
-                    workflow_type=wf.type,
-                    workflow_id=workflow_id,
-                ) from exc
-        if key is not None:
-            problem = key_problem(key)
-            if problem is not None:
-                raise InvalidWorkflowId(
-                    f"invalid input key for {type(input).__qualname__}: {problem}",
-                    workflow_type=wf.type,
-                    workflow_id=workflow_id,
-                )
+        key = self._input_key(reg, workflow_id, input, explicit_key)
         started = time.perf_counter()
         with self.observer.decision(wf.type, workflow_id, type(input).__name__) as probe:
             outcome = reg.handler.execute(input, workflow_id, key, self.clock.now(), settle, probe=probe)
@@ -354,7 +420,17 @@ class WorkflowService:
             )
         return outcome
 
-    def send(self, workflow_type: str, workflow_id: str, input_type: str, data: Any) -> Outcome[Any, Any]:
+    def send(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        input_type: str,
+        data: Any,
+        *,
+        input_key: str | None = None,
+        not_before: datetime | None = None,
+        delay: timedelta | None = None,
+    ) -> Outcome[Any, Any]:
         """Execute an input given by its stored type name and JSON data (for operators and non-Python callers).
 
         Args:
@@ -362,9 +438,12 @@ class WorkflowService:
             workflow_id: the instance to deliver it to.
             input_type: the stored name the workflow declares for the input, e.g. ``"greeting.approval/1"``.
             data: the input's fields as parsed JSON (a dict).
+            input_key: an idempotency key for this call (as `execute`).
+            not_before: a delayed start: run it no earlier than this time (as `execute`).
+            delay: a delayed start: run it no earlier than this long from now (as `execute`).
 
         Returns:
-            What the input did, as `execute`.
+            What the input did, as `execute` (`scheduled` for a delayed start).
 
         Raises:
             NotFound: the workflow type is not registered.
@@ -372,10 +451,13 @@ class WorkflowService:
             DecodeError: the data does not fit the input's class.
             DecideFailed: `input_key` or the workflow's code raised (nothing was written).
             InvalidWorkflowId: the input's key is not a valid key (empty, too long, control characters).
+            InvalidDelay: the delayed start's time is unusable (as `execute`).
         """
         reg = self.registration(workflow_type)
         input = reg.codec.decode_input(input_type, data, workflow_id)
-        return self._execute(reg, workflow_id, input, None)
+        if not_before is not None or delay is not None:
+            return self._delay(reg, workflow_id, input, input_key, not_before, delay)
+        return self._execute(reg, workflow_id, input, None, input_key)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -521,6 +603,9 @@ class WorkflowService:
             LeaseLost: `settle`'s claim was lost; nothing was written.
         """
         reg = self.registration(workflow_type)
+        if input_type == DELAYED_START_INPUT:
+            delayed = reg.codec.decode_input(data["input_type"], data["data"], workflow_id)
+            return self._execute(reg, workflow_id, delayed, settle, data.get("input_key"))
         if input_type == RUN_TIMEOUT_INPUT:
             deadline = datetime.fromisoformat(data["deadline"])
             with self.observer.decision(workflow_type, workflow_id, "run_timeout") as probe:

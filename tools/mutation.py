@@ -390,6 +390,43 @@ def mutations() -> list[Mutation]:
             ),
             (*DECISIONS, *DECIDER),
         ),
+        # -- delayed start (design/schedules.md) -----------------------------------------------------------------
+        Mutation(
+            "decider.delay: drop the scheduling-key check",
+            "key",
+            (
+                _py(
+                    "ironflow_py/decider.py",
+                    "if key_status is not None:  # this key was scheduled before",
+                    "if False:  # this key was scheduled before",
+                ),
+            ),
+            ("tests/contract/test_delayed_start.py",),
+        ),
+        Mutation(
+            "delayed start: delay counted on the caller's clock, not the store's",
+            "clock",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "(base if base is not None else tx.now()) + delay",
+                    "(base if base is not None else now) + delay",
+                ),
+            ),
+            ("tests/integration/test_delayed_start.py",),
+        ),
+        Mutation(
+            "fire_timer: the delayed input runs without its input key",
+            "key",
+            (
+                _py(
+                    "ironflow_py/service.py",
+                    'delayed, settle, data.get("input_key"))',
+                    "delayed, settle, None)",
+                ),
+            ),
+            ("tests/contract/test_delayed_start.py",),
+        ),
         # -- snapshots -------------------------------------------------------------------------------------------
         Mutation(
             "decider: an ignored snapshot is not marked for replacement",

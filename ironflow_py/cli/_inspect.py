@@ -33,12 +33,14 @@ def instances(settings: Settings, workflow_type: str | None, status: str | None,
     with settings.store() as store:
         service = app.service(store)
         rows = service.list_instances(workflow_type, InstanceStatus(status) if status else None, limit=limit)
+        shown = [inspection.shown_status(store, r) for r in rows]
     text = "\n".join(
-        f"{r.workflow_type:<20} {r.workflow_id:<36} {r.status.value:<10} seq {r.last_seq:<6} "
+        f"{r.workflow_type:<20} {r.workflow_id:<36} {shown_as:<10} seq {r.last_seq:<6} "
         f"updated {r.updated_at:%Y-%m-%d %H:%M:%S}" + (" paused" if r.paused_at else "")
-        for r in rows
+        for r, shown_as in zip(rows, shown, strict=True)
     )
-    settings.emit([attrs.asdict(r) for r in rows], text or "no instances")
+    data = [attrs.asdict(r) | {"shown_status": shown_as} for r, shown_as in zip(rows, shown, strict=True)]
+    settings.emit(data, text or "no instances")
 
 
 @inspect.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -83,21 +84,50 @@ def _emit_outcome(settings: Settings, service: WorkflowService, outcome: Outcome
 @click.argument("workflow_id")
 @option("--input-type", required=True, help="The input's stored type name, e.g. greeting.approval/1.")
 @click.option("--json", "--data", "data", required=True, help="The input's fields as a JSON object.")
+@option("--input-key", default=None, help="An idempotency key: a repeat with the same key is a duplicate.")
+@option("--not-before", default=None, help="Run it no earlier than this time (ISO 8601 with an offset).")
+@option("--delay", type=float, default=None, help="Run it no earlier than this many seconds from now.")
 @pass_settings
-def send(settings: Settings, workflow_type: str, workflow_id: str, input_type: str, data: str) -> int:
+def send(
+    settings: Settings,
+    workflow_type: str,
+    workflow_id: str,
+    input_type: str,
+    data: str,
+    input_key: str | None,
+    not_before: str | None,
+    delay: float | None,
+) -> int:
     """Deliver an input, named by its stored type name, to an instance (for operators and other languages).
 
-    Exits 0 when the input was accepted or was a duplicate, 3 when it was rejected or the instance had closed.
+    With --not-before or --delay the input is a delayed start: it runs when a worker finds it due.
+    Exits 0 when the input was accepted, scheduled or a duplicate, 3 when it was rejected or the instance
+    had closed.
     """
     try:
         fields = json.loads(data)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"--json is not valid JSON: {exc}") from exc
+    at = None
+    if not_before is not None:
+        try:
+            at = datetime.fromisoformat(not_before)
+        except ValueError as exc:
+            raise ConfigurationError(f"--not-before is not an ISO 8601 time: {exc}") from exc
     with settings.store() as store:
         service = settings.app().service(store)
-        outcome = service.send(workflow_type, workflow_id, input_type, fields)
+        outcome = service.send(
+            workflow_type,
+            workflow_id,
+            input_type,
+            fields,
+            input_key=input_key,
+            not_before=at,
+            delay=None if delay is None else timedelta(seconds=delay),
+        )
         _emit_outcome(settings, service, outcome)
-    return 0 if outcome.status in (OutcomeStatus.ACCEPTED, OutcomeStatus.DUPLICATE) else NOT_COMPLETED_EXIT
+    ok = (OutcomeStatus.ACCEPTED, OutcomeStatus.DUPLICATE, OutcomeStatus.SCHEDULED)
+    return 0 if outcome.status in ok else NOT_COMPLETED_EXIT
 
 
 @click.group(cls=Group)

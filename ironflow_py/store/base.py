@@ -292,6 +292,14 @@ class Transaction(Protocol):
         """The status recorded for the transaction's input key (None: not seen, or no key)."""
         ...
 
+    def now(self) -> datetime:
+        """The store's clock in this transaction (PostgreSQL: the server's `now()`; memory: the system clock).
+
+        What a delay counts from when due-ness is judged by the store's clock (design/operations.md, "One
+        clock").
+        """
+        ...
+
     def hold(self, paused_at: datetime | None, now: datetime) -> None:
         """Set (a time) or clear (None) the instance's dispatch hold, and record the input key as accepted.
 

@@ -467,6 +467,10 @@ class MemoryTransaction:
         key = self._input_key
         return self._store._keys.get((*self._ref, key)) if key is not None else None
 
+    def now(self) -> datetime:
+        """The system clock in UTC (see `Transaction.now`)."""
+        return SystemClock().now()
+
     def hold(self, paused_at: datetime | None, now: datetime) -> None:
         """Set or clear the dispatch hold (see `Transaction.hold`)."""
         store = self._store

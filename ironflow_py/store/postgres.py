@@ -731,6 +731,12 @@ class PostgresTransaction:
         ).fetchone()
         return OutcomeStatus(row[0]) if row else None
 
+    def now(self) -> datetime:
+        """The database server's `now()` (the transaction's start; see `Transaction.now`)."""
+        row = self._conn.execute(self._store.q["database_now"]).fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
     def hold(self, paused_at: datetime | None, now: datetime) -> None:
         """Set or clear the dispatch hold in one statement, `hold_instance` (see `Transaction.hold`)."""
         params = {

@@ -54,6 +54,14 @@ class InstanceOverview:
     overdue_timers: int
 
     @property
+    def shown_status(self) -> str:
+        """The status to show: `scheduled` for an open instance with no events yet and a timer pending (a
+        delayed start), else the stored status."""
+        if self.info.status == InstanceStatus.RUNNING and self.info.last_seq == 0 and self.timers:
+            return "scheduled"
+        return self.info.status.value
+
+    @property
     def stuck(self) -> str | None:
         """Why the instance looks stuck ("dead effect", "overdue timer", "waiting on input"), or None."""
         if self.dead_effects:

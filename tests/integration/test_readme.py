@@ -68,3 +68,22 @@ def test_readme_upcasting_example_runs(pg_url: str, schema: str, capsys: pytest.
         "account.deposited/2",
     ]
     namespace["store"].close()
+
+
+def test_readme_delayed_start_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Delayed starts" block, run after the first example in the same namespace."""
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    delayed = next((b for b in blocks if "delay=timedelta" in b), None)
+    assert delayed is not None, "the README lost its delayed start example"
+    first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(delayed, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.split("\n")[:3] == ["scheduled", "duplicate", "['ironflow.start/payday-2026-12']"]
+    namespace["store"].close()
