@@ -56,6 +56,7 @@ from ironflow_py.records import (
     OutcomeStatus,
     RecordedEvent,
 )
+from ironflow_py.schedule import Schedule, ScheduledRun
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
 from ironflow_py.upcasting import Upcast
@@ -132,6 +133,8 @@ __all__ = [
     "RetryPolicy",
     "Retryable",
     "RunOutcome",
+    "Schedule",
+    "ScheduledRun",
     "SchemaNotMigrated",
     "StoreError",
     "SystemClock",

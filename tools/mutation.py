@@ -427,6 +427,55 @@ def mutations() -> list[Mutation]:
             ),
             ("tests/contract/test_delayed_start.py",),
         ),
+        # -- schedules, pure (design/schedules.md) ---------------------------------------------------------------
+        Mutation(
+            "schedule: a wall time in the spring-forward gap is not skipped",
+            "schedule",
+            (
+                _py(
+                    "ironflow_py/schedule.py",
+                    "continue  # in the spring-forward gap",
+                    "pass  # in the spring-forward gap",
+                ),
+            ),
+            ("tests/unit/test_schedule.py",),
+        ),
+        Mutation(
+            "schedule: the repeated autumn hour fires at its second occurrence",
+            "schedule",
+            (
+                _py(
+                    "ironflow_py/schedule.py",
+                    "naive.replace(tzinfo=zone, fold=0)",
+                    "naive.replace(tzinfo=zone, fold=1)",
+                ),
+            ),
+            ("tests/unit/test_schedule.py",),
+        ),
+        Mutation(
+            "schedule: catchup one starts every recent fire time (a burst)",
+            "schedule",
+            (_py("ironflow_py/schedule.py", "fire = tuple(recent[-1:])", "fire = tuple(recent)"),),
+            ("tests/unit/test_schedule.py",),
+        ),
+        Mutation(
+            "schedule: catch-up ignores the window",
+            "schedule",
+            (_py("ironflow_py/schedule.py", "        if at < horizon:\n", "        if False:\n"),),
+            ("tests/unit/test_schedule.py",),
+        ),
+        Mutation(
+            "schedule: overlap skip does not skip",
+            "schedule",
+            (_py("ironflow_py/schedule.py", 'if policy == "skip":', 'if policy == "never":'),),
+            ("tests/unit/test_schedule.py",),
+        ),
+        Mutation(
+            "schedule: jitter not seeded by the schedule's name",
+            "schedule",
+            (_py("ironflow_py/schedule.py", 'seed = f"{schedule.name}\\x1f', 'seed = f"\\x1f'),),
+            ("tests/unit/test_schedule.py",),
+        ),
         # -- snapshots -------------------------------------------------------------------------------------------
         Mutation(
             "decider: an ignored snapshot is not marked for replacement",

@@ -19,6 +19,7 @@ CORE = [
     "errors.py",
     "lifecycle.py",
     "records.py",
+    "schedule.py",
     "diagram.py",
     "effects/_registry.py",
     "store/base.py",
