@@ -15,6 +15,7 @@ from ironflow_py import (
     DecodeError,
     EffectContext,
     EffectRegistry,
+    InMemoryProjection,
     ManualClock,
     UnknownTypeName,
     WorkflowService,
@@ -74,6 +75,9 @@ def test_old_events_decode_through_the_upcasters_in_history_state_and_decisions(
         (3, "shop.placed/3", Placed("tea", 4, 250)),
     ]
     assert service.state("shop", "o1") == ShopState(items=34, lines=3)
+    # A projection of the history (the PostgreSQL projection worker: tests/integration/test_versioning.py).
+    items = InMemoryProjection("items", 0, lambda n, r: n + r.event.quantity, event_classes=[Placed])
+    assert items.fold(history) == 34
     assert service.execute(Place("o1", "tea", 1)).state == ShopState(items=35, lines=4)
     # Nothing stored was rewritten by reading it.
     assert [e.type_name for e in store.events("shop", "o1")][:2] == ["shop.placed/1", "shop.placed/2"]
