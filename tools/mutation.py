@@ -570,6 +570,18 @@ def mutations() -> list[Mutation]:
             VERSIONING,
         ),
         Mutation(
+            "snapshots verify --drop deletes the stale snapshot instead of replacing it at the last event",
+            "snapshot",
+            (
+                _py(
+                    "ironflow_py/upgrade/_snapshots.py",
+                    "tx.write(Writes(service.clock.now(), last, snapshot=snapshot))",
+                    "tx.drop_snapshot(snap.seq)",
+                ),
+            ),
+            VERSIONING,
+        ),
+        Mutation(
             "snapshots verify: a stale snapshot passes",
             "snapshot",
             (_py("ironflow_py/upgrade/_snapshots.py", "if fresh == snap.data:", "if True:"),),

@@ -61,14 +61,19 @@ def snapshots() -> None:
 
 @snapshots.command("verify")
 @click.argument("workflow_type")
-@option("--drop", is_flag=True, default=False, help="Delete each snapshot that does not match the fresh fold.")
+@option(
+    "--drop",
+    is_flag=True,
+    default=False,
+    help="Replace each snapshot that does not match by a fresh fold at the last event.",
+)
 @pass_settings
 def verify(settings: Settings, workflow_type: str, drop: bool) -> int:
     """Fold every instance with a snapshot from its first event and compare with the snapshot.
 
     Reports ok, mismatch (the fields that differ), other_version or unreadable per instance. Exits 3 when a
-    mismatching snapshot is left (not dropped) or a history is unreadable. After --drop, restart the
-    workers: their in-process state caches may still hold states derived from the dropped snapshots.
+    mismatching snapshot is left (not dropped) or a history is unreadable. --drop replaces each mismatching
+    snapshot with the state folded from scratch at the last event; running workers pick it up.
     """
     with settings.store() as store:
         checks = list(verify_snapshots(settings.app().service(store), workflow_type, drop=drop))

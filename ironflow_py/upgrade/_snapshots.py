@@ -10,6 +10,7 @@ import attrs
 from ironflow_py.codec import loads
 from ironflow_py.errors import IronflowError
 from ironflow_py.service import WorkflowService
+from ironflow_py.store.base import NewSnapshot, Writes
 
 
 class SnapshotStatus(enum.Enum):
@@ -35,7 +36,7 @@ class SnapshotCheck:
         status: What the comparison found.
         detail: For a mismatch, the top-level fields that differ (names only, never values); for an
             unreadable history, the typed error.
-        dropped: True if the snapshot was deleted (`drop=True` and a mismatch).
+        dropped: True if the snapshot was replaced by one folded from scratch (`drop=True` and a mismatch).
     """
 
     workflow_id: str
@@ -57,15 +58,16 @@ def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool
 
     A snapshot stores what `evolve` computed when it was written. If `evolve` changed since without a
     `state_version` bump, decisions (and `WorkflowService.state`, which rebuilds the same way) start from
-    that old result. This finds such snapshots; with `drop`, it deletes each mismatching one under the
-    instance's lock (only if it is still the one verified), so the next rebuild folds from scratch and the
-    next decision writes a fresh snapshot. Workers keep their in-process state caches: restart them after
-    dropping (design/versioning.md).
+    that old result. This finds such snapshots. With `drop`, each mismatching one is replaced, under the
+    instance's lock, by the state folded from scratch at the instance's last event. A snapshot at the last
+    event is newer than any state a worker has cached for the instance, so every worker's next rebuild of it
+    starts from the replacement: no worker keeps a state derived from the stale snapshot, and none needs a
+    restart (design/versioning.md).
 
     Args:
         service: A service with the workflow registered (the code deployed now).
         workflow_type: The workflow type.
-        drop: Delete the snapshots that do not match.
+        drop: Replace the snapshots that do not match.
 
     Yields:
         One check per instance with a snapshot, in (type, id) order.
@@ -95,9 +97,10 @@ def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool
                 if snap.state_version != version:
                     check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OTHER_VERSION)
                 else:
-                    events = [e for e in tx.events_after(0) if e.seq <= snap.seq]
+                    events = tx.events_after(0)
+                    covered = [e for e in events if e.seq <= snap.seq]
                     try:
-                        state, _ = decider.fold(workflow_id, decider.initial(workflow_id), 0, events)
+                        state, _ = decider.fold(workflow_id, decider.initial(workflow_id), 0, covered)
                         fresh = loads(codec.encode_state(state, workflow_id))
                     except IronflowError as exc:
                         check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.UNREADABLE, str(exc))
@@ -105,12 +108,17 @@ def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool
                         if fresh == snap.data:
                             check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OK)
                         else:
-                            dropped = drop and tx.drop_snapshot(snap.seq)
+                            if drop:
+                                tail = [e for e in events if e.seq > snap.seq]
+                                state, last = decider.fold(workflow_id, state, snap.seq, tail)
+                                snapshot = NewSnapshot(version, codec.encode_state(state, workflow_id))
+                                # The same upsert a decision makes: the snapshot row at `last` (design/snapshots.md).
+                                tx.write(Writes(service.clock.now(), last, snapshot=snapshot))
                             check = SnapshotCheck(
                                 workflow_id,
                                 snap.seq,
                                 SnapshotStatus.MISMATCH,
                                 _differing_fields(fresh, snap.data),
-                                dropped,
+                                drop,
                             )
             yield check
