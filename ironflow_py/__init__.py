@@ -10,9 +10,11 @@ from ironflow_py import _lazy
 from ironflow_py.app import App
 from ironflow_py.clock import Clock, ManualClock, SystemClock
 from ironflow_py.codec import make_converter
-from ironflow_py.decision import Decision, Timer
+from ironflow_py.composition import ChildRef, Join, Resolution
+from ironflow_py.decision import ChildStart, Decision, Message, Timer
 from ironflow_py.effects import EffectContext, EffectRegistry, RetryPolicy
 from ironflow_py.errors import (
+    ChildConflict,
     CodecError,
     CommitUnknown,
     ConcurrencyConflict,
@@ -87,6 +89,9 @@ __all__ = [
     "App",
     "CancelRequest",
     "Cancelled",
+    "ChildConflict",
+    "ChildRef",
+    "ChildStart",
     "Clock",
     "CodecError",
     "CommitUnknown",
@@ -110,9 +115,11 @@ __all__ = [
     "InvalidDelay",
     "InvalidWorkflowId",
     "IronflowError",
+    "Join",
     "LeaseLost",
     "ManualClock",
     "MemoryStore",
+    "Message",
     "MigrationError",
     "NotCancellable",
     "NotFound",
@@ -130,6 +137,7 @@ __all__ = [
     "ProjectionStatus",
     "ProjectionWorker",
     "RecordedEvent",
+    "Resolution",
     "RetryPolicy",
     "Retryable",
     "RunOutcome",

@@ -13,8 +13,9 @@ from typing import Any
 import attrs
 
 from ironflow_py._cache import StateCache
-from ironflow_py.decider import Decider, Rebuilt
-from ironflow_py.errors import InstanceClosed, NotFound
+from ironflow_py.composition import ParentLink
+from ironflow_py.decider import Decider, Rebuilt, Step, Unchanged
+from ironflow_py.errors import ChildConflict, InstanceClosed, NotFound
 from ironflow_py.lifecycle import input_key_for
 from ironflow_py.records import Outcome, OutcomeStatus
 from ironflow_py.store.base import Settle, Store, Transaction, Writes, Written
@@ -98,6 +99,86 @@ class CommandHandler:
         if self.cache is not None and rebuilt.seq > 0:
             self.cache.put(workflow_id, rebuilt)
         return rebuilt
+
+    def start_child(
+        self,
+        input: object,
+        workflow_id: str,
+        input_key: str,
+        now: datetime,
+        parent: ParentLink,
+        inherited_deadline: datetime | None,
+        settle: Settle | None,
+        *,
+        probe: Probe | None = None,
+    ) -> Outcome[Any, Any]:
+        """Start a child: its first input, with the parent link written with the instance it creates.
+
+        Under the child's lock only (the parent is not locked: a message never locks two instances). A
+        child that exists already with this parent is a `duplicate` (starting it again is idempotent);
+        one that exists with another parent, or none, is refused.
+
+        Args:
+            input: the child's first input.
+            workflow_id: the child's id.
+            input_key: the key derived from the start row (`delivery_key`).
+            now: the decision time.
+            parent: the parent the child records, with its parent-close policy.
+            inherited_deadline: the parent's run deadline when the child inherits it, else None.
+            settle: the fenced "done" of the start row, committed with the child's first decision.
+            probe: the observer's record of this decision (see `execute`), or None.
+
+        Returns:
+            What the input did (accepted, rejected, duplicate; already_completed for a closed child of this
+            parent).
+
+        Raises:
+            ChildConflict: the id belongs to another instance; nothing was written.
+            LeaseLost, DecideFailed, CodecError, StoreError: as `execute`.
+        """
+        decider = self.decider
+        cached = self.cache.get(workflow_id) if self.cache is not None else None
+        with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
+            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            step: Step | None = None
+            if key_status is None and rebuilt.seq > 0:
+                info = tx.instance()
+                owner = None if info is None else (info.parent_type, info.parent_id)
+                if owner != (parent.workflow_type, parent.workflow_id):
+                    held = "no parent" if owner is None or owner[1] is None else f"parent {owner[0]}/{owner[1]}"
+                    raise ChildConflict(
+                        f"cannot start it as a child of {parent.workflow_type}/{parent.workflow_id}: the id "
+                        f"already belongs to an instance with {held}",
+                        workflow_type=self.type,
+                        workflow_id=workflow_id,
+                    )
+                # The same parent started this id before (another decision): idempotent, nothing to do.
+                step = Unchanged(
+                    Outcome(
+                        OutcomeStatus.DUPLICATE,
+                        self.type,
+                        workflow_id,
+                        rebuilt.state,
+                        first_status=OutcomeStatus.ACCEPTED,
+                    ),
+                    rebuilt,
+                )
+            if step is None:
+                step = decider.decide(
+                    rebuilt,
+                    input,
+                    now,
+                    workflow_id=workflow_id,
+                    input_key=input_key,
+                    key_status=key_status,
+                    parent=parent,
+                    inherited_deadline=inherited_deadline,
+                )
+            writes = _observed(step.writes, probe)
+            written = tx.write(writes) if writes is not None else Written()
+        if self.cache is not None:
+            self.cache.put(workflow_id, step.rebuilt)
+        return step.result(written)
 
     def _load(
         self, tx: Transaction, workflow_id: str, cached: Rebuilt | None, probe: Probe | None = None

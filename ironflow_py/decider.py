@@ -21,7 +21,8 @@ from typing import Any
 import attrs
 
 from ironflow_py.codec import WorkflowCodec, dumps, loads
-from ironflow_py.decision import Decision, Timer
+from ironflow_py.composition import MESSAGE_ROW, START_CHILD_ROW, ParentLink
+from ironflow_py.decision import ChildStart, Decision, Message, Timer
 from ironflow_py.errors import CodecError, DecideFailed, DecodeError, EncodeError, NotFound, StoreError
 from ironflow_py.lifecycle import (
     DELAYED_START_INPUT,
@@ -116,6 +117,10 @@ class Accepted:
     outcome: RunOutcome | None = None
     #: What the caller is told: `accepted`, or `scheduled` for a delayed start (its timer is the only write).
     status: OutcomeStatus = OutcomeStatus.ACCEPTED
+    #: Messages to other instances, queued as reserved outbox rows after the effects.
+    messages: tuple[Message, ...] = ()
+    #: Children to start, queued as reserved outbox rows after the messages.
+    children: tuple[ChildStart, ...] = ()
 
     @property
     def state(self) -> Any:
@@ -138,20 +143,51 @@ class Accepted:
             self.workflow_id,
             self.state,
             recorded,
-            effect_ids=tuple(written.effect_ids),
+            effect_ids=tuple(written.effect_ids[: len(self.effects)]),
         )
 
 
 Step = Unchanged | Accepted
 
 
+class Peers:
+    """The workflows a decision may send messages to or start as children: pure lookups by type and input class.
+
+    The service fills one as workflows register and shares it with every `Decider`, so a message is
+    encoded with its target's codec when the decision is made (a value the target could not store fails
+    the deciding transaction, not the delivery).
+    """
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, Decider] = {}
+        self._by_input: dict[type, Decider] = {}
+
+    def add(self, decider: Decider) -> None:
+        """Make `decider`'s workflow a target, by its type and by each of its input classes."""
+        self._by_type[decider.type] = decider
+        for cls in decider.codec.inputs.classes():
+            self._by_input[cls] = decider
+
+    def for_type(self, workflow_type: str) -> Decider | None:
+        """The decider of a workflow type (None: not registered)."""
+        return self._by_type.get(workflow_type)
+
+    def for_input(self, cls: type) -> Decider | None:
+        """The decider of the workflow that declares input class `cls` (None: none does)."""
+        return self._by_input.get(cls)
+
+
 @attrs.frozen
 class Decider:
-    """One workflow's pure decide step with its codec; `snapshots` says whether decisions save snapshots."""
+    """One workflow's pure decide step with its codec; `snapshots` says whether decisions save snapshots.
+
+    `peers` are the workflows its decisions may message or start as children (None: only itself).
+    """
 
     workflow: AnyWorkflow
     codec: WorkflowCodec
     snapshots: bool = False
+    peers: Peers | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def type(self) -> str:
@@ -292,6 +328,8 @@ class Decider:
         workflow_id: str,
         input_key: str | None = None,
         key_status: OutcomeStatus | None = None,
+        parent: ParentLink | None = None,
+        inherited_deadline: datetime | None = None,
     ) -> Step:
         """The one decide step: key check, terminal check, `decide`, encoding, the new state and snapshot.
 
@@ -302,6 +340,8 @@ class Decider:
             workflow_id: the instance.
             input_key: the input's idempotency key, or None.
             key_status: the status recorded for `input_key` by an earlier execution (None: not seen).
+            parent: the parent a new child records (a start-child delivery), or None.
+            inherited_deadline: a parent's run deadline that caps a new child's own (`deadline="inherit"`).
 
         Returns:
             `Unchanged` (duplicate, already completed, rejected) or `Accepted`, each with the writes to make.
@@ -338,7 +378,58 @@ class Decider:
                 OutcomeStatus.REJECTED, self.type, workflow_id, state, reason=decision.rejection
             )
             return Unchanged(outcome, rebuilt, writes, decision)
-        return self._accept(decision, rebuilt, workflow_id, input_key, now, input)
+        return self._accept(decision, rebuilt, workflow_id, input_key, now, input, parent, inherited_deadline)
+
+    # -- messages and children ----------------------------------------------------------------------------
+
+    def _target(self, input: object, workflow_type: str | None, workflow_id: str, what: str) -> Decider:
+        peers = self.peers
+        if workflow_type is None:
+            target = self if type(input) in self.codec.inputs else None
+            if target is None and peers is not None:
+                target = peers.for_input(type(input))
+        elif workflow_type == self.type:
+            target = self
+        else:
+            target = peers.for_type(workflow_type) if peers is not None else None
+        if target is None or type(input) not in target.codec.inputs:
+            to = "any registered workflow" if workflow_type is None else f"workflow {workflow_type!r}"
+            raise CodecError(
+                f"{what} carries {type(input).__qualname__}, which is not an input of {to}",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        return target
+
+    def _target_id(self, target: Decider, input: object, given: str | None, workflow_id: str, what: str) -> str:
+        if given is None:
+            try:
+                given = target.workflow.workflow_id(input)
+            except Exception as exc:
+                raise self._fail(f"{what}: {target.type}.workflow_id", workflow_id, exc) from exc
+        problem = key_problem(given)
+        if problem is not None:
+            raise EncodeError(
+                f"{what}: the target id cannot be stored: {problem}", workflow_type=self.type, workflow_id=workflow_id
+            )
+        assert isinstance(given, str)
+        return given
+
+    def _relation_row(self, row_type: str, item: Message | ChildStart, workflow_id: str) -> tuple[str, str]:
+        """The reserved outbox row (type name, JSON text) that carries a message or a child start."""
+        if isinstance(item, Message):
+            what = f"message {type(item.input).__qualname__}"
+            target = self._target(item.input, item.workflow_type, workflow_id, what)
+            target_id = self._target_id(target, item.input, item.workflow_id, workflow_id, what)
+            extra = ""
+        else:
+            what = f"child start {type(item.input).__qualname__}"
+            target = self._target(item.input, None, workflow_id, what)
+            target_id = self._target_id(target, item.input, item.id, workflow_id, what)
+            extra = f',"on_parent_close":{dumps(item.on_parent_close)},"deadline":{dumps(item.deadline)}'
+        input_type, payload = target.codec.encode_input(item.input, target_id)
+        head = f'{{"to_type":{dumps(target.type)},"to_id":{dumps(target_id)},"input_type":{dumps(input_type)}'
+        return row_type, f'{head},"input":{payload}{extra}}}'
 
     def _accept(
         self,
@@ -348,6 +439,8 @@ class Decider:
         input_key: str | None,
         now: datetime,
         input: object,
+        parent: ParentLink | None = None,
+        inherited_deadline: datetime | None = None,
     ) -> Accepted:
         wf, codec = self.workflow, self.codec
         # The timer rule: the last Timer per key wins; a scheduled key is not also cancelled.
@@ -363,6 +456,8 @@ class Decider:
                 )
         events = [codec.encode_event(e, workflow_id) for e in decision.events]
         effects = [codec.encode_effect(f, workflow_id) for f in decision.effects]
+        effects += [self._relation_row(MESSAGE_ROW, m, workflow_id) for m in decision.messages]
+        effects += [self._relation_row(START_CHILD_ROW, c, workflow_id) for c in decision.children]
         new_timers = []
         for timer in timers:
             if timer.input.__class__ not in codec.inputs:
@@ -386,7 +481,7 @@ class Decider:
         if outcome is not None:
             writes_cancelled = (*cancelled, RUN_TIMEOUT_TIMER)  # the run deadline goes when the instance closes
         elif rebuilt.seq == 0 and events:
-            new_timers.extend(self._run_deadline(input, now, workflow_id))
+            new_timers.extend(self._run_deadline(input, now, workflow_id, inherited_deadline))
         last_seq = rebuilt.seq + len(events)
         snapshot = None
         snapshot_seq = rebuilt.snapshot_seq
@@ -412,6 +507,7 @@ class Decider:
             input_key=input_key,
             key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
             snapshot=snapshot,
+            parent=parent if rebuilt.seq == 0 else None,
         )
         if writes is not None and writes.is_empty():
             writes = None
@@ -428,17 +524,23 @@ class Decider:
             writes,
             decision,
             outcome,
+            messages=tuple(decision.messages),
+            children=tuple(decision.children),
         )
 
-    def _run_deadline(self, input: object, now: datetime, workflow_id: str) -> list[NewTimer]:
-        """The reserved run-timeout timer of a new instance (none when the workflow has no run timeout)."""
+    def _run_deadline(
+        self, input: object, now: datetime, workflow_id: str, inherited: datetime | None = None
+    ) -> list[NewTimer]:
+        """The reserved run-timeout timer of a new instance: its own timeout, capped by an inherited deadline."""
         try:
             timeout = self.workflow.run_timeout_for(input)
         except Exception as exc:
             raise self._fail("run_timeout_for", workflow_id, exc) from exc
-        if timeout is None:
+        deadline = None if timeout is None else now + timeout
+        if inherited is not None and (deadline is None or inherited < deadline):
+            deadline = inherited
+        if deadline is None:
             return []
-        deadline = now + timeout
         return [NewTimer(RUN_TIMEOUT_TIMER, deadline, RUN_TIMEOUT_INPUT, dumps({"deadline": deadline.isoformat()}))]
 
     # -- delayed start ------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any, Generic, Never, TypeVar
 
 import attrs
 
+from ironflow_py.composition import DEADLINE_POLICIES, PARENT_CLOSE_POLICIES
+
 # Covariant: a Decision[OrderPlaced, Never] is a Decision[OrderEvent, OrderEffect]. The builders take
 # fresh type variables and return the widened union, so `decide` needs no annotations inside.
 E_co = TypeVar("E_co", covariant=True)
@@ -36,6 +38,47 @@ class Timer(Generic[In]):
 
 
 @attrs.frozen
+class Message:
+    """A message to another instance: its `input`, delivered exactly once through the outbox.
+
+    Build one with `Decision.send` (routed by the input's class, like `WorkflowService.execute`) or
+    `Decision.send_to` (a given instance). The effect worker applies it to the target with an input key
+    derived from the outbox row, in the target's own transaction (design/composition.md).
+
+    Attributes:
+        input: The input to deliver (one of the target workflow's `inputs` classes).
+        workflow_type: The target's workflow type (None: the workflow that declares the input's class).
+        workflow_id: The target instance (None: the target's `workflow_id(input)`).
+    """
+
+    input: object
+    workflow_type: str | None = None
+    workflow_id: str | None = None
+
+
+@attrs.frozen
+class ChildStart:
+    """A child instance to start: `input` is delivered to it as its first input, and it records its parent.
+
+    Build one with `Decision.start_child`. Starting the same child id again is idempotent; an id that
+    already belongs to another instance is refused with `ChildConflict` (design/composition.md).
+
+    Attributes:
+        input: The child's first input (one of its workflow's `inputs` classes; it picks the workflow).
+        id: The child's instance id (None: the child workflow's `workflow_id(input)`).
+        on_parent_close: What happens to the child if the parent closes first: ``"request_cancel"`` (the
+            default, through the child's `cancel_input`), ``"terminate"`` or ``"abandon"``.
+        deadline: ``"inherit"`` (the default): the child's run deadline is the earlier of its own
+            `run_timeout` and its parent's run deadline; ``"own"``: its own `run_timeout` only.
+    """
+
+    input: object
+    id: str | None = None
+    on_parent_close: str = "request_cancel"
+    deadline: str = "inherit"
+
+
+@attrs.frozen
 class Decision(Generic[E_co, F_co]):
     """What `decide` returns: accept (events, effects, timers, timer cancellations) or reject with a reason.
 
@@ -49,6 +92,8 @@ class Decision(Generic[E_co, F_co]):
         timers: Timers to schedule or replace, by key; for one key the last listed wins.
         cancel_timers: Keys of timers to delete; a key also scheduled in this decision is scheduled.
         rejection: Why the input was refused; None for an accepted decision.
+        messages: Inputs to deliver to other instances after commit, exactly once each (`send`, `send_to`).
+        children: Child instances to start after commit (`start_child`).
     """
 
     events: tuple[E_co, ...] = ()
@@ -56,6 +101,8 @@ class Decision(Generic[E_co, F_co]):
     timers: tuple[Timer[Any], ...] = ()
     cancel_timers: tuple[str, ...] = ()
     rejection: object | None = None
+    messages: tuple[Message, ...] = ()
+    children: tuple[ChildStart, ...] = ()
 
     @property
     def rejected(self) -> bool:
@@ -113,7 +160,9 @@ class Decision(Generic[E_co, F_co]):
             ValueError: This decision is a rejection.
         """
         self._accepted()
-        return Decision((*self.events, *events), self.effects, self.timers, self.cancel_timers)
+        return Decision(
+            (*self.events, *events), self.effects, self.timers, self.cancel_timers, None, self.messages, self.children
+        )
 
     def with_effect(self, *effects: F2) -> Decision[E_co, F_co | F2]:
         """Add effects to run after commit, after the ones already in this decision.
@@ -131,7 +180,9 @@ class Decision(Generic[E_co, F_co]):
             ValueError: This decision is a rejection.
         """
         self._accepted()
-        return Decision(self.events, (*self.effects, *effects), self.timers, self.cancel_timers)
+        return Decision(
+            self.events, (*self.effects, *effects), self.timers, self.cancel_timers, None, self.messages, self.children
+        )
 
     def with_timer(self, key: str, at: datetime, input: object) -> Decision[E_co, F_co]:
         """Schedule `input` to be executed on this instance at `at`; a timer with the same key is replaced.
@@ -170,3 +221,76 @@ class Decision(Generic[E_co, F_co]):
         """
         self._accepted()
         return attrs.evolve(self, cancel_timers=self.cancel_timers + keys)
+
+    def send(self, input: object) -> Decision[E_co, F_co]:
+        """Deliver `input` to the instance it routes to, as `WorkflowService.execute(input)` would, after commit.
+
+        The message is queued in the outbox in this decision's transaction and applied to its target by the
+        effect worker in the target's own transaction, with an input key derived from the outbox row, so
+        it arrives exactly once and never locks two instances at once (design/composition.md).
+
+        Args:
+            input: An input of a registered workflow; its class picks the workflow, its `workflow_id`
+                the instance.
+
+        Returns:
+            A new decision; this one is unchanged.
+
+        Raises:
+            ValueError: This decision is a rejection.
+        """
+        self._accepted()
+        return attrs.evolve(self, messages=(*self.messages, Message(input)))
+
+    def send_to(self, workflow_type: str, workflow_id: str, input: object) -> Decision[E_co, F_co]:
+        """Deliver `input` to a given instance after commit (see `send`).
+
+        Args:
+            workflow_type: The target's workflow type.
+            workflow_id: The target instance's id.
+            input: One of the target workflow's inputs.
+
+        Returns:
+            A new decision; this one is unchanged.
+
+        Raises:
+            ValueError: This decision is a rejection.
+        """
+        self._accepted()
+        return attrs.evolve(self, messages=(*self.messages, Message(input, workflow_type, workflow_id)))
+
+    def start_child(
+        self,
+        input: object,
+        *,
+        id: str | None = None,
+        on_parent_close: str = "request_cancel",
+        deadline: str = "inherit",
+    ) -> Decision[E_co, F_co]:
+        """Start a child instance after commit: `input` is its first input and it records this instance as parent.
+
+        When the child closes, this workflow's `child_closed_input(ref, outcome)` gives the input the parent
+        receives, exactly once. When this instance closes first, each open child gets `on_parent_close`.
+
+        Args:
+            input: The child's first input; its class picks the child's workflow.
+            id: The child's instance id (None: the child workflow's `workflow_id(input)`). Starting the
+                same id again is idempotent; an id that belongs to another instance is refused
+                (`ChildConflict`, the start row is dead-lettered and `dead_letter_input` is told).
+            on_parent_close: ``"request_cancel"`` (default), ``"terminate"`` or ``"abandon"``.
+            deadline: ``"inherit"`` (default: the earlier of the child's `run_timeout` and this instance's
+                run deadline) or ``"own"``.
+
+        Returns:
+            A new decision; this one is unchanged.
+
+        Raises:
+            ValueError: This decision is a rejection, or a policy is not one of the values above.
+        """
+        self._accepted()
+        if on_parent_close not in PARENT_CLOSE_POLICIES:
+            raise ValueError(f"on_parent_close must be one of {PARENT_CLOSE_POLICIES}, not {on_parent_close!r}")
+        if deadline not in DEADLINE_POLICIES:
+            raise ValueError(f"deadline must be one of {DEADLINE_POLICIES}, not {deadline!r}")
+        child = ChildStart(input, id, on_parent_close, deadline)
+        return attrs.evolve(self, children=(*self.children, child))

@@ -266,6 +266,14 @@ class InvalidDelay(WorkflowError):
     """A delayed start's time is unusable (naive `not_before`, negative `delay`, or both); nothing was written."""
 
 
+class ChildConflict(WorkflowError):
+    """A child could not be started: its id already belongs to another instance (another parent, or none).
+
+    Permanent: the start row is dead-lettered and the parent's `dead_letter_input` is told. The message
+    names the child (`workflow_type`, `workflow_id`) and the parent that asked.
+    """
+
+
 class LeaseLost(IronflowError):
     """A worker's claim on an outbox row or timer no longer holds; the change it wanted was not applied.
 

@@ -112,6 +112,10 @@ class InstanceInfo:
         outcome_data: The stored outcome as parsed JSON (`WorkflowService.result` decodes it); None while
             running.
         paused_at: When an operator paused it (None: not paused); see design/lifecycle.md.
+        parent_type: The workflow type of the instance that started it as a child (None: no parent).
+        parent_id: That parent's id (None: no parent).
+        parent_close_policy: What it gets if the parent closes first (``"request_cancel"``, ``"terminate"``,
+            ``"abandon"``; None: no parent); see design/composition.md.
     """
 
     workflow_type: str
@@ -123,6 +127,9 @@ class InstanceInfo:
     closed_at: datetime | None = None
     outcome_data: Any = None
     paused_at: datetime | None = None
+    parent_type: str | None = None
+    parent_id: str | None = None
+    parent_close_policy: str | None = None
 
 
 @attrs.frozen

@@ -16,7 +16,8 @@ from ironflow_py._command_handler import CommandHandler
 from ironflow_py._log import get_log
 from ironflow_py.clock import Clock, SystemClock, store_time
 from ironflow_py.codec import WorkflowCodec, codec_for, make_converter
-from ironflow_py.decider import Decider
+from ironflow_py.composition import ParentLink
+from ironflow_py.decider import Decider, Peers
 from ironflow_py.errors import (
     ConfigurationError,
     DecideFailed,
@@ -111,6 +112,7 @@ class WorkflowService:
         self.state_cache_size = state_cache_size
         self._by_type: dict[str, Registration] = {}
         self._by_input: dict[type, Registration] = {}
+        self._peers = Peers()
         for workflow in workflows:
             self.register(workflow)
 
@@ -144,7 +146,7 @@ class WorkflowService:
             if not getattr(instance, attr, None):
                 raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
         codec = codec_for(instance, self.converter, show_values=self.show_values)
-        decider = Decider(instance, codec, snapshots=instance.uses_snapshots())
+        decider = Decider(instance, codec, snapshots=instance.uses_snapshots(), peers=self._peers)
         for table in (codec.inputs, codec.events, codec.effects):
             reserved = [n for n in table.names() if n.startswith(RESERVED_PREFIX)]
             if reserved:
@@ -162,6 +164,7 @@ class WorkflowService:
         for cls in codec.inputs.classes():
             self._by_input[cls] = reg
         self._by_type[wtype] = reg
+        self._peers.add(decider)
         return instance
 
     def registration(self, workflow_type: str) -> Registration:
@@ -458,6 +461,48 @@ class WorkflowService:
         if not_before is not None or delay is not None:
             return self._delay(reg, workflow_id, input, input_key, not_before, delay)
         return self._execute(reg, workflow_id, input, None, input_key)
+
+    def start_child(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        input: object,
+        parent: ParentLink,
+        *,
+        input_key: str,
+        inherited_deadline: datetime | None = None,
+        settle: Settle | None = None,
+    ) -> Outcome[Any, Any]:
+        """Start a child instance with its first input: the effect runtime's delivery of `Decision.start_child`.
+
+        Args:
+            workflow_type: The child's workflow type.
+            workflow_id: The child's id.
+            input: Its first input (one of that workflow's inputs).
+            parent: The parent it records, with its parent-close policy.
+            input_key: The key derived from the start row, so a repeated delivery is a `duplicate`.
+            inherited_deadline: The parent's run deadline, which caps the child's own (None: none).
+            settle: The fenced "done" of the start row, committed with the child's first decision.
+
+        Returns:
+            What the input did; `duplicate` when this parent started this id before.
+
+        Raises:
+            NotFound: `workflow_type` is not registered.
+            UnknownInputType: The input is not one of that workflow's inputs.
+            ChildConflict: The id belongs to an instance with another parent or none (nothing written).
+            LeaseLost, DecideFailed, CodecError, StoreError: As `execute_on`.
+        """
+        reg = self.registration(workflow_type)
+        if type(input) not in reg.codec.inputs:
+            raise UnknownInputType(type(input))
+        _check_id(workflow_type, workflow_id, "invalid child id")
+        with self.observer.decision(workflow_type, workflow_id, type(input).__name__) as probe:
+            outcome = reg.handler.start_child(
+                input, workflow_id, input_key, self.clock.now(), parent, inherited_deadline, settle, probe=probe
+            )
+            probe.outcome = outcome.status.value
+        return outcome
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from ironflow_py.composition import ChildRef
 from ironflow_py.decision import Decision
 from ironflow_py.lifecycle import CancelRequest, Completed, RunOutcome
 from ironflow_py.upcasting import UpcastFn
@@ -228,6 +229,23 @@ class Workflow(Generic[S, I, E, F]):
 
         Returns:
             One of this workflow's inputs, or None.
+        """
+        return None
+
+    def child_closed_input(self, child: ChildRef, outcome: RunOutcome) -> I | None:
+        """The input this instance receives when one of its children closes (pure; called by the effect worker).
+
+        The child's closing transaction queues the notice; the worker delivers the input this returns to
+        the parent exactly once (an input key derived from the notice), in the parent's own transaction.
+        A parent that has closed meanwhile gets nothing (`already_completed`).
+
+        Args:
+            child: Which child (its workflow type and the id it was started with).
+            outcome: How it ended: `Completed(result)` (`result` decoded with the child's `result_type`),
+                `Failed`, `Cancelled`, `TimedOut` or `Terminated`.
+
+        Returns:
+            One of this workflow's inputs, or None (the default) to deliver nothing.
         """
         return None
 

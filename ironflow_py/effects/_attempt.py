@@ -18,7 +18,9 @@ from typing import Any
 import attrs
 
 from ironflow_py.clock import Clock, store_time
+from ironflow_py.composition import RESERVED_ROWS
 from ironflow_py.effects._registry import EffectContext, EffectRegistry, Registered, RetryPolicy, idempotency_key
+from ironflow_py.effects._relations import deliver
 from ironflow_py.errors import (
     CodecError,
     DecodeError,
@@ -118,7 +120,7 @@ class Attempts:
                 self._loop = _LoopThread()
         return self._loop.run(entry.handler(effect, ctx))  # type: ignore[arg-type]
 
-    def _logged(self, claim: EffectClaim, outcome: str, started: float, **extra: Any) -> None:
+    def logged(self, claim: EffectClaim, outcome: str, started: float, **extra: Any) -> None:
         observer = self.service.observer
         observer.effect_finished(claim.workflow_type, claim.effect_type, outcome, time.perf_counter() - started)
         extra.update(observer.current_log_fields())
@@ -137,7 +139,7 @@ class Attempts:
 
     def log_done(self, claim: EffectClaim, started: float, held: bool) -> None:
         """The log line of a handler that returned nothing, once the batched "done" mark is known."""
-        self._logged(claim, "done" if held else "lease_lost", started)
+        self.logged(claim, "done" if held else "lease_lost", started)
 
     # -- effects ------------------------------------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class Attempts:
         if claimed_at is not None and time.monotonic() - claimed_at >= self.lease.total_seconds() / 2:
             started = time.perf_counter()
             if self.outbox.heartbeat(claim, store_time(self.clock), self.lease) is None:
-                self._logged(claim, "lease_lost", started, error="the claim expired while it waited in the queue")
+                self.logged(claim, "lease_lost", started, error="the claim expired while it waited in the queue")
                 return None
         with self.service.observer.effect_attempt(
             effect_id=claim.id,
@@ -167,18 +169,20 @@ class Attempts:
             return self._run_effect(claim)
 
     def _run_effect(self, claim: EffectClaim) -> tuple[EffectClaim, float] | None:
+        if claim.effect_type in RESERVED_ROWS:
+            return deliver(self, claim)  # a message, child start or notice: the worker delivers it itself
         started = time.perf_counter()
         try:
             reg = self.service.registration(claim.workflow_type)
             effect = reg.codec.decode_effect(claim.effect_type, claim.payload, claim.workflow_id)
         except (NotFound, DecodeError) as exc:
             # A row this code cannot read will not become readable by retrying: dead-letter it now.
-            self._dead(claim, None, None, _describe(exc), started, exc)
+            self.dead(claim, None, None, _describe(exc), started, exc)
             return None
         entry = self.registry.lookup(type(effect))
         if entry is None:
             error = f"no handler is registered for effect {type(effect).__qualname__} ({claim.effect_type!r})"
-            self._dead(claim, reg, effect, storable_text(error), started)
+            self.dead(claim, reg, effect, storable_text(error), started)
             return None
         max_attempts = entry.policy.max_attempts
         if claim.attempt > max_attempts:
@@ -189,7 +193,7 @@ class Attempts:
                 f"worker lost: attempt {claim.attempt - 1} of {max_attempts} ended without settling "
                 "(its process died or its lease expired); no attempts left"
             )
-            self._dead(claim, reg, effect, error, started)
+            self.dead(claim, reg, effect, error, started)
             return None
         ctx = EffectContext(
             claim.id,
@@ -202,10 +206,10 @@ class Attempts:
         try:
             result = self._call(entry, effect, ctx)
         except Permanent as exc:
-            self._dead(claim, reg, effect, _describe(exc), started, exc)
+            self.dead(claim, reg, effect, _describe(exc), started, exc)
             return None
         except Exception as exc:  # Retryable, or anything unexpected: both retry under the policy
-            self._failed(claim, entry.policy, reg, effect, _describe(exc), started, exc)
+            self.failed(claim, entry.policy, reg, effect, _describe(exc), started, exc)
             return None
         if result is None:
             return claim, started
@@ -213,17 +217,17 @@ class Attempts:
         try:
             outcome = self.service.execute(result, settle=settle)
         except LeaseLost:
-            self._logged(claim, "lease_lost", started)
+            self.logged(claim, "lease_lost", started)
         except StoreError:
             raise  # the database is unwell: leave the row to its lease, another attempt will come
         except _PERMANENT_FEEDBACK as exc:
             error = storable_text(f"the returned {type(result).__qualname__} can never be applied: {exc}")
-            self._dead(claim, reg, effect, error, started, exc)
+            self.dead(claim, reg, effect, error, started, exc)
         except IronflowError as exc:
             error = storable_text(f"the returned {type(result).__qualname__} could not be applied: {exc}")
-            self._failed(claim, entry.policy, reg, effect, error, started, exc)
+            self.failed(claim, entry.policy, reg, effect, error, started, exc)
         else:
-            self._logged(claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value)
+            self.logged(claim, "done", started, fed_back=type(result).__name__, decision=outcome.status.value)
         return None
 
     def _heartbeat(self, claim: EffectClaim) -> Any:
@@ -232,28 +236,28 @@ class Attempts:
             raise LeaseLost("effect", claim.id, self.outbox.worker)
         return until
 
-    def _failed(
+    def failed(
         self,
         claim: EffectClaim,
         policy: RetryPolicy,
-        reg: Registration,
+        reg: Registration | None,
         effect: object,
         error: str,
         started: float,
         exc: BaseException | None = None,
     ) -> None:
         if policy.exhausted(claim.attempt):
-            self._dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started, exc)
+            self.dead(claim, reg, effect, f"gave up after {claim.attempt} attempts: {error}", started, exc)
             return
         delay = policy.delay(claim.attempt, self.random)
         held = self.outbox.retry_effect_later(
             claim, store_time(self.clock), timedelta(seconds=delay), error, bounded_traceback(exc)
         )
-        self._logged(
+        self.logged(
             claim, "retry" if held else "lease_lost", started, error=error, retry_in_s=round(delay, 3), exc_info=exc
         )
 
-    def _dead(
+    def dead(
         self,
         claim: EffectClaim,
         reg: Registration | None,
@@ -286,7 +290,7 @@ class Attempts:
                 input = None
         if input is None:
             held = self.outbox.mark_dead(claim, now, error, tb)
-        self._logged(claim, "dead" if held else "lease_lost", started, error=error, exc_info=exc)
+        self.logged(claim, "dead" if held else "lease_lost", started, error=error, exc_info=exc)
 
     # -- timers -------------------------------------------------------------------------------------------
 

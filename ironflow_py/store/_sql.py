@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from importlib import resources
 
@@ -37,14 +38,19 @@ class Migration:
 
 
 def load_migrations(schema: str) -> list[Migration]:
-    """The numbered migration files in version order; versions must run 1, 2, 3 ... with no gap."""
+    """The numbered migration files in version order.
+
+    Gaps are allowed: migrations are applied as a set difference (those the schema has not recorded, in
+    version order), so work developed in parallel can land its numbered file in any order. A version
+    used twice is refused.
+    """
     found: list[Migration] = []
     for entry in resources.files("ironflow_py.store.sql.migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], _bind(entry.read_text("utf-8"), schema)))
     found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise ValueError(f"migration {expected:03d} is missing (found {migration.version:03d})")
+    for before, migration in itertools.pairwise(found):
+        if migration.version == before.version:
+            raise ValueError(f"migration {migration.version:03d} is defined twice ({before.name}, {migration.name})")
     return found

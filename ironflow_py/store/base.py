@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 import attrs
 
+from ironflow_py.composition import ParentLink
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 
 
@@ -99,6 +100,8 @@ class Writes:
     snapshot: NewSnapshot | None = None
     #: The W3C traceparent of the deciding span, stored on the effects and timers written (None: not traced).
     trace_context: str | None = None
+    #: The parent a new child instance records (written with the instance row it creates; None: no parent).
+    parent: ParentLink | None = None
 
     def touches_instance(self) -> bool:
         """True when the instance row must be created or updated (anything but a bare input key)."""
@@ -537,6 +540,22 @@ class Store(Protocol):
 
         Returns:
             The page of instance rows.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        ...
+
+    def children(self, workflow_type: str, workflow_id: str, *, open_only: bool = True) -> Sequence[InstanceInfo]:
+        """The instances started as children of one parent, ordered by (workflow type, id).
+
+        Args:
+            workflow_type: The parent's workflow type.
+            workflow_id: The parent's id.
+            open_only: Only children still running.
+
+        Returns:
+            Their instance rows (each names its parent and `parent_close_policy`).
 
         Raises:
             StoreError: The database could not be reached or refused the query.

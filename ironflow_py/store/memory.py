@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ironflow_py.clock import SystemClock
+from ironflow_py.composition import CHILD_CLOSED_ROW, PARENT_CLOSED_ROW, START_CHILD_ROW
 from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store._waiters import WaiterHub
@@ -287,8 +288,14 @@ class MemoryStore:
             closed_at = w.now if status.closed else None
             paused_at = old.paused_at if old else None
             outcome = None if w.outcome is None else json.loads(w.outcome)
-            self._instances[ref] = InstanceInfo(*ref, status, w.last_seq, created, w.now, closed_at, outcome, paused_at)
+            parent = (old.parent_type, old.parent_id, old.parent_close_policy) if old else (None, None, None)
+            if parent[1] is None and w.parent is not None:  # link_parent: written once, never moved
+                parent = (w.parent.workflow_type, w.parent.workflow_id, w.parent.on_parent_close)
+            self._instances[ref] = InstanceInfo(
+                *ref, status, w.last_seq, created, w.now, closed_at, outcome, paused_at, *parent
+            )
             if status.closed:
+                self._close_relations(ref, w.now)
                 # Waiters re-read under this lock, so they see the close once the write below returns.
                 self._waiters.notify(*ref)
         if snapshot is not None:
@@ -296,6 +303,48 @@ class MemoryStore:
         if w.input_key is not None and w.key_status is not None:
             self._keys[(*ref, w.input_key)] = w.key_status
         return Written(positions=positions, effect_ids=effect_ids)
+
+    def _close_relations(self, ref: tuple[str, str], now: datetime) -> None:
+        """`close_relations` (queries.sql): the notice to a parent, unstarted children, the parent-close sweep."""
+        info = self._instances[ref]
+        if info.parent_id is not None:
+            payload = {"parent_type": info.parent_type, "parent_id": info.parent_id, "outcome": info.outcome_data}
+            row = _OutboxRow(self._new_id(), *ref, CHILD_CLOSED_ROW, payload, now)
+            self._outbox[row.id] = row
+        sweep = False
+        for row in list(self._outbox.values()):
+            if (row.workflow_type, row.workflow_id) != ref or row.effect_type != START_CHILD_ROW:
+                continue
+            if row.payload.get("on_parent_close") == "abandon":
+                continue
+            if row.status in ("pending", "done"):
+                sweep = True
+            if row.status == "pending":
+                row.status = "cancelled"
+                row.locked_until = None
+        if sweep:
+            row = _OutboxRow(self._new_id(), *ref, PARENT_CLOSED_ROW, {}, now)
+            self._outbox[row.id] = row
+
+    def children(self, workflow_type: str, workflow_id: str, *, open_only: bool = True) -> list[InstanceInfo]:
+        """The instances started as children of one parent (see `Store.children`).
+
+        Args:
+            workflow_type: The parent's workflow type.
+            workflow_id: The parent's id.
+            open_only: Only children still running.
+
+        Returns:
+            Their instance rows, ordered by (workflow type, id).
+        """
+        with self._lock:
+            rows = sorted(self._instances.items())
+        return [
+            info
+            for _, info in rows
+            if (info.parent_type, info.parent_id) == (workflow_type, workflow_id)
+            and (not open_only or not info.status.closed)
+        ]
 
     def events(self, workflow_type: str, workflow_id: str) -> list[StoredEvent]:
         """Every stored event of one instance, in sequence order, not decoded (a consistent read, no lock).

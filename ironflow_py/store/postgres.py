@@ -178,9 +178,9 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
-    wtype, wid, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at = row
+    wtype, wid, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at, *parent = row
     return InstanceInfo(
-        wtype, wid, InstanceStatus(status), last_seq, created_at, updated_at, closed_at, outcome, paused_at
+        wtype, wid, InstanceStatus(status), last_seq, created_at, updated_at, closed_at, outcome, paused_at, *parent
     )
 
 
@@ -682,6 +682,25 @@ class PostgresStore:
             cur = conn.cursor(row_factory=args_row(_instance_info))
             return cur.execute(self.q["list_instances"], params).fetchall()
 
+    def children(self, workflow_type: str, workflow_id: str, *, open_only: bool = True) -> list[InstanceInfo]:
+        """The instances started as children of one parent (see `Store.children`).
+
+        Args:
+            workflow_type: The parent's workflow type.
+            workflow_id: The parent's id.
+            open_only: Only children still running.
+
+        Returns:
+            Their instance rows, ordered by (workflow type, id).
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        params = {"workflow_type": workflow_type, "workflow_id": workflow_id, "open_only": open_only}
+        with self.connection(workflow_type, workflow_id) as conn:
+            cur = conn.cursor(row_factory=args_row(_instance_info))
+            return cur.execute(self.q["children"], params).fetchall()
+
 
 class PostgresTransaction:
     """`Transaction` on one pooled connection inside `PostgresStore.locked`'s transaction block."""
@@ -799,4 +818,19 @@ class PostgresTransaction:
         }
         row = self._conn.execute(self._store.q["write_decision"], params).fetchone()
         assert row is not None
+        if w.parent is not None:
+            link = w.parent
+            self._conn.execute(
+                self._store.q["link_parent"],
+                {
+                    **self._ids,
+                    "parent_type": link.workflow_type,
+                    "parent_id": link.workflow_id,
+                    "policy": link.on_parent_close,
+                },
+            )
+        if w.status.closed:
+            # Only on the closing decision: the notice to a parent, the parent-close policy of children.
+            relations = {**self._ids, "now": w.now, "trace_context": w.trace_context, "channel": self._store.channel}
+            self._conn.execute(self._store.q["close_relations"], relations)
         return Written(positions=row[0], effect_ids=row[1])

@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 
 from ironflow_py.codec import codec_for, loads
-from ironflow_py.decider import Accepted, Decider, Origin, Rebuilt, Step
-from ironflow_py.decision import Decision, Timer
+from ironflow_py.decider import Accepted, Decider, Origin, Peers, Rebuilt, Step
+from ironflow_py.decision import ChildStart, Decision, Message, Timer
 from ironflow_py.errors import InvalidWorkflowId
 from ironflow_py.records import OutcomeStatus
 from ironflow_py.store.base import LoadedEvent
@@ -76,15 +76,29 @@ class WorkflowSpec:
     Args:
         workflow: The workflow class (instantiated with no arguments) or instance under test.
         converter: The cattrs converter the service uses (default: `make_converter()`).
+        peers: The workflows its decisions send messages to or start as children (classes or instances), so
+            those inputs are routed and encoded as the engine would; none needed for messages to itself.
 
     Raises:
         ConfigurationError: The workflow's type tables are inconsistent (as `WorkflowService.register`).
     """
 
-    def __init__(self, workflow: AnyWorkflow | type[AnyWorkflow], *, converter: Any = None) -> None:
+    def __init__(
+        self,
+        workflow: AnyWorkflow | type[AnyWorkflow],
+        *,
+        converter: Any = None,
+        peers: Iterable[AnyWorkflow | type[AnyWorkflow]] = (),
+    ) -> None:
         self.workflow: AnyWorkflow = workflow() if isinstance(workflow, type) else workflow
         self.codec = codec_for(self.workflow, converter)
-        self.decider = Decider(self.workflow, self.codec, snapshots=self.workflow.uses_snapshots())
+        directory = Peers()
+        self.decider = Decider(self.workflow, self.codec, snapshots=self.workflow.uses_snapshots(), peers=directory)
+        directory.add(self.decider)
+        for peer in peers:
+            instance = peer() if isinstance(peer, type) else peer
+            codec = codec_for(instance, self.codec.converter)
+            directory.add(Decider(instance, codec, peers=directory))
 
     def given(self, *events: object) -> Given:
         """Start a test from the instance's history before the input under test.
@@ -272,8 +286,10 @@ class Expectation:
         timers: Sequence[Timer[Any]] = _UNSET,
         cancelled_timers: Iterable[str] = _UNSET,
         state: object = _UNSET,
+        messages: Sequence[Message] = _UNSET,
+        children: Sequence[ChildStart] = _UNSET,
     ) -> Expectation:
-        """Assert the input was accepted with exactly these events, effects, timers and cancellations.
+        """Assert the input was accepted with exactly these events, effects, timers, cancellations, messages, children.
 
         Only the arguments given are compared. Timers and cancellations are compared as the engine applies
         them: the last timer per key, and only the cancelled keys that this decision does not schedule
@@ -285,6 +301,9 @@ class Expectation:
             timers: The timers to schedule.
             cancelled_timers: The timer keys cancelled.
             state: The state after the input.
+            messages: The messages sent (`Message(input)` for `send`, `Message(input, type, id)` for
+                `send_to`), in order.
+            children: The children started (`ChildStart(input, id, on_parent_close, deadline)`), in order.
 
         Returns:
             This expectation.
@@ -299,6 +318,8 @@ class Expectation:
             ("effects", effects, step.effects),
             ("timers", timers, step.timers),
             ("cancelled timers", cancelled_timers, step.cancelled_timers),
+            ("messages", messages, step.messages),
+            ("children", children, step.children),
         ]
         for what, expected, actual in checks:
             if expected is not _UNSET and list(expected) != list(actual):  # type: ignore[call-overload]

@@ -171,7 +171,10 @@ class Scenario:
     def terminate(
         self, workflow_type: str, workflow_id: str, reason: str | None = None, *, request_id: str | None = None
     ) -> Outcome[Any, Any]:
-        """Terminate the instance (`WorkflowService.terminate`): no workflow code runs.
+        """Terminate the instance (`WorkflowService.terminate`): no workflow code runs; then run what became due.
+
+        What became due is the instance's parent-close sweep (its open children get their policy) and,
+        for a child, the notice to its parent.
 
         Args:
             workflow_type: The workflow type.
@@ -182,7 +185,9 @@ class Scenario:
         Returns:
             accepted, already_completed or duplicate.
         """
-        return self.service.terminate(workflow_type, workflow_id, reason, request_id=request_id)
+        outcome = self.service.terminate(workflow_type, workflow_id, reason, request_id=request_id)
+        self.run_due()
+        return outcome
 
     def pause(self, workflow_type: str, workflow_id: str, *, request_id: str | None = None) -> OutcomeStatus:
         """Hold the instance's effects and timers until `resume` (`WorkflowService.pause`).

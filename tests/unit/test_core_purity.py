@@ -12,6 +12,7 @@ import ironflow_py
 CORE = [
     "workflow.py",
     "decision.py",
+    "composition.py",
     "decider.py",
     "codec.py",
     "upcasting.py",

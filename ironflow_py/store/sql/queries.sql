@@ -114,6 +114,62 @@ SELECT (SELECT coalesce(array_agg(position ORDER BY seq), '{{}}') FROM new_event
        -- stays the source of truth: a lost notification only costs latency.
        CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL
 
+-- name: link_parent
+-- A child records its parent in the transaction that creates it (a start-child delivery, under the
+-- child's lock only). `parent_id IS NULL`: a link is written once and never moved to another parent.
+UPDATE {schema}.instances
+SET parent_type = %(parent_type)s, parent_id = %(parent_id)s, parent_close_policy = %(policy)s
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND parent_id IS NULL
+
+-- name: close_relations
+-- Runs in the transaction that closes an instance, after write_decision (whose rows it sees), under that
+-- instance's lock only: a close never locks another instance (design/composition.md).
+-- notice: a child queues the notice to its parent, carrying its outcome, in the same transaction.
+-- unstarted: its own pending start-child rows whose policy is not 'abandon' are cancelled. A worker that
+--   is delivering one holds its row lock (the fenced settle), so this waits for that delivery to commit
+--   and then leaves the row (no longer pending): the child it created is committed before this close is.
+-- sweep: a parent that ever asked for a child with a policy queues one sweep row; the worker runs it
+--   after this commit, so it sees every child committed before (each gets its policy).
+WITH notice AS (
+    INSERT INTO {schema}.outbox
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context)
+    SELECT workflow_type, workflow_id, 'ironflow.child_closed/1',
+           jsonb_build_object('parent_type', parent_type, 'parent_id', parent_id, 'outcome', outcome),
+           %(now)s, %(now)s, %(trace_context)s
+    FROM {schema}.instances
+    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND parent_id IS NOT NULL
+    RETURNING 1
+), unstarted AS (
+    UPDATE {schema}.outbox
+    SET status = 'cancelled', completed_at = %(now)s, locked_until = NULL
+    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+      AND effect_type = 'ironflow.start_child/1' AND status = 'pending'
+      AND payload->>'on_parent_close' <> 'abandon'
+    RETURNING 1
+), sweep AS (
+    INSERT INTO {schema}.outbox
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context)
+    SELECT %(workflow_type)s, %(workflow_id)s, 'ironflow.parent_closed/1', '{{}}'::jsonb, %(now)s, %(now)s,
+           %(trace_context)s
+    WHERE EXISTS (SELECT 1 FROM {schema}.outbox
+                  WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+                    AND effect_type = 'ironflow.start_child/1' AND status IN ('pending', 'done')
+                    AND payload->>'on_parent_close' <> 'abandon')
+    RETURNING 1
+)
+-- Wake the workers only when a row was queued (delivered at commit, as in write_decision).
+SELECT CASE WHEN EXISTS (SELECT 1 FROM notice) OR EXISTS (SELECT 1 FROM sweep)
+            THEN pg_notify(%(channel)s, '') END IS NULL,
+       (SELECT count(*) FROM unstarted)
+
+-- name: children
+SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
+       parent_type, parent_id, parent_close_policy
+FROM {schema}.instances
+WHERE parent_type = %(workflow_type)s AND parent_id = %(workflow_id)s
+  AND parent_id IS NOT NULL AND (NOT %(open_only)s OR status = 'running')
+ORDER BY workflow_type, workflow_id
+
 -- name: hold_instance
 -- Pause (a time) or resume (NULL). Runs under the instance lock, which every status change also takes, so
 -- the instance is still open here. Claims anti-join on paused_at (claim_effects, claim_timers); a resume
@@ -138,12 +194,14 @@ WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 ORDER BY seq
 
 -- name: instance
-SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at
+SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
+       parent_type, parent_id, parent_close_policy
 FROM {schema}.instances
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 
 -- name: list_instances
-SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at
+SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
+       parent_type, parent_id, parent_close_policy
 FROM {schema}.instances
 WHERE (%(workflow_type)s::text IS NULL OR workflow_type = %(workflow_type)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)

@@ -1,0 +1,152 @@
+"""Messages and children on real PostgreSQL with real effect workers (threads running `EffectRuntime.run`)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ironflow_py import (
+    Cancelled,
+    ChildConflict,
+    Completed,
+    EffectRegistry,
+    EffectRuntime,
+    OutcomeStatus,
+    PostgresStore,
+    Terminated,
+    WorkflowService,
+)
+from ironflow_py.composition import START_CHILD_ROW, ParentLink, delivery_key
+from tests.composition_workflows import FanOut, FinishTask, Job, Relay, Relayer, StartTask, Task
+
+
+@pytest.fixture
+def service(pg_store: PostgresStore) -> WorkflowService:
+    return WorkflowService(pg_store, workflows=[Job, Task, Relayer])
+
+
+@pytest.fixture
+def worker(service: WorkflowService) -> Iterator[EffectRuntime]:
+    rt = EffectRuntime(
+        service, EffectRegistry(), rng=random.Random(1), handle_signals=False, poll_interval=0.1, grace=2
+    )
+    thread = threading.Thread(target=rt.run, daemon=True)
+    thread.start()
+    yield rt
+    rt.stop()
+    thread.join(10)
+
+
+def until(condition: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+    return value
+
+
+def open_children(service: WorkflowService, job_id: str, count: int) -> None:
+    until(lambda: len(service.store.children("job", job_id)) == count)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_fan_out_fan_in_gets_results_in_key_order_whatever_order_children_finish(
+    service: WorkflowService, worker: EffectRuntime, order: tuple[int, ...]
+) -> None:
+    job_id = "job-" + "".join(map(str, order))
+    assert service.execute(FanOut(job_id, (1, 2, 3))).status is OutcomeStatus.ACCEPTED
+    open_children(service, job_id, 3)
+    for child in service.store.children("job", job_id):
+        assert (child.parent_type, child.parent_id, child.parent_close_policy) == ("job", job_id, "request_cancel")
+    for i in order:
+        service.execute(FinishTask(f"{job_id}-t{i}"))
+    assert service.wait("job", job_id, timeout=30) == Completed([10, 20, 30])
+    # Each notice arrived exactly once: one Collected per child.
+    collected = [e for e in service.history("job", job_id) if type(e.event).__name__ == "Collected"]
+    assert [e.event.key for e in collected] == [f"{job_id}-t{i}" for i in order]
+
+
+def test_race_keeps_the_first_child_to_finish(service: WorkflowService, worker: EffectRuntime) -> None:
+    service.execute(FanOut("race", (1, 2, 3), race=True))
+    open_children(service, "race", 3)
+    service.execute(FinishTask("race-t2"))
+    assert service.wait("job", "race", timeout=30) == Completed([30])
+    # The losers get the parent-close policy (request_cancel) once the race closes the parent.
+    for loser in ("race-t0", "race-t1"):
+        assert service.wait("task", loser, timeout=30) == Cancelled("parent job/race completed")
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("request_cancel", Cancelled), ("terminate", Terminated)])
+def test_terminating_a_parent_applies_each_open_childs_policy(
+    service: WorkflowService, worker: EffectRuntime, policy: str, expected: type
+) -> None:
+    service.execute(FanOut("stop", (1, 2), policy=policy))
+    open_children(service, "stop", 2)
+    service.execute(FinishTask("stop-t0"))  # closed before the parent: keeps its own outcome
+    until(lambda: service.result("task", "stop-t0") is not None)
+    service.terminate("job", "stop", "operator")
+    assert service.result("task", "stop-t0") == Completed(10)
+    outcome = service.wait("task", "stop-t1", timeout=30)
+    assert isinstance(outcome, expected)
+    assert isinstance(outcome, Cancelled | Terminated)
+    assert outcome.reason == "parent job/stop terminated"
+
+
+def test_abandoned_children_keep_running(service: WorkflowService, worker: EffectRuntime) -> None:
+    service.execute(FanOut("aban", (1,), policy="abandon"))
+    open_children(service, "aban", 1)
+    service.terminate("job", "aban", "operator")
+    until(lambda: all(e.status != "pending" for e in service.store.effects("job", "aban")))
+    assert service.result("task", "aban-t0") is None
+
+
+def test_messages_are_delivered_once_by_class_and_to_a_named_instance(
+    service: WorkflowService, worker: EffectRuntime
+) -> None:
+    service.execute(FanOut("msg", (1,)))
+    service.execute(Relay("r1", "msg", "hello"))
+    until(lambda: len(service.state("job", "msg").pings) == 2)
+    assert sorted(service.state("job", "msg").pings) == ["hello", "hello!"]
+
+
+def test_starting_the_same_child_twice_is_idempotent_and_another_parents_id_is_refused(
+    service: WorkflowService, worker: EffectRuntime
+) -> None:
+    service.execute(FanOut("p1", (1,)))
+    open_children(service, "p1", 1)
+    # Another parent whose child id is p1's child: refused with a typed error, the start row goes dead.
+    service.execute(StartTask("lonely", 5))  # an instance with no parent
+
+    with pytest.raises(ChildConflict, match="p1-t0"):
+        service.start_child("task", "p1-t0", StartTask("p1-t0", 1), ParentLink("job", "p2"), input_key="k")
+    with pytest.raises(ChildConflict, match="no parent"):
+        service.start_child("task", "lonely", StartTask("lonely", 1), ParentLink("job", "p1"), input_key="k2")
+    again = service.start_child(
+        "task", "p1-t0", StartTask("p1-t0", 1), ParentLink("job", "p1"), input_key=delivery_key("job", "p1", 10**9)
+    )
+    assert again.status is OutcomeStatus.DUPLICATE
+    assert len(service.history("task", "p1-t0")) == 1
+
+
+def test_a_start_refused_by_the_child_id_conflict_is_dead_lettered(
+    service: WorkflowService, worker: EffectRuntime
+) -> None:
+    service.execute(StartTask("taken-t0", 1))  # the id the job will ask for, taken by an instance with no parent
+    service.execute(FanOut("taken", (1,)))
+    row = until(
+        lambda: next(
+            (
+                e
+                for e in service.store.effects("job", "taken")
+                if e.effect_type == START_CHILD_ROW and e.status == "dead"
+            ),
+            None,
+        )
+    )
+    assert "ChildConflict" in (row.last_error or "")
