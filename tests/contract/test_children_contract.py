@@ -1,0 +1,103 @@
+"""Children on both stores: the parent link, the close notice, unstarted children, the parent-close sweep row.
+
+The rows are checked where the stores write them (no worker runs here): what the closing transaction
+queues, and what `Store.children` lists.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ironflow_py import ChildConflict, ManualClock, OutcomeStatus, WorkflowService
+from ironflow_py.composition import (
+    CHILD_CLOSED_ROW,
+    PARENT_CLOSED_ROW,
+    START_CHILD_ROW,
+    ParentLink,
+    delivery_key,
+)
+from ironflow_py.store.base import Settle, SettleKind, Store
+from tests.composition_workflows import FanOut, FinishTask, Job, StartTask, Task
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def service(store: Store) -> WorkflowService:
+    return WorkflowService(store, workflows=[Job, Task], clock=ManualClock(T0))
+
+
+def rows(service: WorkflowService, wtype: str, wid: str, kind: str) -> list[str]:
+    return [e.status for e in service.store.effects(wtype, wid) if e.effect_type == kind]
+
+
+def start(service: WorkflowService, child: str, parent: str, policy: str = "request_cancel") -> OutcomeStatus:
+    outcome = service.start_child(
+        "task", child, StartTask(child, 1), ParentLink("job", parent, policy), input_key=delivery_key("job", parent, 1)
+    )
+    return outcome.status
+
+
+def test_a_child_records_its_parent_once_and_is_listed_under_it(service: WorkflowService) -> None:
+    assert start(service, "c1", "p", "terminate") is OutcomeStatus.ACCEPTED
+    info = service.store.instance("task", "c1")
+    assert info is not None
+    assert (info.parent_type, info.parent_id, info.parent_close_policy) == ("job", "p", "terminate")
+    assert start(service, "c1", "p") is OutcomeStatus.DUPLICATE  # the same key
+    again = service.start_child(
+        "task", "c1", StartTask("c1", 1), ParentLink("job", "p"), input_key=delivery_key("job", "p", 2)
+    )
+    assert again.status is OutcomeStatus.DUPLICATE  # the same parent, another start: idempotent
+    with pytest.raises(ChildConflict, match="parent job/p"):
+        start(service, "c1", "other")
+    assert [c.workflow_id for c in service.store.children("job", "p")] == ["c1"]
+    assert service.store.children("job", "other") == []
+    assert len(service.history("task", "c1")) == 1
+
+
+def test_closing_a_child_queues_one_notice_with_its_outcome(service: WorkflowService) -> None:
+    start(service, "c1", "p")
+    assert rows(service, "task", "c1", CHILD_CLOSED_ROW) == []
+    service.execute(FinishTask("c1"))
+    [notice] = [e for e in service.store.effects("task", "c1") if e.effect_type == CHILD_CLOSED_ROW]
+    assert notice.status == "pending"
+    assert notice.payload == {"parent_type": "job", "parent_id": "p", "outcome": {"status": "completed", "result": 10}}
+    assert service.store.children("job", "p") == []
+    assert [c.workflow_id for c in service.store.children("job", "p", open_only=False)] == ["c1"]
+
+
+def test_an_instance_with_no_parent_queues_no_notice(service: WorkflowService) -> None:
+    service.execute(StartTask("solo", 1))
+    service.execute(FinishTask("solo"))
+    assert rows(service, "task", "solo", CHILD_CLOSED_ROW) == []
+
+
+def test_closing_a_parent_cancels_unstarted_children_and_queues_one_sweep(service: WorkflowService) -> None:
+    service.execute(FanOut("p", (1, 2)))
+    assert rows(service, "job", "p", START_CHILD_ROW) == ["pending", "pending"]
+    service.terminate("job", "p", "stop")
+    assert sorted(rows(service, "job", "p", START_CHILD_ROW)) == ["cancelled", "cancelled"]
+    # Terminate cancelled the pending rows first; no child was started, so there is nothing to sweep.
+    assert rows(service, "job", "p", PARENT_CLOSED_ROW) == []
+
+
+def test_a_parent_that_closes_after_starting_children_queues_a_sweep(service: WorkflowService) -> None:
+    service.execute(FanOut("p", (1, 2)))
+    outbox = service.store.outbox("w")
+    first, _ = outbox.claim_effects(T0, timedelta(minutes=1), 10)
+    # As the worker delivers it: the child's first decision and the fenced "done" of its start row commit together.
+    settle = Settle(SettleKind.EFFECT_DONE, first.id, "w", first.token, T0)
+    link = ParentLink("job", "p")
+    service.start_child("task", "p-t0", StartTask("p-t0", 1), link, input_key="k", settle=settle)
+    assert rows(service, "job", "p", PARENT_CLOSED_ROW) == []
+    service.terminate("job", "p", "stop")
+    assert rows(service, "job", "p", PARENT_CLOSED_ROW) == ["pending"]
+    assert rows(service, "job", "p", START_CHILD_ROW) == ["done", "cancelled"]
+
+
+def test_abandoned_children_need_no_sweep(service: WorkflowService) -> None:
+    service.execute(FanOut("p", (1,), policy="abandon"))
+    service.execute(FanOut("p", (1,)))  # rejected: already fanned out
+    assert rows(service, "job", "p", START_CHILD_ROW) == ["pending"]
