@@ -44,6 +44,9 @@ EXPECTED_COLUMNS = {
         ("outcome", "jsonb", True),
         ("closed_at", "timestamp with time zone", True),
         ("paused_at", "timestamp with time zone", True),
+        ("parent_type", "text", True),
+        ("parent_id", "text", True),
+        ("parent_close_policy", "text", True),
     ],
     "outbox": [
         ("id", "bigint", False),
@@ -121,6 +124,7 @@ EXPECTED_INDEXES = {
     "events_instance_seq",
     "events_pkey",
     "input_keys_pkey",
+    "instances_by_parent",
     "instances_by_status",
     "instances_paused",
     "instances_pkey",
