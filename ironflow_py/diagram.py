@@ -19,7 +19,8 @@ from ironflow_py.workflow import AnyWorkflow
 
 @attrs.frozen
 class Transition:
-    """`source` --on--> `target`, emitting these effects and scheduling / cancelling these timers."""
+    """`source` --on--> `target`, emitting these effects, scheduling / cancelling these timers, starting
+    these children and sending these messages (each named as the label should show it)."""
 
     source: str
     target: str
@@ -27,10 +28,18 @@ class Transition:
     effects: tuple[str, ...] = ()
     timers: tuple[str, ...] = ()
     cancels: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
 
     def label(self) -> str:
         parts = [self.on]
-        extras = [*self.effects, *(f"timer {t}" for t in self.timers), *(f"cancel {t}" for t in self.cancels)]
+        extras = [
+            *self.effects,
+            *(f"timer {t}" for t in self.timers),
+            *(f"cancel {t}" for t in self.cancels),
+            *(f"child {c}" for c in self.children),
+            *(f"send {m}" for m in self.messages),
+        ]
         if extras:
             parts.append(" / " + ", ".join(extras))
         return "".join(parts)

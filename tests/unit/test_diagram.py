@@ -94,3 +94,8 @@ def test_graphviz_accepts_the_dot_output() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "approval&#45;deadline" in result.stdout or "approval-deadline" in result.stdout
+
+
+def test_a_transition_label_names_the_children_it_starts_and_the_messages_it_sends() -> None:
+    t = Transition("new", "waiting", "FanOut", ("Audit",), children=("task per item",), messages=("Ping",))
+    assert t.label() == "FanOut / Audit, child task per item, send Ping"
