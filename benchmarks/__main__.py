@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import decisions, decode, effects, history, peers, projections, upcast, waiting
+from benchmarks import children, decisions, decode, effects, history, peers, projections, upcast, waiting
 from benchmarks._common import database_url
 
 SECTIONS = {
@@ -14,6 +14,7 @@ SECTIONS = {
     "effects": effects.main,
     "projections": projections.main,
     "waiting": waiting.main,
+    "children": children.main,
     "peers": peers.main,
     "upcast": upcast.main,
 }
