@@ -77,6 +77,12 @@ SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_c
 UPCASTING = ("tests/unit/test_upcasting.py", "tests/contract/test_upcasting.py")
 VERSIONING = ("tests/contract/test_evolve_change.py", "tests/integration/test_versioning.py")
 CRASH = ("tests/reliability/test_worker_processes.py",)
+CHILDREN = (
+    "tests/unit/test_composition.py",
+    "tests/contract/test_children_contract.py",
+    "tests/integration/test_children.py",
+)
+CHILDREN_CRASH = ("tests/reliability/test_children_crash.py",)
 
 
 def _sql(query: str, old: str, new: str = "") -> Edit:
@@ -475,6 +481,91 @@ def mutations() -> list[Mutation]:
             "schedule",
             (_py("ironflow_py/schedule.py", 'seed = f"{schedule.name}\\x1f', 'seed = f"\\x1f'),),
             ("tests/unit/test_schedule.py",),
+        ),
+        # -- messages and children (design/composition.md) ------------------------------------------------------
+        Mutation(
+            "close_relations: a closing child queues no notice",
+            "children",
+            (_sql("close_relations", "AND parent_id IS NOT NULL", "AND parent_id IS NOT NULL AND false"),),
+            CHILDREN,
+        ),
+        Mutation(
+            "close_relations: a closing parent leaves its unstarted children to start",
+            "children",
+            (_sql("close_relations", "SET status = 'cancelled'", "SET status = status"),),
+            CHILDREN,
+        ),
+        Mutation(
+            "close_relations: a closing parent queues no sweep",
+            "children",
+            (_sql("close_relations", "WHERE EXISTS (SELECT 1 FROM", "WHERE false AND EXISTS (SELECT 1 FROM"),),
+            CHILDREN,
+        ),
+        Mutation(
+            "link_parent: a child never records its parent",
+            "children",
+            (_sql("link_parent", "AND parent_id IS NULL", "AND false"),),
+            CHILDREN,
+        ),
+        Mutation(
+            "start_child: an id of another parent is taken over",
+            "children",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "if owner != (parent.workflow_type, parent.workflow_id):",
+                    "if False:",
+                ),
+            ),
+            CHILDREN,
+        ),
+        Mutation(
+            "deliveries: a notice is applied without its row's input key",
+            "key",
+            (
+                _py(
+                    "ironflow_py/effects/_relations.py",
+                    "\n    key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)",
+                    "\n    key = None  # type: ignore[assignment]",
+                ),
+            ),
+            CHILDREN_CRASH,
+        ),
+        Mutation(
+            "deliveries: a notice's done mark is not in the delivering transaction",
+            "fence",
+            (
+                _py(
+                    "ironflow_py/effects/_relations.py",
+                    "parent_id, input, input_key=key, settle=settle)",
+                    "parent_id, input, input_key=key)",
+                ),
+            ),
+            (*CHILDREN, *CHILDREN_CRASH),
+        ),
+        Mutation(
+            "Join: a repeated key counts twice",
+            "children",
+            (
+                _py(
+                    "ironflow_py/composition.py",
+                    "return self  # the first resolution of a key wins",
+                    "pass  # the first resolution of a key wins",
+                ),
+            ),
+            ("tests/unit/test_composition.py",),
+        ),
+        Mutation(
+            "Join: a race keeps the last",
+            "children",
+            (
+                _py(
+                    "ironflow_py/composition.py",
+                    "self.resolved[0] if self.resolved",
+                    "self.resolved[-1] if self.resolved",
+                ),
+            ),
+            ("tests/unit/test_composition.py",),
         ),
         # -- snapshots -------------------------------------------------------------------------------------------
         Mutation(
