@@ -23,12 +23,12 @@ from ironflow_py import (
     WorkflowService,
 )
 from ironflow_py.composition import START_CHILD_ROW, ParentLink, delivery_key
-from tests.composition_workflows import FanOut, FinishTask, Job, Relay, Relayer, StartTask, Task
+from tests.composition_workflows import FanOut, FinishTask, Grow, Job, Relay, Relayer, StartTask, Task, Tree
 
 
 @pytest.fixture
 def service(pg_store: PostgresStore) -> WorkflowService:
-    return WorkflowService(pg_store, workflows=[Job, Task, Relayer])
+    return WorkflowService(pg_store, workflows=[Job, Task, Relayer, Tree])
 
 
 @pytest.fixture
@@ -150,3 +150,45 @@ def test_a_start_refused_by_the_child_id_conflict_is_dead_lettered(
         )
     )
     assert "ChildConflict" in (row.last_error or "")
+
+
+def test_terminating_a_grandparent_cascades_to_its_child_and_grandchild(
+    service: WorkflowService, worker: EffectRuntime
+) -> None:
+    service.execute(Grow("root", 2))
+    until(lambda: service.store.instance("task", "root/1/leaf") is not None)
+    service.terminate("tree", "root", "operator")
+    assert service.wait("tree", "root/1", timeout=30) == Cancelled("parent tree/root terminated")
+    assert service.wait("task", "root/1/leaf", timeout=30) == Cancelled("parent tree/root/1 cancelled")
+    # The middle tree's close notified its own parent too (closed already: already_completed, nothing added).
+    until(lambda: all(e.status == "done" for e in service.store.effects("tree", "root/1")))
+    assert [e.type_name for e in service.history("tree", "root")] == ["tree.grown/1", "ironflow.terminated/1"]
+
+
+def test_deliveries_never_lock_the_sender(service: WorkflowService, pg_store: PostgresStore) -> None:
+    """A child start and a message are delivered while their senders' instance locks are held elsewhere."""
+    service.execute(FanOut("lk", (1,)))  # queues a start row owned by job/lk
+    service.execute(FanOut("other", ()))  # the message's target
+    service.execute(Relay("r", "other", "hi"))  # queues two message rows owned by relayer/r
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_senders() -> None:
+        with pg_store.locked("job", "lk"), pg_store.locked("relayer", "r"):
+            holding.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_senders, daemon=True)
+    holder.start()
+    assert holding.wait(30)
+    rt = EffectRuntime(service, EffectRegistry(), handle_signals=False, listen=False, rng=random.Random(0))
+    delivering = threading.Thread(target=lambda: [rt.run_once() for _ in range(3)], daemon=True)
+    delivering.start()
+    delivering.join(30)
+    try:
+        assert not delivering.is_alive(), "a delivery waited for its sender's lock"
+        assert holder.is_alive()  # the locks were held the whole time
+        assert service.store.instance("task", "lk-t0") is not None
+        assert sorted(service.state("job", "other").pings) == ["hi", "hi!"]
+    finally:
+        release.set()
+        holder.join(30)
