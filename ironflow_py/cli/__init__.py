@@ -61,6 +61,7 @@ def cli(
     json: bool,
     log_level: str,
     log_format: str | None,
+    prepare_threshold: int | None,
 ) -> None:
     """Durable workflows on PostgreSQL: migrate, inspect, run workers.
 
@@ -76,6 +77,7 @@ def cli(
         json=json,
         log_level=log_level,
         log_format=log_format,
+        prepare_threshold=prepare_threshold,
     )
 
 

@@ -20,7 +20,7 @@ from ironflow_py import _database
 from ironflow_py.app import App
 from ironflow_py.cli._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from ironflow_py.errors import ConfigurationError
-from ironflow_py.store.postgres import DEFAULT_SCHEMA, PostgresStore
+from ironflow_py.store.postgres import DEFAULT_SCHEMA, PREPARE_THRESHOLD, PostgresStore
 
 ENV_PREFIX = "IRONFLOW"
 
@@ -36,6 +36,7 @@ class Settings:
     json: bool = False
     log_level: str = "info"
     log_format: str | None = None
+    prepare_threshold: int | None = PREPARE_THRESHOLD
     _app: App | None = None
     _logging_done: bool = False
 
@@ -72,7 +73,9 @@ class Settings:
         db = self.database()
         if not self.json:
             click.echo(f"using {db.description}", err=True)
-        with PostgresStore.connect(db.url, schema=self.schema, max_size=pool_size) as store:
+        with PostgresStore.connect(
+            db.url, schema=self.schema, max_size=pool_size, prepare_threshold=self.prepare_threshold
+        ) as store:
             if migrated:
                 store.require_migrated()
             yield store
@@ -149,6 +152,22 @@ def option(*decls: str, **attrs_: Any) -> Callable[[Any], Any]:
     return click.option(*decls, cls=EnvOption, **attrs_)
 
 
+class PrepareThreshold(click.ParamType[int | None, Any]):
+    """psycopg's `prepare_threshold`: an integer >= 0, or `none` (never prepare: transaction-mode poolers)."""
+
+    name = "N|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text in ("none", "off"):
+            return None
+        if text.isdigit():
+            return int(text)
+        self.fail(f"expected an integer >= 0 or 'none', got {value!r}", param, ctx)
+
+
 @attrs.frozen
 class _Global:
     decls: tuple[str, ...]
@@ -180,6 +199,14 @@ GLOBALS = (
         "log_level",
         "Lowest level logged.",
         {"type": click.Choice(LOG_LEVELS, case_sensitive=False), "default": "info"},
+    ),
+    _Global(
+        ("--prepare-threshold",),
+        "prepare_threshold",
+        "Run a statement this many times on a connection before preparing it on the server; `none` never "
+        "prepares. Behind PgBouncer in transaction mode use `none` (unless PgBouncer >= 1.21 has "
+        "max_prepared_statements > 0).",
+        {"type": PrepareThreshold(), "default": str(PREPARE_THRESHOLD)},
     ),
     _Global(
         ("--log-format",),

@@ -1,4 +1,9 @@
-"""LISTEN on the schema's channel in a thread and poke the runtime when a deciding transaction commits."""
+"""LISTEN on the schema's channel in a thread and poke the runtime when a deciding transaction commits.
+
+The first connection runs the LISTEN self-test (store/_listen_test.py): when its own notification never
+arrives (a transaction-mode pooler), the listener warns once and ends, and the runtime polls at least
+every second (design/operations.md, "Connection poolers").
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,12 @@ from typing import Any
 
 import psycopg
 
-from ironflow_py.store.postgres_listen import connect_listening
+from ironflow_py.store.postgres_listen import (
+    LISTEN_UNAVAILABLE,
+    connect_listening,
+    self_test,
+    unavailable_fields,
+)
 
 
 class Listener(threading.Thread):
@@ -21,6 +31,9 @@ class Listener(threading.Thread):
         self.wake = wake
         self.log = log
         self.ready = threading.Event()
+        #: Set when the self-test showed notifications never arrive; the listener has ended.
+        self.unavailable = threading.Event()
+        self._tested = False
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -30,6 +43,17 @@ class Listener(threading.Thread):
         while not self._stop.is_set():
             try:
                 with connect_listening(self.conninfo, self.channel) as conn:
+                    if not self._tested:
+                        if not self_test(conn, self.conninfo, self.channel):
+                            self.unavailable.set()
+                            self.log.warning(
+                                LISTEN_UNAVAILABLE,
+                                listener="effects",
+                                fallback="polling at least every 1 s",
+                                **unavailable_fields(self.conninfo, self.channel),
+                            )
+                            return
+                        self._tested = True
                     self.ready.set()
                     self.wake()  # rows may have been written while no one listened
                     while not self._stop.is_set():

@@ -259,7 +259,7 @@ class ProjectionControl:
     @contextmanager
     def _listening(self, channel: str) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with listening(pool_conninfo(self.store), channel) as conn:
+            with listening(pool_conninfo(self.store), channel, prepare_threshold=self.store.prepare_threshold) as conn:
                 yield conn
         except psycopg.Error as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc

@@ -36,7 +36,14 @@ from ironflow_py.projections._control import ProjectionControl, rebuild_on
 from ironflow_py.projections._projection import OnError, Projection
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.postgres import PostgresStore
-from ironflow_py.store.postgres_listen import connect_listening, pool_conninfo
+from ironflow_py.store.postgres_listen import (
+    LISTEN_UNAVAILABLE,
+    connect_listening,
+    connect_session,
+    pool_conninfo,
+    self_test,
+    unavailable_fields,
+)
 from ironflow_py.store.postgres_projections import PostgresProjections, applied_channel, events_channel
 from ironflow_py.values import storable_text
 
@@ -44,6 +51,8 @@ T = TypeVar("T")
 
 #: Longest uninterrupted wait, so `stop()` from a signal handler is noticed promptly.
 _WAIT_SLICE = 0.25
+#: Longest sleep between rounds when LISTEN does not work (the self-test failed): polling takes its place.
+_POLL_WITHOUT_LISTEN = 1.0
 _JSON_DECODE = json.JSONDecoder().decode
 
 
@@ -185,6 +194,8 @@ class ProjectionWorker:
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._held_back_delay = 0.0
+        #: Whether this worker's LISTEN receives (None: not tested yet; False: it polls instead).
+        self._listen_works: bool | None = None
         self._applied = applied_channel(self.store.schema)
         self._decoder = _EventDecoder(service)
 
@@ -224,12 +235,25 @@ class ProjectionWorker:
         self._leading.clear()
         for track in self._tracks.values():
             track.forget()
-        conn = connect_listening(
-            pool_conninfo(self.store),
-            events_channel(self.store.schema),
-            application_name=f"ironflow_py.projections {self.worker_id}"[:63],
-        )
+        conninfo, channel = pool_conninfo(self.store), events_channel(self.store.schema)
+        kwargs: dict[str, Any] = {
+            "application_name": f"ironflow_py.projections {self.worker_id}"[:63],
+            "prepare_threshold": self.store.prepare_threshold,
+        }
+        if self._listen_works is False:  # known not to receive: no LISTEN (it would be session state)
+            conn = connect_session(conninfo, **kwargs)
+        else:
+            conn = connect_listening(conninfo, channel, **kwargs)
         self._conn = conn  # set first: a failure below closes it through _drop_connection
+        if self._listen_works is None:
+            self._listen_works = self_test(conn, conninfo, channel, prepare_threshold=self.store.prepare_threshold)
+            if not self._listen_works:
+                self._log.warning(
+                    LISTEN_UNAVAILABLE,
+                    listener="projections",
+                    fallback=f"polling at least every {_POLL_WITHOUT_LISTEN:g} s",
+                    **unavailable_fields(conninfo, channel),
+                )
         set_json_loads(_loads, conn)
         for name in self._tracks:
             self._sql.ensure(conn, name)
@@ -474,6 +498,8 @@ class ProjectionWorker:
         soon (10 ms doubling to 1 s): the transaction holding the horizon may end without any NOTIFY.
         """
         timeout = self.poll_interval
+        if self._listen_works is False:
+            timeout = min(timeout, _POLL_WITHOUT_LISTEN)
         if len(self._leading) < len(self._tracks):
             timeout = min(timeout, self.standby_interval)
         now = time.monotonic()

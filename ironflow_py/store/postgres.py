@@ -7,6 +7,7 @@ import importlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,6 +31,7 @@ from ironflow_py.errors import (
 )
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.store import _conninfo
+from ironflow_py.store._listen_test import pooled
 from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import Migration, load_migrations, load_queries
 from ironflow_py.store._waiters import WaiterHub
@@ -165,15 +167,25 @@ def json_loads(data: str | bytes) -> Any:
 RECONNECT_TIMEOUT = 4.0
 
 
+#: psycopg's default: a statement is prepared on the server after it ran this many times on a connection.
+PREPARE_THRESHOLD = 5
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(json_loads, conn)
     # A client that freezes inside a transaction (a stalled network, a stopped process) would hold its
     # row locks and the cluster's transaction horizon: the server ends such a session after 30 s, unless
-    # the server or the user already chose a bound of their own.
+    # the server or the user already chose a bound of their own. A session SET is session state: behind a
+    # transaction-mode pooler it would land on whichever server connection ran it and stay there for
+    # other clients, so it is made only when the server session is the client's own (the pids agree).
+    # Behind a pooler the bound comes from the pooler (PgBouncer's idle_transaction_timeout) or the role
+    # (ALTER ROLE ... SET idle_in_transaction_session_timeout); design/operations.md.
     conn.execute(
         "SELECT set_config('idle_in_transaction_session_timeout', %s, false)"
-        " WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms')",
-        (str(_conninfo.IDLE_IN_TRANSACTION_MS),),
+        " WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms')"
+        " AND pg_backend_pid() = %s",
+        (str(_conninfo.IDLE_IN_TRANSACTION_MS), conn.info.backend_pid),
+        prepare=False,
     )
 
 
@@ -205,6 +217,12 @@ class PostgresStore:
         self._waiters = WaiterHub()
         self._listener: ClosedListener | None = None
         self._listener_lock = threading.Lock()
+        given = pool.kwargs if isinstance(pool.kwargs, dict) else {}
+        threshold = given.get("prepare_threshold", PREPARE_THRESHOLD)
+        #: The `prepare_threshold` of the pool's connections; the daemons' own connections use it too.
+        self.prepare_threshold: int | None = threshold if threshold is None else int(threshold)
+        #: Whether `connect()` found a connection pooler between it and the server (see `pooled`).
+        self.behind_pooler = False
 
     @classmethod
     def connect(
@@ -216,8 +234,13 @@ class PostgresStore:
         max_size: int = 10,
         application_name: str = "ironflow_py",
         timeout: float = 30.0,
+        prepare_threshold: int | None = PREPARE_THRESHOLD,
     ) -> PostgresStore:
         """Open a connection pool on `url` and return the store; connections run in autocommit.
+
+        Behind PgBouncer in transaction pooling mode pass `prepare_threshold=None` (design/operations.md,
+        "Connection poolers"): a statement prepared on one server connection is unknown on the next one the
+        pooler hands out, and PgBouncer before 1.21 (or with `max_prepared_statements = 0`) cannot map it.
 
         Args:
             url: A PostgreSQL URL or conninfo string (`postgresql://user@host:5432/db`).
@@ -226,22 +249,37 @@ class PostgresStore:
             max_size: Most connections the pool opens; size it to the threads that call the store.
             application_name: Shown in `pg_stat_activity`.
             timeout: Seconds to wait for the first connection, and for a free one later (monotonic clock).
+            prepare_threshold: psycopg's `prepare_threshold`, for every connection the store opens (the
+                pool's and the daemons' own): a statement is prepared on the server after it ran this many
+                times on a connection (0: at once); None never prepares, the setting for a pooler that
+                cannot track prepared statements. Default 5, psycopg's.
 
         Returns:
             The store, not yet migrated.
 
         Raises:
             ConfigurationError: The schema name is empty, holds NUL, or is over 63 bytes of UTF-8
-                (PostgreSQL would truncate it, so two long names would share one schema).
+                (PostgreSQL would truncate it, so two long names would share one schema); or
+                `prepare_threshold` is neither None nor an integer >= 0.
             StoreError: The server cannot be reached within `timeout`.
         """
         check_schema_name(schema)
-        kwargs = {"autocommit": True, "application_name": application_name, **_conninfo.session_kwargs(url)}
+        if prepare_threshold is not None and (
+            isinstance(prepare_threshold, bool) or not isinstance(prepare_threshold, int) or prepare_threshold < 0
+        ):
+            raise ConfigurationError(f"prepare_threshold must be None or an integer >= 0, got {prepare_threshold!r}")
+        kwargs = {
+            "autocommit": True,
+            "application_name": application_name,
+            "prepare_threshold": prepare_threshold,
+            **_conninfo.session_kwargs(url),
+        }
         where = _conninfo.mask_password(url)
         try:
             # One direct connection first: a wrong password or an unreachable host fails here within
             # connect_timeout, with libpq's cause; the pool would only retry and time out saying nothing.
-            psycopg.connect(url, **kwargs).close()
+            with psycopg.connect(url, **kwargs) as first:
+                behind_pooler = pooled(first)
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 url,
                 min_size=min_size,
@@ -257,7 +295,9 @@ class PostgresStore:
             cause = _conninfo.scrub(str(exc).strip(), url)
             # from None: the driver's exception may quote the connection string; the cause is in the message.
             raise StoreError(f"cannot connect to PostgreSQL ({where}): {cause}") from None
-        return cls(pool, schema)
+        store = cls(pool, schema)
+        store.behind_pooler = behind_pooler
+        return store
 
     def close(self) -> None:
         """Stop the close-notice listener and close the pool; the store cannot be used afterwards."""
@@ -275,10 +315,14 @@ class PostgresStore:
             The hub. One LISTEN connection serves every waiter of this store, however many there are.
         """
         with self._listener_lock:
-            if self._listener is None or not self._listener.is_alive():
+            listener = self._listener
+            # A listener whose self-test failed stays: notifications never arrive here, waiters poll.
+            if listener is None or not (listener.is_alive() or listener.unavailable.is_set()):
                 conninfo = self.pool.conninfo
                 assert isinstance(conninfo, str)  # connect() passes a URL, never a callable
-                self._listener = ClosedListener(conninfo, self.schema, self._waiters)
+                self._listener = ClosedListener(
+                    conninfo, self.schema, self._waiters, prepare_threshold=self.prepare_threshold
+                )
                 self._listener.start()
         return self._waiters
 
@@ -295,7 +339,13 @@ class PostgresStore:
         """
         self.closed_waiters()
         listener = self._listener
-        return listener is not None and listener.ready.wait(timeout)
+        if listener is None or listener.unavailable.is_set():
+            return False
+        deadline = time.monotonic() + timeout
+        while not listener.ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if listener.unavailable.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
 
     @property
     def listener_pid(self) -> int | None:

@@ -3,6 +3,8 @@
 A LISTEN has to stay on one session for as long as notifications matter, so it never uses a pooled
 connection (the pool would hand the session to someone else). These helpers open a fresh autocommit
 connection to the pool's server and LISTEN on it.
+
+Each LISTEN user checks its LISTEN with `self_test` (store/_listen_test.py) and polls when it fails.
 """
 
 from __future__ import annotations
@@ -15,7 +17,31 @@ import psycopg
 from psycopg import sql
 
 from ironflow_py.store._conninfo import session_kwargs
+from ironflow_py.store._listen_test import (
+    LISTEN_HINT,
+    LISTEN_UNAVAILABLE,
+    SELF_TEST_PREFIX,
+    SELF_TEST_TIMEOUT,
+    is_self_test,
+    self_test,
+    unavailable_fields,
+)
 from ironflow_py.store.postgres import PostgresStore
+
+__all__ = [
+    "LISTEN_HINT",
+    "LISTEN_UNAVAILABLE",
+    "SELF_TEST_PREFIX",
+    "SELF_TEST_TIMEOUT",
+    "connect_listening",
+    "connect_session",
+    "is_self_test",
+    "listen",
+    "listening",
+    "pool_conninfo",
+    "self_test",
+    "unavailable_fields",
+]
 
 
 def pool_conninfo(store: PostgresStore) -> str:
@@ -44,6 +70,22 @@ def listen(conn: psycopg.Connection[Any], channel: str) -> None:
     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
 
+def connect_session(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    """Open a dedicated autocommit connection with the store's session bounds (no LISTEN).
+
+    Args:
+        conninfo: Connection string or URL.
+        **kwargs: Passed to `psycopg.connect` (for example `application_name`, `prepare_threshold`).
+
+    Returns:
+        The open connection; the caller closes it.
+
+    Raises:
+        psycopg.Error: Connecting failed; callers translate it.
+    """
+    return psycopg.connect(conninfo, autocommit=True, **{**session_kwargs(conninfo), **kwargs})
+
+
 def connect_listening(conninfo: str, channel: str, **kwargs: Any) -> psycopg.Connection[Any]:
     """Open an autocommit connection that LISTENs on `channel`; closed again if the LISTEN fails.
 
@@ -58,7 +100,7 @@ def connect_listening(conninfo: str, channel: str, **kwargs: Any) -> psycopg.Con
     Raises:
         psycopg.Error: Connecting or LISTEN failed; callers translate it.
     """
-    conn = psycopg.connect(conninfo, autocommit=True, **{**session_kwargs(conninfo), **kwargs})
+    conn = connect_session(conninfo, **kwargs)
     try:
         listen(conn, channel)
     except BaseException:
@@ -68,12 +110,13 @@ def connect_listening(conninfo: str, channel: str, **kwargs: Any) -> psycopg.Con
 
 
 @contextmanager
-def listening(conninfo: str, channel: str) -> Iterator[psycopg.Connection[Any]]:
+def listening(conninfo: str, channel: str, **kwargs: Any) -> Iterator[psycopg.Connection[Any]]:
     """A connection that LISTENs on `channel` for the duration of the block, then is closed.
 
     Args:
         conninfo: Connection string or URL.
         channel: The channel to LISTEN on.
+        **kwargs: Passed to `psycopg.connect` (for example `prepare_threshold`).
 
     Yields:
         The listening connection.
@@ -81,5 +124,5 @@ def listening(conninfo: str, channel: str) -> Iterator[psycopg.Connection[Any]]:
     Raises:
         psycopg.Error: Connecting or LISTEN failed; callers translate it.
     """
-    with connect_listening(conninfo, channel) as conn:
+    with connect_listening(conninfo, channel, **kwargs) as conn:
         yield conn
