@@ -19,7 +19,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 def create_read_model(conn: psycopg.Connection[Any], schema: str) -> None:
-    """`totals`: one row per counter; `applied`: one row per handled event, in the order handled."""
+    """`totals`: one row per counter; `applied`: one row per handled event, in the order handled, with the
+    `application_name` of the worker that handled it (`ironflow_py.projections <worker_id>`)."""
     s = sql.Identifier(schema)
     conn.execute(
         sql.SQL(
@@ -30,7 +31,8 @@ def create_read_model(conn: psycopg.Connection[Any], schema: str) -> None:
     conn.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {}.rm_applied (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-            "workflow_id text NOT NULL, seq bigint NOT NULL, position bigint NOT NULL)"
+            "workflow_id text NOT NULL, seq bigint NOT NULL, position bigint NOT NULL, "
+            "applied_by text NOT NULL DEFAULT current_setting('application_name'))"
         ).format(s)
     )
 
@@ -122,3 +124,10 @@ def append(conn: Conn, schema: str, workflow_id: str, seq: int, amount: int = 1)
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def lease(admin: Conn, schema: str, name: str = NAME) -> tuple[str, int, bool] | None:
+    """The lease row of projection `name`: (holder, fence, live by the database clock), or None."""
+    query = sql.SQL("SELECT holder, fence, expires_at > now() FROM {}.projection_leases WHERE name = %s")
+    row = admin.execute(query.format(sql.Identifier(schema)), (name,)).fetchone()
+    return None if row is None else (str(row[0]), int(row[1]), bool(row[2]))

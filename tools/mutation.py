@@ -73,6 +73,7 @@ EFFECTS = ("tests/integration/test_effects_runtime.py", "tests/integration/test_
 TIMERS = ("tests/integration/test_timers.py", "tests/integration/test_claims.py")
 DECIDER = ("tests/integration/test_decider_postgres.py",)
 PROJECTIONS = ("tests/integration/projections",)
+LEASES = ("tests/reliability/test_projection_leases.py",)
 SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_cache.py")
 UPCASTING = ("tests/unit/test_upcasting.py", "tests/contract/test_upcasting.py")
 VERSIONING = ("tests/contract/test_evolve_change.py", "tests/integration/test_versioning.py")
@@ -266,10 +267,41 @@ def mutations() -> list[Mutation]:
             ("tests/integration/test_migrations.py",),
         ),
         Mutation(
-            "projection_leader_lock: always granted",
+            "projection_lead: takes a lease that has not ended",
             "lock",
-            (_sql("projection_leader_lock", "SELECT pg_try_advisory_lock(", "SELECT 0 < num_nonnulls("),),
-            PROJECTIONS,
+            (_sql("projection_lead", "WHERE l.expires_at <= now()", "WHERE true"),),
+            (*LEASES, *PROJECTIONS),
+        ),
+        Mutation(
+            "projection_lead: the lease never ends (judged a day late)",
+            "lock",
+            (_sql("projection_lead", "WHERE l.expires_at <= now()", "WHERE l.expires_at <= now() - interval '1 day'"),),
+            LEASES,
+        ),
+        Mutation(
+            "projection batch: no fence check when it starts",
+            "fence",
+            (Edit("ironflow_py/projections/_batch.py", "if fence != track.fence:", "if False:"),),
+            LEASES,
+        ),
+        Mutation(
+            "projection_save: unfenced checkpoint save",
+            "fence",
+            (
+                _sql(
+                    "projection_save",
+                    "\n      AND EXISTS (SELECT 1 FROM {schema}.projection_leases l"
+                    " WHERE l.name = %(name)s AND l.fence = %(fence)s)",
+                    "",
+                ),
+            ),
+            LEASES,
+        ),
+        Mutation(
+            "projection_renew: unfenced renewal",
+            "fence",
+            (_sql("projection_renew", "WHERE name = %(name)s AND fence = %(fence)s", "WHERE name = %(name)s"),),
+            LEASES,
         ),
         Mutation(
             "projection_checkpoint_for_update: no row lock",

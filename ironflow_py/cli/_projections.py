@@ -33,6 +33,22 @@ def projections() -> None:
     help="Seconds between polls when no NOTIFY arrives.",
 )
 @option(
+    "--lease",
+    "projection_lease",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a lead lasts unless renewed; a standby takes over a frozen leader within about this.",
+)
+@option(
+    "--standby-interval",
+    "projection_standby_interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between a standby's tries to take the lead.",
+)
+@option(
     "--max-attempts",
     "projection_max_attempts",
     type=int,
@@ -56,6 +72,8 @@ def run(
     names: tuple[str, ...],
     projection_batch_size: int,
     projection_poll_interval: float,
+    projection_lease: float,
+    projection_standby_interval: float,
     projection_max_attempts: int,
     projection_on_error: str,
     metrics_port: int | None,
@@ -88,6 +106,8 @@ def run(
                 selected,
                 batch_size=projection_batch_size,
                 poll_interval=projection_poll_interval,
+                lease=projection_lease,
+                standby_interval=projection_standby_interval,
                 retry=ProjectionRetry(max_attempts=projection_max_attempts, on_error=OnError(projection_on_error)),
             )
             worker.run(handle_signals=True)

@@ -59,6 +59,17 @@ class HandlerFailure(Exception):
         super().__init__(f"{type(cause).__name__}: {cause}")
 
 
+class LeadLost(Exception):
+    """Another worker took the lead of the projection (its lease fence is newer than this worker's): the
+    batch was rolled back before anything of it committed, and this worker must step down."""
+
+    def __init__(self, projection: str, fence: int | None, current: int | None) -> None:
+        self.projection = projection
+        self.fence = fence
+        self.current = current
+        super().__init__(f"projection {projection!r}: lead lost (fence {fence}, now {current})")
+
+
 @attrs.frozen
 class BatchResult:
     """What one batch did: rows read past the cursor, events handed to the handler, time taken."""
@@ -78,6 +89,8 @@ class Track:
     wanted: frozenset[tuple[str, str]] | None
     last_seqs: dict[tuple[str, str], int] = attrs.Factory(dict)
     generation: int | None = None
+    #: The lease's fencing generation this worker took; every batch and checkpoint write is checked against it.
+    fence: int | None = None
     #: position -> (error, attempts) of events to record as dead letters instead of handling
     dead: dict[int, tuple[str, int]] = attrs.Factory(dict)
 
@@ -94,12 +107,21 @@ def run_batch(
     limit: int,
     applied_channel: str,
 ) -> BatchResult:
-    """Apply the next batch of `track.projection` in one transaction (the caller holds the lead)."""
+    """Apply the next batch of `track.projection` in one transaction (the caller holds the lead).
+
+    Raises:
+        LeadLost: The lease's fence is not `track.fence` any more, when the batch starts or when it saves;
+            the transaction was rolled back.
+    """
     started = time.perf_counter()
     proj = track.projection
     try:
         with statements.batch(conn):
-            tx_id, position, generation = statements.lock_checkpoint(conn, proj.name)
+            tx_id, position, generation, fence = statements.lock_checkpoint(conn, proj.name)
+            if fence != track.fence:
+                # Taken over while this worker was not looking (frozen, or its lease ran out): its cache may be
+                # stale against what the new leader applied, so it handles nothing.
+                raise LeadLost(proj.name, track.fence, fence)
             if generation != track.generation:
                 track.forget()
                 track.generation = generation
@@ -108,7 +130,12 @@ def run_batch(
                 return BatchResult(0, 0, 0, time.perf_counter() - started)
             handled, dead = _apply(conn, statements, track, decode, rows, tx_id, position)
             last_row = Row(*rows[-1])
-            statements.save(conn, proj.name, last_row.tx_id, last_row.position, handled, applied_channel)
+            assert track.fence is not None
+            if not statements.save(
+                conn, proj.name, last_row.tx_id, last_row.position, handled, applied_channel, track.fence
+            ):
+                # Taken over while the handler ran: the fenced save moved nothing; roll the batch back.
+                raise LeadLost(proj.name, track.fence, None)
     except BaseException:
         # The cache was updated as events went by; after a rollback it may be ahead of what committed.
         track.forget()

@@ -271,9 +271,16 @@ def _horizon(row: tuple[Any, ...], now: datetime) -> Horizon:
     return Horizon(int(xmin), held, pid, app, age, state)
 
 
-def rebuild_on(conn: psycopg.Connection[Any], statements: PostgresProjections, projection: Projection | str) -> None:
-    """The rebuild transaction on `conn`: waits for a batch in flight (it holds the checkpoint row)."""
+def rebuild_on(
+    conn: psycopg.Connection[Any],
+    statements: PostgresProjections,
+    projection: Projection | str,
+    fence: int | None = None,
+) -> bool:
+    """The rebuild transaction on `conn`: waits for a batch in flight (it holds the checkpoint row).
+
+    With `fence` (a leader's) it resets nothing unless the lease's fence is still that one; returns False then.
+    """
     if isinstance(projection, str):
-        statements.rebuild(conn, projection)
-    else:
-        statements.rebuild(conn, projection.name, projection.reset)
+        return statements.rebuild(conn, projection, fence=fence)
+    return statements.rebuild(conn, projection.name, projection.reset, fence=fence)

@@ -1,8 +1,9 @@
 """`ProjectionWorker`: the daemon that feeds projections, catching up in batches, then tailing live events.
 
-It wakes on the NOTIFY every event append sends (polling as a fallback), holds one session advisory
-lock per projection it leads (a second copy waits as a standby), retries a failing batch with backoff,
-and on `stop()` (SIGTERM in the CLI) finishes the batch in hand and returns.
+It wakes on the NOTIFY every event append sends (polling as a fallback), holds one lease per projection it
+leads (a row with a fencing generation, renewed as it works; a second copy waits as a standby and takes
+over when the lease ends), retries a failing batch with backoff, and on `stop()` (SIGTERM in the CLI)
+finishes the batch in hand, ends its leases and returns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ from ironflow_py.errors import (
     ProjectionHandlerFailed,
     StoreError,
 )
-from ironflow_py.projections._batch import BatchResult, HandlerFailure, Track, run_batch
+from ironflow_py.projections._batch import BatchResult, HandlerFailure, LeadLost, Track, run_batch
 from ironflow_py.projections._control import ProjectionControl, rebuild_on
 from ironflow_py.projections._projection import OnError, Projection
 from ironflow_py.service import WorkflowService
@@ -139,8 +141,11 @@ class ProjectionWorker:
     """The daemon that feeds projections: catches up in batches, then tails live events (design/projections.md).
 
     Each batch is one transaction on the worker's own connection: read past the checkpoint, check each
-    instance's order, call the handler, move the checkpoint. One session advisory lock per projection makes
-    this worker its only active worker; a second copy waits as a standby.
+    instance's order, call the handler, move the checkpoint. One lease per projection makes this worker its
+    only active worker; a second copy waits as a standby and takes over once the lease ends by the database
+    clock (the leader renews it every `lease / 3` seconds while it runs). Every take-over bumps the lease's
+    fencing generation and every batch checks it, so a leader that was frozen past its lease cannot commit
+    anything afterwards: it logs `projection_lead_lost` and becomes a standby (design/projections.md).
 
     Args:
         service: Supplies the PostgreSQL store and the codecs that decode events.
@@ -148,13 +153,16 @@ class ProjectionWorker:
         batch_size: Events per transaction, at least 1.
         poll_interval: Seconds between polls when no NOTIFY arrives (monotonic clock).
         standby_interval: Seconds between tries to take the lead of a projection another worker holds.
+        lease: Seconds a lead lasts unless renewed (judged by the database clock); a frozen leader is
+            replaced within about `lease + standby_interval`. Longer than the slowest batch you expect: a
+            batch that outlasts it may be fenced out and rolled back when a standby takes over meanwhile.
         retry: Backoff and failure policy (default: `ProjectionRetry()`).
         worker_id: Names this worker in logs and `application_name` (default: host:pid).
         logger: A structlog-style logger (default: `structlog.get_logger("ironflow_py")`).
 
     Raises:
-        ConfigurationError: The store is not a `PostgresStore`, names repeat, `batch_size` < 1, or a
-            projection filters on a workflow type or event class no registered workflow declares.
+        ConfigurationError: The store is not a `PostgresStore`, names repeat, `batch_size` < 1, `lease` is
+            not positive, or a projection filters on a workflow type or event class no registered workflow declares.
     """
 
     def __init__(
@@ -165,6 +173,7 @@ class ProjectionWorker:
         batch_size: int = 1000,
         poll_interval: float = 5.0,
         standby_interval: float = 1.0,
+        lease: float = 10.0,
         retry: ProjectionRetry | None = None,
         worker_id: str | None = None,
         logger: Any = None,
@@ -176,6 +185,8 @@ class ProjectionWorker:
             raise ConfigurationError(f"projection names must be unique, got {names}")
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1")
+        if not lease > 0:
+            raise ConfigurationError(f"lease must be positive seconds, got {lease!r}")
         self.service = service
         self.store: PostgresStore = service.store
         self.control = ProjectionControl(self.store)
@@ -183,9 +194,14 @@ class ProjectionWorker:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.standby_interval = standby_interval
+        self.lease = float(lease)
         self.retry = retry or ProjectionRetry()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self._log = get_log("projections", logger).bind(worker_id=self.worker_id)
+        #: Names this worker in the lease rows; the token tells apart two workers given the same worker_id.
+        self.holder = f"{self.worker_id} {uuid.uuid4().hex[:8]}"
+        #: When the leases are renewed next (monotonic clock).
+        self._renew_at = 0.0
         self._tracks = {p.name: Track(p, self._wanted(p)) for p in projections}
         self._leading: set[str] = set()
         self._failing: dict[str, _Failing] = {}
@@ -232,7 +248,7 @@ class ProjectionWorker:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
-        self._leading.clear()
+        # The leases outlive a connection (they are rows, not session locks); the caches start afresh.
         for track in self._tracks.values():
             track.forget()
         conninfo, channel = pool_conninfo(self.store), events_channel(self.store.schema)
@@ -260,16 +276,48 @@ class ProjectionWorker:
         return conn
 
     def _try_lead(self, conn: psycopg.Connection[Any]) -> None:
+        """Renew the leases held (when due), then take each free one."""
+        self._renew(conn)
         for name, track in self._tracks.items():
             if name in self._leading:
                 continue
-            if not self._sql.try_lead(conn, name):
+            fence = self._sql.try_lead(conn, name, self.holder, self.lease)
+            if fence is None:
                 continue
+            if not self._leading:
+                self._renew_at = time.monotonic() + self.lease / 3
             self._leading.add(name)
             track.forget()
-            if not track.projection.durable:
-                rebuild_on(conn, self._sql, track.projection)
-            self._log.info("projection_leading", projection=name)
+            track.fence = fence
+            self._log.info("projection_leading", projection=name, fence=fence, lease_s=self.lease)
+            if not track.projection.durable and not rebuild_on(conn, self._sql, track.projection, fence):
+                self._lose(name, "taken over before its rebuild")
+
+    def _renew(self, conn: psycopg.Connection[Any]) -> None:
+        """Extend every held lease, every `lease / 3` seconds; a lease another worker took is given up."""
+        if not self._leading or time.monotonic() < self._renew_at:
+            return
+        self._renew_at = time.monotonic() + self.lease / 3
+        for name in sorted(self._leading):
+            fence = self._tracks[name].fence
+            if fence is None or not self._sql.renew(conn, name, fence, self.lease):
+                self._lose(name, "taken over while this worker did not renew its lease")
+
+    def _lose(self, name: str, reason: str) -> None:
+        """Step down from `name`: another worker holds a newer fence. Nothing of ours committed after it."""
+        track = self._tracks[name]
+        self._log.warning(
+            "projection_lead_lost",
+            projection=name,
+            fence=track.fence,
+            reason=reason,
+            lease_s=self.lease,
+            hint="this worker was frozen (or a batch outlasted the lease) and a standby took over; it is a standby now",
+        )
+        self._leading.discard(name)
+        self._failing.pop(name, None)
+        track.forget()
+        track.fence = None
 
     @property
     def leading(self) -> frozenset[str]:
@@ -345,8 +393,10 @@ class ProjectionWorker:
         self._stopped[name] = exc
         self._log.error("projection_stopped", projection=name, error=str(exc), exc_info=exc)
         position = getattr(exc, "position", None)
+        fence = self._tracks[name].fence
         try:
-            self._sql.failed(conn, name, position, storable_text(str(exc)))
+            if fence is not None:
+                self._sql.failed(conn, name, position, storable_text(str(exc)), fence)
         except psycopg.Error as record_exc:  # the record is for people; the stop itself already happened
             self._log.warning("projection_failure_not_recorded", projection=name, error=str(record_exc))
 
@@ -370,12 +420,18 @@ class ProjectionWorker:
             return 0
         handled = 0
         while not self._stop.is_set():
+            self._renew(conn)  # a long catch-up keeps its lease
+            if name not in self._leading:
+                return handled
             try:
                 with self.service.observer.projection_batch(name) as probe:
                     result = run_batch(conn, self._sql, track, self._decoder, self.batch_size, self._applied)
                     probe.outcome, probe.replayed = ("committed" if result.read else "empty"), result.handled
             except HandlerFailure as failure:
                 self._on_failure(track, failure)
+                return handled
+            except LeadLost:
+                self._lose(name, "fenced out: another worker took over (the batch was rolled back)")
                 return handled
             if result.read:
                 self._failing.pop(name, None)
@@ -453,8 +509,8 @@ class ProjectionWorker:
         """The daemon loop: run rounds, then sleep until a NOTIFY, a retry, a standby check or `stop()`.
 
         Returns after `stop()` (or SIGTERM/SIGINT with `handle_signals`) once the batch in hand is
-        committed; the connection is closed, which releases the leads. Store outages are logged and
-        retried with backoff.
+        committed; the leases are ended (a standby takes over at once) and the connection is closed. Store
+        outages are logged and retried with backoff.
 
         Args:
             handle_signals: Install SIGTERM and SIGINT handlers that call `stop()` (main thread only).
@@ -500,6 +556,8 @@ class ProjectionWorker:
         timeout = self.poll_interval
         if self._listen_works is False:
             timeout = min(timeout, _POLL_WITHOUT_LISTEN)
+        if self._leading:  # wake to renew the leases in time
+            timeout = min(timeout, max(0.0, self._renew_at - time.monotonic()))
         if len(self._leading) < len(self._tracks):
             timeout = min(timeout, self.standby_interval)
         now = time.monotonic()
@@ -559,11 +617,27 @@ class ProjectionWorker:
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._leading.clear()
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
 
     def close(self) -> None:
-        """Close the connection; the session locks go with it, so a standby can take over at once."""
+        """End the leases this worker holds (a standby can take over at once) and close the connection.
+
+        Best effort: when the database cannot be reached the leases simply run out.
+        """
+        for name in sorted(self._leading):
+            fence = self._tracks[name].fence
+            if fence is None:
+                continue
+            try:
+                if self._conn is not None and not self._conn.closed:
+                    self._sql.release(self._conn, name, fence)
+                else:
+                    with self.store.connection() as conn:
+                        self._sql.release(conn, name, fence)
+            except (psycopg.Error, StoreError) as exc:
+                self._log.warning("projection_lease_not_released", projection=name, error=str(exc))
+            self._tracks[name].fence = None
+        self._leading.clear()
         self._drop_connection()

@@ -1,8 +1,9 @@
-"""The projection statements on PostgreSQL: checkpoints, the cursor read, leadership locks, dead letters.
+"""The projection statements on PostgreSQL: checkpoints, the cursor read, leadership leases, dead letters.
 
 The projection worker and `ProjectionControl` decide what to run and when; this module runs the SQL. Most
 methods take the connection to run on, because a projection batch is one transaction on the worker's own
-connection (the one holding its session advisory locks), shared with the user's handler. The "why" of
+connection, shared with the user's handler. Leadership is a lease row with a fencing generation, not a
+session lock, so it holds behind a transaction-mode pooler too. The "why" of
 each statement lives beside it in queries.sql (design/projections.md).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -81,10 +82,41 @@ class PostgresProjections:
         """Create the checkpoint row of projection `name` at the start of the stream if it is missing."""
         conn.execute(self._q["projection_ensure"], {"name": name})
 
-    def try_lead(self, conn: psycopg.Connection[Any], name: str) -> bool:
-        """Try the session advisory lock that makes `conn` the one active worker of `name`; True if taken."""
-        row = conn.execute(self._q["projection_leader_lock"], {"schema": self.schema, "name": name}).fetchone()
-        return row is not None and bool(row[0])
+    def try_lead(self, conn: psycopg.Connection[Any], name: str, holder: str, lease: float) -> int | None:
+        """Take the lease of `name` if it is free (none yet, or ended by the database clock).
+
+        Args:
+            conn: An autocommit connection (the statement commits on its own).
+            name: The projection.
+            holder: Who takes it ("worker_id token").
+            lease: Seconds the lease lasts unless renewed.
+
+        Returns:
+            The new fencing generation, or None when another worker's lease is still live.
+        """
+        row = conn.execute(
+            self._q["projection_lead"], {"name": name, "holder": holder, "lease": timedelta(seconds=lease)}
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def renew(self, conn: psycopg.Connection[Any], name: str, fence: int, lease: float) -> bool:
+        """Extend the lease of `name` to `lease` seconds from the database's now, if `fence` still holds it.
+
+        Returns:
+            False when another worker has taken the lead since (the caller steps down).
+        """
+        row = conn.execute(
+            self._q["projection_renew"], {"name": name, "fence": fence, "lease": timedelta(seconds=lease)}
+        ).fetchone()
+        return row is not None
+
+    def release(self, conn: psycopg.Connection[Any], name: str, fence: int) -> None:
+        """End the lease of `name` now if `fence` still holds it, so a standby takes over without waiting."""
+        conn.execute(self._q["projection_release"], {"name": name, "fence": fence})
+
+    def leaders(self, conn: psycopg.Connection[Any], names: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The lease rows of `names`: (name, holder, fence, expires_at, live now by the database clock)."""
+        return conn.execute(self._q["projection_leader"], {"names": list(names)}).fetchall()
 
     def held_back(self, conn: psycopg.Connection[Any], names: Sequence[str]) -> bool:
         """True while events follow the checkpoint of one of `names` after a round that read all it could:
@@ -92,15 +124,16 @@ class PostgresProjections:
         row = conn.execute(self._q["projection_held_back"], {"names": list(names)}).fetchone()
         return bool(row and row[0])
 
-    def lock_checkpoint(self, conn: psycopg.Connection[Any], name: str) -> tuple[str, int, int]:
-        """Lock the checkpoint row of `name` for this transaction; (tx_id, position, generation).
+    def lock_checkpoint(self, conn: psycopg.Connection[Any], name: str) -> tuple[str, int, int, int | None]:
+        """Lock the checkpoint row of `name` for this transaction; (tx_id, position, generation, fence).
 
-        A concurrent rebuild waits on the lock, and so does a batch behind a rebuild.
+        A concurrent rebuild waits on the lock, and so does a batch behind a rebuild. `fence` is the lease's
+        current fencing generation (None: no lease row), for the caller to compare with its own.
         """
         row = conn.execute(self._q["projection_checkpoint_for_update"], {"name": name}).fetchone()
         assert row is not None, "the worker creates the checkpoint row before its first batch"
-        tx_id, position, generation = row
-        return tx_id, position, generation
+        tx_id, position, generation, fence = row
+        return tx_id, position, generation, fence
 
     def read(self, conn: psycopg.Connection[Any], tx_id: str, position: int, limit: int) -> list[EventRow]:
         """Up to `limit` committed events after the cursor (tx_id, position), below the horizon, in order."""
@@ -151,34 +184,63 @@ class PostgresProjections:
         )
 
     def save(
-        self, conn: psycopg.Connection[Any], name: str, tx_id: str, position: int, handled: int, channel: str
-    ) -> None:
-        """Move the checkpoint of `name` to (tx_id, position), count `handled`, and NOTIFY `channel`."""
-        conn.execute(
-            self._q["projection_save"],
-            {"name": name, "tx_id": tx_id, "position": position, "handled": handled, "channel": channel},
-        )
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        tx_id: str,
+        position: int,
+        handled: int,
+        channel: str,
+        fence: int,
+    ) -> bool:
+        """Move the checkpoint of `name` to (tx_id, position), count `handled`, and NOTIFY `channel`, if the
+        lease's fence is still `fence`.
 
-    def failed(self, conn: psycopg.Connection[Any], name: str, position: int | None, error: str) -> None:
-        """Record that `name` stopped on the event at `position` with `error` (cleared by the next save)."""
-        conn.execute(self._q["projection_failed"], {"name": name, "position": position, "error": error})
+        Returns:
+            False when another worker took the lead meanwhile: nothing moved; the caller rolls back.
+        """
+        row = conn.execute(
+            self._q["projection_save"],
+            {
+                "name": name,
+                "tx_id": tx_id,
+                "position": position,
+                "handled": handled,
+                "channel": channel,
+                "fence": fence,
+            },
+        ).fetchone()
+        return row is not None
+
+    def failed(self, conn: psycopg.Connection[Any], name: str, position: int | None, error: str, fence: int) -> None:
+        """Record that `name` stopped on the event at `position` with `error` (cleared by the next save), if
+        the lease's fence is still `fence`."""
+        conn.execute(self._q["projection_failed"], {"name": name, "position": position, "error": error, "fence": fence})
 
     def rebuild(
         self,
         conn: psycopg.Connection[Any],
         name: str,
         reset: Callable[[psycopg.Connection[Any]], None] | None = None,
-    ) -> None:
+        fence: int | None = None,
+    ) -> bool:
         """The rebuild transaction on `conn`: reset the checkpoint of `name` and run `reset(conn)` in it.
 
-        It waits for a batch in flight, which holds the checkpoint row.
+        It waits for a batch in flight, which holds the checkpoint row. With `fence` (a leader rebuilding a
+        non-durable projection as it takes the lead) nothing happens unless the lease's fence is still it.
+
+        Returns:
+            False when `fence` was given and is no longer the lease's (nothing was reset).
         """
         with conn.transaction():
             conn.execute(self._q["projection_ensure"], {"name": name})
-            conn.execute(self._q["projection_checkpoint_for_update"], {"name": name})
+            row = conn.execute(self._q["projection_checkpoint_for_update"], {"name": name}).fetchone()
+            if fence is not None and (row is None or row[3] != fence):
+                return False
             conn.execute(self._q["projection_reset"], {"name": name})
             if reset is not None:
                 reset(conn)
+        return True
 
     # -- operator reads ------------------------------------------------------------------------------------
 

@@ -103,6 +103,14 @@ EXPECTED_COLUMNS = {
         ("payload", "jsonb", False),
         ("created_at", "timestamp with time zone", False),
     ],
+    "projection_leases": [
+        ("name", "text", False),
+        ("holder", "text", False),
+        ("fence", "bigint", False),
+        ("expires_at", "timestamp with time zone", False),
+        ("acquired_at", "timestamp with time zone", False),
+        ("renewed_at", "timestamp with time zone", False),
+    ],
     "timers": [
         ("id", "bigint", False),
         ("workflow_type", "text", False),
@@ -136,6 +144,7 @@ EXPECTED_INDEXES = {
     "projection_checkpoints_pkey",
     "projection_dead_letters_by_projection",
     "projection_dead_letters_pkey",
+    "projection_leases_pkey",
     "schema_migrations_pkey",
     "timers_due",
     "timers_id_key",

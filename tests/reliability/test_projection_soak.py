@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from ironflow_py import PostgresStore, ProjectionControl, WorkflowService
-from tests.projection_apps import NAME, create_read_model
+from tests.projection_apps import NAME, create_read_model, lease
 from tests.workflows import Add, Counter, Finish
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -52,6 +52,10 @@ def start_worker(pg_url: str, schema: str) -> subprocess.Popen[str]:
             "0.5",
             "--batch-size",
             "50",
+            "--lease",
+            "3",
+            "--standby-interval",
+            "0.2",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -60,19 +64,18 @@ def start_worker(pg_url: str, schema: str) -> subprocess.Popen[str]:
     )
 
 
-def leader(admin: Conn, procs: list[subprocess.Popen[str]], timeout: float = 30.0) -> subprocess.Popen[str]:
-    """The process whose connection holds the projection's advisory lock (waits for one to take it)."""
+def leader(
+    admin: Conn, schema: str, procs: list[subprocess.Popen[str]], timeout: float = 30.0
+) -> subprocess.Popen[str]:
+    """The process holding the projection's live lease (waits for one to take it). The holder is
+    "host:pid token"."""
     deadline = time.monotonic() + timeout
-    by_suffix = {f":{p.pid}": p for p in procs}
     while time.monotonic() < deadline:
-        rows = admin.execute(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted "
-            "AND a.application_name LIKE 'ironflow_py.projections %'"
-        ).fetchall()
-        for (app,) in rows:
-            for suffix, proc in by_suffix.items():
-                if app.endswith(suffix) and proc.poll() is None:
+        row = lease(admin, schema)
+        if row is not None and row[2]:
+            worker_id = row[0].split(" ")[0]
+            for proc in procs:
+                if worker_id.endswith(f":{proc.pid}") and proc.poll() is None:
                     return proc
         admin.execute("SELECT pg_sleep(0.05)")  # waiting for a process to start, not ordering anything
     raise AssertionError("no worker took the lead")
@@ -85,7 +88,7 @@ def test_projection_survives_a_killed_active_worker(pg_url: str, pg_store: Postg
     service = WorkflowService(pg_store, workflows=[Counter])
     procs = [start_worker(pg_url, schema), start_worker(pg_url, schema)]
     try:
-        active = leader(admin, procs)
+        active = leader(admin, schema, procs)
         done = 0
         count_lock = threading.Lock()
         kill_now = threading.Event()
@@ -114,7 +117,7 @@ def test_projection_survives_a_killed_active_worker(pg_url: str, pg_store: Postg
         service.execute(Finish("c0"))
         assert active.wait(10) == -signal.SIGKILL
         survivor = next(p for p in procs if p is not active)
-        assert leader(admin, [survivor]) is survivor
+        assert leader(admin, schema, [survivor]) is survivor
 
         last = admin.execute(sql.SQL("SELECT max(position) FROM {}.events").format(sql.Identifier(schema)))
         row = last.fetchone()

@@ -453,24 +453,54 @@ FROM {schema}.timers
 -- ---------------------------------------------------------------------------------------------------
 -- Projections (design/projections.md)
 
--- name: projection_leader_lock
--- At most one active worker per projection name across processes: a SESSION advisory lock held on the
--- connection that runs the batches. If the worker dies its connection closes, the lock goes with it and
--- a standby's next try wins; a batch can only commit on a connection that still holds the lock.
-SELECT pg_try_advisory_lock(hashtextextended('ironflow_py.projection' || chr(31) || %(schema)s || chr(31) || %(name)s, 7330))
+-- name: projection_lead
+-- Take the lead of a projection whose lease is free: no row yet, or its lease ended by the DATABASE clock
+-- (now(); hosts' clocks never decide, design/operations.md "One clock"). Every take bumps the fence, so a
+-- frozen former leader that wakes up holds a stale fence and every write it tries is refused. Two standbys
+-- racing: the second waits on the row lock of the first's upsert, then re-checks the WHERE against the
+-- new row (READ COMMITTED re-evaluation), finds the lease live, and gets no row.
+INSERT INTO {schema}.projection_leases AS l (name, holder, fence, expires_at)
+VALUES (%(name)s, %(holder)s, 1, now() + %(lease)s)
+ON CONFLICT (name) DO UPDATE
+SET holder = EXCLUDED.holder, fence = l.fence + 1, expires_at = EXCLUDED.expires_at,
+    acquired_at = now(), renewed_at = now()
+WHERE l.expires_at <= now()
+RETURNING fence
 
--- name: projection_leader_unlock
-SELECT pg_advisory_unlock(hashtextextended('ironflow_py.projection' || chr(31) || %(schema)s || chr(31) || %(name)s, 7330))
+-- name: projection_renew
+-- Extend the lease, only while the fence is still ours (a lease that ran out but was not taken over is
+-- still ours: nobody else wrote under a newer fence). No row: another worker took over; step down.
+UPDATE {schema}.projection_leases
+SET expires_at = now() + %(lease)s, renewed_at = now()
+WHERE name = %(name)s AND fence = %(fence)s
+RETURNING fence
+
+-- name: projection_release
+-- A leader that stops ends its lease at once (fenced: never a successor's), so a standby need not wait.
+UPDATE {schema}.projection_leases
+SET expires_at = now()
+WHERE name = %(name)s AND fence = %(fence)s
+
+-- name: projection_leader
+-- Who leads each projection, for status and tests: holder, fence, and whether the lease is live now.
+SELECT name, holder, fence, expires_at, expires_at > now()
+FROM {schema}.projection_leases
+WHERE name = ANY(%(names)s::text[])
+ORDER BY name
 
 -- name: projection_ensure
 INSERT INTO {schema}.projection_checkpoints (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING
 
 -- name: projection_checkpoint_for_update
--- FOR UPDATE: a rebuild (which resets this row) waits for the batch in flight instead of racing it.
-SELECT tx_id::text, position, generation
-FROM {schema}.projection_checkpoints
-WHERE name = %(name)s
-FOR UPDATE
+-- FOR UPDATE: a rebuild (which resets this row) waits for the batch in flight instead of racing it. The
+-- last column is the lease's current fence: a batch goes on only while it is the worker's own, so a former
+-- leader whose lease was taken over (it froze, or its batch outlived the lease) steps down before handling
+-- anything, instead of working from a cache the new leader has made stale (a false ProjectionGap).
+SELECT c.tx_id::text, c.position, c.generation,
+       (SELECT l.fence FROM {schema}.projection_leases l WHERE l.name = c.name)
+FROM {schema}.projection_checkpoints c
+WHERE c.name = %(name)s
+FOR UPDATE OF c
 
 -- name: projection_read
 -- The cursor. Positions are allocated before commit, so a lower position can become visible after a
@@ -502,12 +532,15 @@ LEFT JOIN LATERAL (
 
 -- name: projection_save
 -- The checkpoint moves in the same transaction as the read model's writes. The notification (delivered
--- at commit) wakes wait_until_caught_up callers.
+-- at commit) wakes wait_until_caught_up callers. Fenced: it moves only while the lease's fence is still
+-- the one the worker took (this statement's snapshot is fresh, so a take-over committed while the batch
+-- ran is seen); no row means the lead was lost and the worker rolls the whole batch back.
 WITH saved AS (
     UPDATE {schema}.projection_checkpoints
     SET tx_id = %(tx_id)s::xid8, position = %(position)s, applied = applied + %(handled)s, updated_at = now(),
         failed_at = NULL, failed_position = NULL, failed_error = NULL
     WHERE name = %(name)s
+      AND EXISTS (SELECT 1 FROM {schema}.projection_leases l WHERE l.name = %(name)s AND l.fence = %(fence)s)
     RETURNING name
 )
 SELECT pg_notify(%(channel)s, name) FROM saved
@@ -549,6 +582,7 @@ WHERE name = %(name)s
 UPDATE {schema}.projection_checkpoints
 SET failed_at = now(), failed_position = %(position)s, failed_error = %(error)s
 WHERE name = %(name)s
+  AND EXISTS (SELECT 1 FROM {schema}.projection_leases l WHERE l.name = %(name)s AND l.fence = %(fence)s)
 
 -- name: projection_status
 -- Lag counts the visible events after the checkpoint, including those still behind the horizon.
