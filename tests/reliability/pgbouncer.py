@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -84,13 +85,15 @@ class PgBouncer:
             )
         )
         cmd = [BINARY, str(self.root / "pgbouncer.ini")]
+        as_user: dict[str, Any] = {}
         if os.getuid() == 0:
             # A socket folder is often private to the server's user (0700): run as that user to reach it.
             entry = pwd.getpwuid(os.stat(host).st_uid) if host.startswith("/") else pwd.getpwnam("postgres")
             for path in [self.root, *self.root.iterdir()]:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-            cmd = ["runuser", "-u", entry.pw_name, "--", *cmd]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # The process itself switches user (no `runuser` in between), so `close()` signals PgBouncer.
+            as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user)
         self._wait_listening()
 
     def _wait_listening(self) -> None:
