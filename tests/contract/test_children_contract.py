@@ -19,14 +19,14 @@ from ironflow_py.composition import (
     delivery_key,
 )
 from ironflow_py.store.base import Settle, SettleKind, Store
-from tests.composition_workflows import FanOut, FinishTask, Job, StartTask, Task
+from tests.composition_workflows import FanOut, FinishTask, Grow, Job, StartTask, Task, Tree
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def service(store: Store) -> WorkflowService:
-    return WorkflowService(store, workflows=[Job, Task], clock=ManualClock(T0))
+    return WorkflowService(store, workflows=[Job, Task, Tree], clock=ManualClock(T0))
 
 
 def rows(service: WorkflowService, wtype: str, wid: str, kind: str) -> list[str]:
@@ -101,3 +101,12 @@ def test_abandoned_children_need_no_sweep(service: WorkflowService) -> None:
     service.execute(FanOut("p", (1,), policy="abandon"))
     service.execute(FanOut("p", (1,)))  # rejected: already fanned out
     assert rows(service, "job", "p", START_CHILD_ROW) == ["pending"]
+
+
+def test_a_parent_that_closes_by_itself_cancels_its_unstarted_children(service: WorkflowService) -> None:
+    """Not only terminate: any close cancels the start rows still pending (their children never start)."""
+    service.execute(Grow("t", 1))
+    assert rows(service, "tree", "t", START_CHILD_ROW) == ["pending"]
+    service.cancel("tree", "t", "no longer needed")  # the tree's own decision closes it, Cancelled
+    assert rows(service, "tree", "t", START_CHILD_ROW) == ["cancelled"]
+    assert rows(service, "tree", "t", PARENT_CLOSED_ROW) == ["pending"]  # a child may have started: sweep
