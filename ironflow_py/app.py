@@ -12,6 +12,7 @@ from ironflow_py.clock import Clock
 from ironflow_py.effects._registry import EffectRegistry
 from ironflow_py.errors import ConfigurationError
 from ironflow_py.projections._projection import Projection
+from ironflow_py.schedule import Schedule
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import Store
 from ironflow_py.telemetry._observer import Observer
@@ -29,6 +30,7 @@ class App:
         converter: The cattrs converter for payloads; None: `make_converter()`.
         effects: The effect handlers `ironflow-py worker` runs; None: the worker only fires timers.
         projections: The read models `ironflow-py projections run` keeps.
+        schedules: `Schedule` declarations; a worker reconciles them when it starts (design/schedules.md).
         tracer_provider: An OpenTelemetry `TracerProvider` the CLI's daemons trace with (extra `otel`);
             None: no traces.
     """
@@ -37,6 +39,7 @@ class App:
     converter: cattrs.Converter | None = None
     effects: EffectRegistry | None = None
     projections: Sequence[Projection] = ()
+    schedules: Sequence[Schedule] = ()
     tracer_provider: Any = None
 
     def service(
@@ -51,13 +54,19 @@ class App:
             observer: Where metrics, traces and liveness go (`ironflow_py.telemetry.Observer`); None: nowhere.
 
         Returns:
-            The service, with every workflow registered.
+            The service, with every workflow (and the schedules' workflow) registered.
 
         Raises:
             ConfigurationError: A workflow is declared inconsistently (see `WorkflowService.register`).
         """
         return WorkflowService(
-            store, workflows=self.workflows, clock=clock, converter=self.converter, logger=logger, observer=observer
+            store,
+            workflows=self.workflows,
+            clock=clock,
+            converter=self.converter,
+            logger=logger,
+            observer=observer,
+            schedules=self.schedules,
         )
 
     def select_projections(self, names: Sequence[str] = ()) -> list[Projection]:

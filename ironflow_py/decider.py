@@ -115,12 +115,12 @@ class Accepted:
     decision: Decision[Any, Any] | None
     #: How this decision closed the instance (None: it stays open).
     outcome: RunOutcome | None = None
-    #: What the caller is told: `accepted`, or `scheduled` for a delayed start (its timer is the only write).
-    status: OutcomeStatus = OutcomeStatus.ACCEPTED
     #: Messages to other instances, queued as reserved outbox rows after the effects.
     messages: tuple[Message, ...] = ()
     #: Children to start, queued as reserved outbox rows after the messages.
     children: tuple[ChildStart, ...] = ()
+    #: What the caller is told: `accepted`, or `scheduled` for a delayed start (its timer is the only write).
+    status: OutcomeStatus = OutcomeStatus.ACCEPTED
 
     @property
     def state(self) -> Any:

@@ -39,6 +39,9 @@ from ironflow_py.lifecycle import (
     input_key_for,
 )
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
+from ironflow_py.schedule import Schedule
+from ironflow_py.schedule_workflow import ScheduleWorkflow
+from ironflow_py.scheduling._control import ScheduleControl
 from ironflow_py.store.base import Settle, Store
 from ironflow_py.telemetry._observer import Observer
 from ironflow_py.values import MAX_KEY_BYTES, MAX_TYPE_BYTES, key_problem
@@ -81,6 +84,8 @@ class WorkflowService:
         observer: Where decisions, effect attempts, timer firings and projection batches are reported
             (`ironflow_py.telemetry.Observer` with metrics and/or tracing); default: an Observer that
             reports nowhere. The effect runtime and projection worker of this service use it too.
+        schedules: `Schedule` declarations; their built-in workflow (type ``ironflow.schedule``) is
+            registered and `service.schedules` controls them.
         show_values: Debug only. By default an error about a stored payload that no longer decodes names
             the field and the expected type, never the value, and chains no driver exception (payloads may
             hold personal data and secrets, and errors reach logs); True quotes the values.
@@ -100,6 +105,7 @@ class WorkflowService:
         state_cache_size: int = 10_000,
         observer: Observer | None = None,
         show_values: bool = False,
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         self.store = store
         self.show_values = show_values
@@ -115,6 +121,11 @@ class WorkflowService:
         self._peers = Peers()
         for workflow in workflows:
             self.register(workflow)
+        declared = tuple(schedules)
+        if declared:
+            self.register(ScheduleWorkflow(declared))
+        #: The declared schedules: reconcile, list, show, pause, resume, trigger, backfill (design/schedules.md).
+        self.schedules = ScheduleControl(self, declared)
 
     def register(self, workflow: AnyWorkflow | type[AnyWorkflow]) -> AnyWorkflow:
         """Register a workflow so inputs of its `inputs` classes are routed to it.

@@ -599,6 +599,58 @@ def mutations() -> list[Mutation]:
             ),
             ("tests/unit/test_composition.py",),
         ),
+        Mutation(
+            "schedule workflow: a stale tick is not ignored",
+            "schedule",
+            (_py("ironflow_py/schedule_workflow.py", "if state.paused or fire_time != state.next_fire:", "if False:"),),
+            ("tests/unit/test_schedule_workflow.py", "tests/unit/test_schedule_scenario.py"),
+        ),
+        Mutation(
+            "schedule workflow: reconcile replans an unchanged schedule",
+            "schedule",
+            (
+                _py(
+                    "ironflow_py/schedule_workflow.py",
+                    "if state.fingerprint == fingerprint and (state.next_fire is not None or state.paused):",
+                    "if False:",
+                ),
+            ),
+            ("tests/unit/test_schedule_workflow.py", "tests/unit/test_schedule_scenario.py"),
+        ),
+        Mutation(
+            "schedule workflow: the run id is not the fire time's",
+            "schedule",
+            (
+                _py(
+                    "ironflow_py/schedule_workflow.py",
+                    "self.start(ScheduledRun(name, at, run_id_for(name, at), reason))",
+                    "self.start(ScheduledRun(name, at, run_id_for(name, self.now), reason))",
+                ),
+            ),
+            (
+                "tests/unit/test_schedule_workflow.py",
+                "tests/unit/test_schedule_scenario.py",
+                "tests/integration/test_schedules.py",
+            ),
+        ),
+        Mutation(
+            "schedule workflow: a closed run does not free the overlap slot",
+            "schedule",
+            (
+                _py(
+                    "ironflow_py/schedule_workflow.py",
+                    "open_runs=tuple(r for r in state.open_runs if r != run_id),",
+                    "open_runs=state.open_runs,",
+                ),
+            ),
+            ("tests/unit/test_schedule_workflow.py", "tests/unit/test_schedule_scenario.py"),
+        ),
+        Mutation(
+            "schedules: StopRuns cancels nothing",
+            "schedule",
+            (_py("ironflow_py/scheduling/_control.py", "if child.workflow_id not in wanted:", "if True:"),),
+            ("tests/unit/test_schedule_scenario.py",),
+        ),
         # -- snapshots -------------------------------------------------------------------------------------------
         Mutation(
             "decider: an ignored snapshot is not marked for replacement",

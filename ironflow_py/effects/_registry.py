@@ -187,6 +187,25 @@ class EffectRegistry:
 
         return decorate
 
+    def extended(self, effect_class: type, handler: Handler, *, policy: RetryPolicy | None = None) -> EffectRegistry:
+        """A copy of this registry with one more handler (this one is unchanged).
+
+        Args:
+            effect_class: The effect class to add.
+            handler: Its handler (as `register`).
+            policy: Its retry policy (default: the registry's `default_policy`).
+
+        Returns:
+            The new registry.
+
+        Raises:
+            ConfigurationError: As `register` (for example, `effect_class` already has a handler).
+        """
+        copy = EffectRegistry(default_policy=self.default_policy)
+        copy._handlers = dict(self._handlers)
+        copy.register(effect_class, handler, policy=policy)
+        return copy
+
     def lookup(self, effect_class: type) -> Registered | None:
         """The registration of `effect_class` or, failing that, of its nearest registered base class.
 

@@ -27,6 +27,7 @@ from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
 from ironflow_py.errors import ConfigurationError, StoreError
+from ironflow_py.scheduling._control import with_schedule_handlers
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import EffectClaim, Outbox, TimerClaim
 from ironflow_py.store.postgres import PostgresStore
@@ -114,7 +115,7 @@ class EffectRuntime:
         self.run_effects = registry is not None
         self.attempts = Attempts(
             service,
-            registry or EffectRegistry(),
+            with_schedule_handlers(registry or EffectRegistry(), service),
             self.outbox,
             self.clock,
             (rng or random.Random()).random,
@@ -156,6 +157,8 @@ class EffectRuntime:
     def run(self) -> None:
         """Work until stopped. On return every claim this worker still held has been released.
 
+        Declared schedules (`service.schedules`) are reconciled first.
+
         Raises:
             SchemaNotMigrated: at once, before claiming anything, if the schema needs `ironflow-py migrate`.
         """
@@ -168,6 +171,11 @@ class EffectRuntime:
             self.listener = Listener(conninfo, self.store.channel, self._wake.set, self.log)
             self.listener.start()
         self.log.info("worker_started", concurrency=self.concurrency, batch_size=self.batch_size)
+        if self.service.schedules.declared:
+            # Declared schedules start ticking (or replan after a change) when a worker starts; an
+            # unchanged one is left alone, so every worker may do this at once (design/schedules.md).
+            reconciled = self.service.schedules.reconcile()
+            self.log.info("schedules_reconciled", schedules=len(reconciled))
         try:
             observer = self.service.observer
             outage_since: float | None = None  # monotonic time of the first failure of the current outage

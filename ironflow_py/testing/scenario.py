@@ -23,6 +23,8 @@ from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._registry import EffectRegistry
 from ironflow_py.lifecycle import RunOutcome
 from ironflow_py.records import EffectInfo, Outcome, OutcomeStatus, RecordedEvent, TimerInfo
+from ironflow_py.schedule import Schedule
+from ironflow_py.scheduling._control import with_schedule_handlers
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import Outbox
 from ironflow_py.store.memory import MemoryStore
@@ -42,6 +44,8 @@ class Scenario:
         seed: Seeds retry jitter, so a scenario replays identically.
         converter: The cattrs converter (default: `make_converter()`).
         logger: A structlog-style logger (default: the library's logger).
+        schedules: `Schedule` declarations (`scenario.service.schedules`); call `reconcile()` on it to start
+            them, as a worker does when it starts.
 
     Raises:
         ConfigurationError: A workflow is declared inconsistently (see `WorkflowService.register`).
@@ -55,14 +59,20 @@ class Scenario:
         seed: int = 0,
         converter: Any = None,
         logger: Any = None,
+        schedules: Sequence[Schedule] = (),
     ) -> None:
         self.clock = ManualClock(start)
         self.store = MemoryStore()
         self.log = get_log("testing", logger)
         self.service = WorkflowService(
-            self.store, workflows=workflows, clock=self.clock, converter=converter, logger=self.log
+            self.store,
+            workflows=workflows,
+            clock=self.clock,
+            converter=converter,
+            logger=self.log,
+            schedules=schedules,
         )
-        self.registry = effects if effects is not None else EffectRegistry()
+        self.registry = with_schedule_handlers(effects if effects is not None else EffectRegistry(), self.service)
         self.outbox: Outbox = self.store.outbox("scenario")
         self._attempts = Attempts(
             self.service,

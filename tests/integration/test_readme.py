@@ -87,3 +87,12 @@ def test_readme_delayed_start_example_runs(pg_url: str, schema: str, capsys: pyt
     exec(compile(delayed, str(README), "exec"), namespace)
     assert capsys.readouterr().out.split("\n")[:3] == ["scheduled", "duplicate", "['ironflow.start/payday-2026-12']"]
     namespace["store"].close()
+
+
+def test_readme_schedules_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Schedules" block runs as written (in memory: it uses Scenario)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    block = next((b for b in blocks if "Schedule(" in b and "Scenario" in b), None)
+    assert block is not None, "the README lost its schedules example"
+    exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})
+    assert capsys.readouterr().out.splitlines() == ["['nightly@2026-01-01T01:30:00Z']", "2026-01-02 01:30:00+00:00"]
