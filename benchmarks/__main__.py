@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import children, decisions, decode, effects, history, peers, projections, upcast, waiting
+from benchmarks import children, decisions, decode, effects, history, peers, projections, retention, upcast, waiting
 from benchmarks._common import database_url
 
 SECTIONS = {
@@ -17,6 +17,7 @@ SECTIONS = {
     "children": children.main,
     "peers": peers.main,
     "upcast": upcast.main,
+    "retention": retention.main,
 }
 
 

@@ -58,6 +58,7 @@ from ironflow_py.records import (
     OutcomeStatus,
     RecordedEvent,
 )
+from ironflow_py.retention import ClosedMode, PruneReport, RetentionPolicy
 from ironflow_py.schedule import Schedule, ScheduledRun
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.memory import MemoryStore
@@ -93,6 +94,7 @@ __all__ = [
     "ChildRef",
     "ChildStart",
     "Clock",
+    "ClosedMode",
     "CodecError",
     "CommitUnknown",
     "Completed",
@@ -136,8 +138,10 @@ __all__ = [
     "ProjectionRetry",
     "ProjectionStatus",
     "ProjectionWorker",
+    "PruneReport",
     "RecordedEvent",
     "Resolution",
+    "RetentionPolicy",
     "RetryPolicy",
     "Retryable",
     "RunOutcome",

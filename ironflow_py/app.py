@@ -12,6 +12,7 @@ from ironflow_py.clock import Clock
 from ironflow_py.effects._registry import EffectRegistry
 from ironflow_py.errors import ConfigurationError
 from ironflow_py.projections._projection import Projection
+from ironflow_py.retention import RetentionPolicy
 from ironflow_py.schedule import Schedule
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import Store
@@ -33,6 +34,9 @@ class App:
         schedules: `Schedule` declarations; a worker reconciles them when it starts (design/schedules.md).
         tracer_provider: An OpenTelemetry `TracerProvider` the CLI's daemons trace with (extra `otel`);
             None: no traces.
+        retention: How long finished rows are kept: `ironflow-py worker` prunes by it every
+            `retention.interval`, and `ironflow-py prune` uses it unless options override it
+            (design/retention.md). None: the worker never prunes.
     """
 
     workflows: Sequence[AnyWorkflow | type[AnyWorkflow]]
@@ -41,6 +45,7 @@ class App:
     projections: Sequence[Projection] = ()
     schedules: Sequence[Schedule] = ()
     tracer_provider: Any = None
+    retention: RetentionPolicy | None = None
 
     def service(
         self, store: Store, *, clock: Clock | None = None, logger: Any = None, observer: Observer | None = None

@@ -29,6 +29,7 @@ from ironflow_py.lifecycle import (
     RUN_TIMEOUT_INPUT,
     RUN_TIMEOUT_TIMER,
     WORKFLOW_OUTCOMES,
+    Completed,
     InstanceTerminated,
     RunOutcome,
     RunTimedOut,
@@ -283,6 +284,12 @@ class Decider:
             The start and the loaded events that continue it (None: read the events after `start.seq`).
         """
         events: Sequence[LoadedEvent] = loaded.events
+        tomb = loaded.tombstone
+        if tomb is not None and not events:
+            # Pruned to a tombstone (design/retention.md): no history, but closed for good at its last sequence.
+            closed = self.codec.decode_outcome(tomb.outcome, workflow_id) if tomb.outcome is not None else None
+            start = Rebuilt(self.initial(workflow_id), tomb.seq, tomb.seq, closed=closed or Completed(None))
+            return Origin(start, (), cache_stale=cached is not None)
         if cached is not None and loaded.snapshot is not None:
             # A snapshot at or after the cached sequence came back, and the events after it: the cached
             # event is not among them to prove the cache, and the snapshot is as new. Start from it.

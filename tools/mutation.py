@@ -84,6 +84,11 @@ CHILDREN = (
     "tests/integration/test_children.py",
 )
 CHILDREN_CRASH = ("tests/reliability/test_children_crash.py",)
+RETENTION = (
+    "tests/contract/test_prune_contract.py",
+    "tests/integration/test_retention.py",
+    "tests/reliability/test_prune_kill.py",
+)
 
 
 def _sql(query: str, old: str, new: str = "") -> Edit:
@@ -761,6 +766,75 @@ def mutations() -> list[Mutation]:
             "snapshot",
             (_py("ironflow_py/upgrade/_snapshots.py", "if fresh == snap.data:", "if True:"),),
             VERSIONING,
+        ),
+        # -- retention (design/retention.md) ----------------------------------------------------------------
+        Mutation(
+            "prune_pick_instances: past the slowest projection's checkpoint",
+            "retention",
+            (_sql("prune_pick_instances", "ON (e.tx_id, e.position) > (c.tx_id, c.position)", "ON false"),),
+            RETENTION,
+        ),
+        Mutation(
+            "prune_pick_instances: a named projection without a checkpoint holds nothing",
+            "retention",
+            (_drop("prune_pick_instances", "NOT %(held)s"),),
+            RETENTION,
+        ),
+        Mutation(
+            "load_tombstone: a tombstone is never read (later inputs decide on a fresh state)",
+            "retention",
+            (_sql("load_tombstone", "AND pruned_at IS NOT NULL", "AND false"),),
+            RETENTION,
+        ),
+        Mutation(
+            "decider: a tombstone is not a closed instance",
+            "retention",
+            (_py("ironflow_py/decider.py", "if tomb is not None and not events:", "if False:"),),
+            RETENTION,
+        ),
+        Mutation(
+            "prune_tombstone_instances: the row is deleted instead of kept",
+            "retention",
+            (
+                _sql(
+                    "prune_tombstone_instances",
+                    "UPDATE {schema}.instances x SET pruned_at = coalesce(%(now)s::timestamptz, now())\n"
+                    "FROM unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)",
+                    "DELETE FROM {schema}.instances x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)",
+                ),
+            ),
+            RETENTION,
+        ),
+        Mutation(
+            "prune_pick_instances: an instance with a pending effect is pruned",
+            "retention",
+            (_sql("prune_pick_instances", "AND (o.status = 'pending'\n", "AND (false\n"),),
+            RETENTION,
+        ),
+        Mutation(
+            "prune_instance_effects: dead letters go with their instance",
+            "retention",
+            (_sql("prune_instance_effects", "AND (x.status <> 'dead'\n", "AND (true\n"),),
+            RETENTION,
+        ),
+        Mutation(
+            "prune_lock: two pruners at once",
+            "retention",
+            (_sql("prune_lock", "SELECT pg_try_advisory_xact_lock(", "SELECT true OR pg_try_advisory_xact_lock("),),
+            RETENTION,
+        ),
+        Mutation(
+            "outbox_health: scan every finished row again",
+            "retention",
+            (_sql("outbox_health", "    WHERE status = 'pending'\n) p", "    WHERE status <> 'done'\n) p"),),
+            ("tests/integration/test_retention.py",),
+            keyword="index",
+        ),
+        Mutation(
+            "claim_effects: no byte bound",
+            "retention",
+            (_sql("claim_effects", "OR running <= %(max_bytes)s::bigint", "OR true"),),
+            ("tests/contract/test_prefetch_bytes_contract.py", "tests/reliability/test_prefetch_bytes.py"),
         ),
     ]
     return found

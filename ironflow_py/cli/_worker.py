@@ -10,7 +10,7 @@ import click
 from ironflow_py.cli._base import Command, Settings, option, pass_settings
 from ironflow_py.cli._telemetry import metrics_host, metrics_port, observed
 from ironflow_py.clock import SystemClock
-from ironflow_py.effects._runtime import EffectRuntime
+from ironflow_py.effects._runtime import DEFAULT_PREFETCH_BYTES, EffectRuntime
 
 
 @click.command(cls=Command)
@@ -19,6 +19,13 @@ from ironflow_py.effects._runtime import EffectRuntime
 @option("--lease", type=float, default=60.0, show_default=True, help="Seconds a claim holds without a heartbeat.")
 @option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds between polls when idle.")
 @option("--grace", type=float, default=30.0, show_default=True, help="Seconds shutdown waits for handlers.")
+@option(
+    "--prefetch-bytes",
+    type=int,
+    default=DEFAULT_PREFETCH_BYTES,
+    show_default=True,
+    help="Most payload bytes held claimed (running and queued); 0: no byte bound.",
+)
 @metrics_port
 @metrics_host
 @pass_settings
@@ -29,10 +36,11 @@ def worker(
     lease: float,
     poll_interval: float,
     grace: float,
+    prefetch_bytes: int,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
-    """Run the app's effect handlers and fire timers until SIGTERM/SIGINT."""
+    """Run the app's effect handlers and fire timers until SIGTERM/SIGINT (and prune by the app's retention)."""
     app = settings.app()
     with (
         settings.store(pool_size=concurrency + 4) as store,
@@ -54,6 +62,9 @@ def worker(
             lease=lease,
             poll_interval=poll_interval,
             grace=grace,
+            prefetch_bytes=prefetch_bytes or None,
+            retention=app.retention,
+            projections=[p.name for p in app.projections],
         )
         runtime.run()
         if runtime.abandoned:

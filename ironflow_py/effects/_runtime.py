@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import FrameType
@@ -24,9 +25,11 @@ from typing import Any
 from ironflow_py._log import get_log
 from ironflow_py.clock import store_time
 from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
+from ironflow_py.effects._pruning import PruneLoop
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
 from ironflow_py.errors import ConfigurationError, StoreError
+from ironflow_py.retention import RetentionPolicy
 from ironflow_py.scheduling._control import with_schedule_handlers
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import EffectClaim, Outbox, TimerClaim
@@ -37,6 +40,9 @@ Claim = EffectClaim | TimerClaim
 #: Longest sleep, whatever the poll interval, while the database is unreachable or no LISTEN connection
 #: is up (listen=False, or the listener is reconnecting): nothing else would wake the loop.
 OUTAGE_RETRY = 1.0
+
+#: Default bound on the payload bytes (JSON text) a worker holds claimed, running and queued together.
+DEFAULT_PREFETCH_BYTES = 64 * 1024 * 1024
 
 
 def new_worker_id() -> str:
@@ -62,6 +68,9 @@ class EffectRuntime:
         concurrency: Handlers running at once, at least 1. The store's pool is grown to `concurrency + 2`
             connections if it is smaller (a handler feeding an input back needs a second connection).
         batch_size: Rows claimed per round, at least 1.
+        prefetch_bytes: Most payload bytes (as JSON text) the worker holds claimed, running and queued
+            together (default 64 MiB); when nothing is held, one effect of any size is still claimed. None:
+            rows alone bound the prefetch. Ten pending 50 MB effects no longer take a worker past 1 GB.
         lease: Seconds a claim holds without a heartbeat, more than 0.
         poll_interval: Longest idle sleep in seconds while LISTEN works and no NOTIFY arrives; without a working
             LISTEN (listen=False, or while it reconnects) the loop polls at least every second.
@@ -72,6 +81,10 @@ class EffectRuntime:
         handle_signals: Install SIGTERM and SIGINT handlers that call `stop()` while `run()` runs.
         listen: Wake on the schema's NOTIFY (a dedicated LISTEN connection); False polls only.
         logger: A structlog-style logger (default: the library's logger).
+        retention: Prune finished rows by this policy every `retention.interval` on a thread of its own
+            (design/retention.md); None: no pruning.
+        projections: Projection names whose checkpoints bound pruning even before they have a row (the
+            CLI passes the app's projections).
 
     Raises:
         ConfigurationError: The store is not a `PostgresStore`, or a bound above is violated.
@@ -93,11 +106,17 @@ class EffectRuntime:
         handle_signals: bool = True,
         listen: bool = True,
         logger: Any = None,
+        prefetch_bytes: int | None = DEFAULT_PREFETCH_BYTES,
+        retention: RetentionPolicy | None = None,
+        projections: Sequence[str] = (),
     ) -> None:
         if not isinstance(service.store, PostgresStore):
             raise ConfigurationError("EffectRuntime runs on a PostgresStore (see design/effects.md)")
         if concurrency < 1 or batch_size < 1 or lease <= 0:
             raise ConfigurationError("EffectRuntime needs concurrency >= 1, batch_size >= 1 and lease > 0")
+        if prefetch_bytes is not None and prefetch_bytes < 1:
+            raise ConfigurationError(f"EffectRuntime needs prefetch_bytes >= 1 or None, not {prefetch_bytes}")
+        self.prefetch_bytes = prefetch_bytes
         self.service = service
         self.store: PostgresStore = service.store
         self.clock = service.clock
@@ -131,6 +150,9 @@ class EffectRuntime:
         self._finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._inflight: dict[Future[Any], Claim] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self.pruning = (
+            PruneLoop(self.store, retention, self.clock, projections, self.log) if retention is not None else None
+        )
 
     def _size_pool(self) -> None:
         """Grow the store's pool to `concurrency + 2` connections if it is smaller.
@@ -176,6 +198,8 @@ class EffectRuntime:
             # unchanged one is left alone, so every worker may do this at once (design/schedules.md).
             reconciled = self.service.schedules.reconcile()
             self.log.info("schedules_reconciled", schedules=len(reconciled))
+        if self.pruning is not None:
+            self.pruning.start()
         try:
             observer = self.service.observer
             outage_since: float | None = None  # monotonic time of the first failure of the current outage
@@ -247,7 +271,18 @@ class EffectRuntime:
         for timer in timers:
             self._submit(self._executor.submit(self.attempts.fire_timer, timer), timer)
         limit = min(room - len(timers), self.batch_size) if self.run_effects else 0
-        effects = self.outbox.claim_effects(now, self.lease, limit) if limit > 0 else []
+        max_bytes = None
+        held = 0
+        if self.prefetch_bytes is not None:
+            # The byte bound: what running and queued claims hold counts against it; an idle worker still
+            # takes one effect of any size (always_one), a busy one only what fits.
+            held = self._held_bytes()
+            max_bytes = self.prefetch_bytes - held
+            if max_bytes <= 0:
+                limit = 0
+        effects = (
+            self.outbox.claim_effects(now, self.lease, limit, max_bytes, always_one=held == 0) if limit > 0 else []
+        )
         run_effect = self.attempts.run_effect
         for claim in effects:
             self._submit(self._executor.submit(run_effect, claim, claimed_at), claim)
@@ -296,9 +331,14 @@ class EffectRuntime:
                     self.attempts.log_done(claim, started, claim.id in held)
         return cancelled
 
+    def _held_bytes(self) -> int:
+        return sum(c.size for c in self._inflight.values() if isinstance(c, EffectClaim))
+
     def _idle_timeout(self) -> float:
         if len(self._inflight) > self.concurrency:
             return self.poll_interval  # no room to claim: only a finishing handler (which wakes us) makes room
+        if self.prefetch_bytes is not None and self._inflight and self._held_bytes() >= self.prefetch_bytes:
+            return self.poll_interval  # the byte bound is reached: likewise
         # Re-read after every claim round, busy or not: a row that becomes due while handlers run must not
         # wait for them (a finishing handler sets the wake event, so this only ever shortens the wait).
         try:
@@ -336,6 +376,8 @@ class EffectRuntime:
             self._executor = None
         if self.listener is not None:
             self.listener.stop()
+        if self.pruning is not None:
+            self.pruning.stop()
         self.attempts.close()
         self.log.info(
             "worker_stopped",

@@ -17,6 +17,7 @@ import attrs
 
 from ironflow_py.composition import ParentLink
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.retention import PruneReport, RetentionPolicy
 
 
 class StoredEvent(NamedTuple):
@@ -47,6 +48,15 @@ class StoredSnapshot:
 
 
 @attrs.frozen
+class Tombstone:
+    """A pruned instance (design/retention.md): its history is gone, its last sequence and outcome stay."""
+
+    seq: int
+    #: The parsed JSON of `instances.outcome` (None for a row closed before outcomes were stored).
+    outcome: Any
+
+
+@attrs.frozen
 class Loaded:
     """What the locked transaction read before deciding.
 
@@ -58,6 +68,8 @@ class Loaded:
     key_status: OutcomeStatus | None = None
     #: The latest snapshot newer than the requested sequence, when asked for; `events` start after its seq.
     snapshot: StoredSnapshot | None = None
+    #: Set when no event or snapshot was read because the instance was pruned to a tombstone.
+    tombstone: Tombstone | None = None
 
 
 @attrs.frozen
@@ -166,6 +178,8 @@ class EffectClaim(NamedTuple):
     due_at: datetime | None = None
     #: The W3C traceparent of the decision that queued the effect (None: it was not traced).
     trace_context: str | None = None
+    #: The payload's size in bytes as JSON text (what the worker's byte-bounded prefetch counts).
+    size: int = 0
 
 
 class TimerClaim(NamedTuple):
@@ -203,8 +217,20 @@ class Outbox(Protocol):
 
     worker: str
 
-    def claim_effects(self, now: datetime | None, lease: timedelta, limit: int) -> list[EffectClaim]:
+    def claim_effects(
+        self,
+        now: datetime | None,
+        lease: timedelta,
+        limit: int,
+        max_bytes: int | None = None,
+        *,
+        always_one: bool = True,
+    ) -> list[EffectClaim]:
         """Claim up to `limit` pending effects due at `now`, oldest first, each for `lease`.
+
+        With `max_bytes`, rows are claimed in that order while their payloads (as JSON text) add up to at
+        most `max_bytes` bytes. With `always_one` the first row is claimed however large, so a payload over
+        the bound cannot starve; a worker that already holds claims passes False.
 
         Returns:
             The claims; each row's attempt count went up by one and it is not due again before `now + lease`.
@@ -263,6 +289,51 @@ class Outbox(Protocol):
         A timer under a lease or a retry backoff counts from its lease end, and never hides a later timer
         that is claimable sooner. Negative when something is already due. A hint for an idle loop's sleep,
         not a promise: a row claimed meanwhile is simply not there.
+        """
+        ...
+
+
+class Pruner(Protocol):
+    """Removes finished rows by a `RetentionPolicy`: the port behind `ironflow-py prune` (design/retention.md).
+
+    One pruner at a time per store (PostgreSQL: a transaction-scoped advisory lock taken by every batch,
+    safe behind a transaction-pooling PgBouncer); each batch is one transaction, so a pruner killed mid-batch
+    leaves nothing half-done. Closed instances are taken oldest close first, only once they have no pending
+    effect and every projection has read all their events. `MemoryStore.pruner()` and
+    `PostgresStore.pruner()` implement it; the contract suite is tests/contract/test_prune_contract.py.
+    """
+
+    def prune_batch(self, policy: RetentionPolicy, now: datetime | None = None) -> PruneReport:
+        """Remove at most `policy.batch_size` rows of each kind whose retention has passed, in one transaction.
+
+        Args:
+            policy: What to keep and for how long.
+            now: The instant retention is counted back from under a `ManualClock` (`clock.store_time`);
+                None: the store's own clock (PostgreSQL: the database server's `now()`).
+
+        Returns:
+            What was removed (`busy` when another pruner holds the lock: nothing was).
+
+        Raises:
+            StoreError: The database could not be reached or refused the statements; nothing was removed.
+        """
+        ...
+
+    def prune_all(
+        self, policy: RetentionPolicy, now: datetime | None = None, *, max_batches: int | None = None
+    ) -> PruneReport:
+        """Run batches until one is not full (nothing more is due), or `max_batches` have run.
+
+        Args:
+            policy: What to keep and for how long.
+            now: As for `prune_batch`.
+            max_batches: Stop after this many batches (None: no limit).
+
+        Returns:
+            The sum of the batches' reports.
+
+        Raises:
+            StoreError: As for `prune_batch`; the batches committed before it stay.
         """
         ...
 
@@ -559,6 +630,18 @@ class Store(Protocol):
 
         Raises:
             StoreError: The database could not be reached or refused the query.
+        """
+        ...
+
+    def pruner(self, projections: Sequence[str] = ()) -> Pruner:
+        """The pruning port of this store (design/retention.md).
+
+        Args:
+            projections: Names of projections whose checkpoints bound pruning even before they have a
+                checkpoint row (one missing holds every instance back); rows present always count.
+
+        Returns:
+            The pruner.
         """
         ...
 

@@ -21,6 +21,8 @@ from ironflow_py.clock import SystemClock
 from ironflow_py.composition import CHILD_CLOSED_ROW, PARENT_CLOSED_ROW, START_CHILD_ROW
 from ironflow_py.errors import LeaseLost
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
+from ironflow_py.retention import ClosedMode, PruneReport, RetentionPolicy
+from ironflow_py.store._prune import prune_until_done
 from ironflow_py.store._waiters import WaiterHub
 from ironflow_py.store.base import (
     EffectClaim,
@@ -31,6 +33,7 @@ from ironflow_py.store.base import (
     StoredEvent,
     StoredSnapshot,
     TimerClaim,
+    Tombstone,
     Writes,
     Written,
 )
@@ -51,6 +54,10 @@ class _OutboxRow:
     locked_until: datetime | None = None
     last_error: str | None = None
     last_traceback: str | None = None
+    #: When it became done, dead or cancelled (the retention clock of `prune`).
+    completed_at: datetime | None = None
+    #: The payload's JSON text size in bytes (the byte-bounded claim counts it).
+    size: int = 0
 
 
 @attrs.define
@@ -87,6 +94,8 @@ class MemoryStore:
         self._snapshots: dict[tuple[str, str], StoredSnapshot] = {}
         self._outbox: dict[int, _OutboxRow] = {}
         self._timers: dict[tuple[str, str, str], _Timer] = {}
+        #: Instances pruned to a tombstone (design/retention.md), with when.
+        self._pruned: dict[tuple[str, str], datetime] = {}
         self._position = 0
         self._next_id = 0
         self._next_token = 0
@@ -162,6 +171,18 @@ class MemoryStore:
         """
         return MemoryOutbox(self, worker)
 
+    def pruner(self, projections: Sequence[str] = ()) -> MemoryPruner:
+        """The pruning port of this store (`store.base.Pruner`, design/retention.md).
+
+        Args:
+            projections: Projection names that must have read an instance's events before it is pruned.
+                The memory store keeps no projection checkpoints, so naming any holds every instance back.
+
+        Returns:
+            The pruner.
+        """
+        return MemoryPruner(self, projections)
+
     def _timer_by_id(self, timer_id: int) -> _Timer | None:
         return next((t for t in self._timers.values() if t.id == timer_id), None)
 
@@ -192,7 +213,7 @@ class MemoryStore:
             return
         row = self._outbox[settle.id]
         row.status = "done" if settle.kind is SettleKind.EFFECT_DONE else "dead"
-        row.locked_until = None
+        row.locked_until, row.completed_at = None, settle.now
         if settle.error is not None:
             row.last_error, row.last_traceback = settle.error, settle.traceback
 
@@ -235,7 +256,7 @@ class MemoryStore:
             if row is None or row.status != "dead":
                 return False
             row.status, row.attempts, row.available_at = "pending", 0, now
-            row.locked_by, row.locked_until, row.claim_token = None, None, None
+            row.locked_by, row.locked_until, row.claim_token, row.completed_at = None, None, None, None
             return True
 
     def _new_token(self) -> int:
@@ -250,7 +271,7 @@ class MemoryStore:
     def _write(self, ref: tuple[str, str], w: Writes) -> Written:
         # Parse everything first: a payload the database would reject must leave nothing behind.
         events = [(t, json.loads(p)) for t, p in w.events]
-        effects = [(t, json.loads(p)) for t, p in w.effects]
+        effects = [(t, json.loads(p), len(p.encode())) for t, p in w.effects]
         timers = [(t, json.loads(t.payload)) for t in w.timers]
         snapshot = None
         if w.snapshot is not None:
@@ -265,8 +286,8 @@ class MemoryStore:
             positions.append(self._position)
             stored.append(StoredEvent(base + offset, self._position, type_name, data, w.now))
         effect_ids = []
-        for type_name, data in effects:
-            row = _OutboxRow(self._new_id(), *ref, type_name, data, w.now)
+        for type_name, data, size in effects:
+            row = _OutboxRow(self._new_id(), *ref, type_name, data, w.now, size=size)
             self._outbox[row.id] = row
             effect_ids.append(row.id)
         for key in w.cancel_timers:
@@ -276,7 +297,7 @@ class MemoryStore:
                 del self._timers[timer_ref]
             for row in self._outbox.values():
                 if (row.workflow_type, row.workflow_id) == ref and row.status == "pending":
-                    row.status = "cancelled"
+                    row.status, row.completed_at = "cancelled", w.now
         for timer, data in timers:
             self._timers[(*ref, timer.key)] = _Timer(
                 self._new_id(), *ref, timer.key, timer.due_at, timer.input_type, data
@@ -505,7 +526,11 @@ class MemoryTransaction:
         events = self.events_after(max(after_seq, snapshot.seq if snapshot else 0))
         key = self._input_key
         key_status = store._keys.get((*self._ref, key)) if key is not None else None
-        return Loaded(events, key_status, snapshot)
+        tombstone = None
+        if not events and snapshot is None and self._ref in store._pruned:
+            info = store._instances[self._ref]
+            tombstone = Tombstone(info.last_seq, info.outcome_data)
+        return Loaded(events, key_status, snapshot, tombstone)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row (see `Transaction.instance`)."""
@@ -584,7 +609,15 @@ class MemoryOutbox:
 
     # -- effects ------------------------------------------------------------------------------------------
 
-    def claim_effects(self, now: datetime | None, lease: timedelta, limit: int) -> list[EffectClaim]:
+    def claim_effects(
+        self,
+        now: datetime | None,
+        lease: timedelta,
+        limit: int,
+        max_bytes: int | None = None,
+        *,
+        always_one: bool = True,
+    ) -> list[EffectClaim]:
         """See `Outbox.claim_effects`; the lease end goes to `available_at`, as on PostgreSQL."""
         now = _store_now(now)
         with self.store._lock:
@@ -598,6 +631,14 @@ class MemoryOutbox:
                 ),
                 key=lambda r: (r.available_at, r.id),
             )[:limit]
+            if max_bytes is not None:
+                total, kept = 0, 0
+                for row in due:
+                    total += row.size
+                    if total > max_bytes and (kept or not always_one):
+                        break
+                    kept += 1
+                due = due[:kept]
             claims = []
             for row in due:
                 due_at = row.available_at  # before the claim moves it: the schedule-to-start delay's start
@@ -614,6 +655,8 @@ class MemoryOutbox:
                         row.attempts,
                         row.claim_token or 0,
                         due_at,
+                        None,
+                        row.size,
                     )
                 )
             return claims
@@ -632,7 +675,7 @@ class MemoryOutbox:
         with self.store._lock:
             held = self._held_effects(claims)
             for row in held:
-                row.status, row.locked_until = "done", None
+                row.status, row.locked_until, row.completed_at = "done", None, _store_now(now)
             return {row.id for row in held}
 
     def retry_effect_later(
@@ -652,6 +695,7 @@ class MemoryOutbox:
         with self.store._lock:
             for row in self._held_effects([claim]):
                 row.status, row.last_error, row.last_traceback, row.locked_until = "dead", error, traceback, None
+                row.completed_at = now
                 return True
             return False
 
@@ -731,3 +775,101 @@ class MemoryOutbox:
                 if t.locked_until is not None or not self._paused(t.workflow_type, t.workflow_id)
             ]
             return (min(times) - now).total_seconds() if times else None
+
+
+class MemoryPruner:
+    """`store.base.Pruner` over a MemoryStore: the SQL pruner's rules, under the store's one lock."""
+
+    def __init__(self, store: MemoryStore, projections: Sequence[str] = ()) -> None:
+        self.store = store
+        self.projections = tuple(projections)
+
+    def prune_all(
+        self, policy: RetentionPolicy, now: datetime | None = None, *, max_batches: int | None = None
+    ) -> PruneReport:
+        """See `Pruner.prune_all`."""
+        return prune_until_done(self, policy, now, max_batches)
+
+    def prune_batch(self, policy: RetentionPolicy, now: datetime | None = None) -> PruneReport:
+        """See `Pruner.prune_batch` (one batch under the store lock: all or nothing, like one transaction)."""
+        now = _store_now(now)
+        store = self.store
+        with store._lock:
+            report = PruneReport(batches=1)
+            for status, keep in (("done", policy.done_effects), ("dead", policy.dead_effects)):
+                if keep is None:
+                    continue
+                rows = sorted(
+                    (
+                        r
+                        for r in store._outbox.values()
+                        if (r.status in ("done", "cancelled") if status == "done" else r.status == "dead")
+                        and r.completed_at is not None
+                        and r.completed_at < now - keep
+                    ),
+                    key=lambda r: (r.completed_at, r.id),
+                )[: policy.batch_size]
+                for row in rows:
+                    del store._outbox[row.id]
+                if status == "done":
+                    report = report + PruneReport(effects=len(rows))
+                else:
+                    report = report + PruneReport(dead_effects=len(rows))
+            if policy.closed_instances is not None and not self.projections:
+                report = report + self._instances(policy, now)
+            return report
+
+    def _dead_kept(self, row: _OutboxRow, policy: RetentionPolicy, now: datetime) -> bool:
+        keep = policy.dead_effects
+        return row.status == "dead" and (keep is None or row.completed_at is None or row.completed_at >= now - keep)
+
+    def _instances(self, policy: RetentionPolicy, now: datetime) -> PruneReport:
+        store = self.store
+        assert policy.closed_instances is not None
+        delete = policy.closed_mode is ClosedMode.DELETE
+        by_instance: dict[tuple[str, str], list[_OutboxRow]] = {}
+        for row in store._outbox.values():
+            by_instance.setdefault((row.workflow_type, row.workflow_id), []).append(row)
+        chosen = sorted(
+            (
+                info
+                for ref, info in store._instances.items()
+                if info.closed_at is not None
+                and ref not in store._pruned
+                and info.closed_at < now - policy.closed_instances
+                and not any(
+                    r.status == "pending" or (delete and self._dead_kept(r, policy, now))
+                    for r in by_instance.get(ref, [])
+                )
+            ),
+            key=lambda info: info.closed_at or now,
+        )[: policy.batch_size]
+        counts = dict.fromkeys(("timers", "input_keys", "snapshots", "events", "effects", "dead_effects"), 0)
+        for info in chosen:
+            ref = (info.workflow_type, info.workflow_id)
+            # Dependency order, as on PostgreSQL: what names the instance, then the instance itself.
+            for timer_ref in [k for k in store._timers if k[:2] == ref]:
+                del store._timers[timer_ref]
+                counts["timers"] += 1
+            for key_ref in [k for k in store._keys if k[:2] == ref]:
+                del store._keys[key_ref]
+                counts["input_keys"] += 1
+            counts["snapshots"] += store._snapshots.pop(ref, None) is not None
+            counts["events"] += len(store._events.pop(ref, []))
+            for row in by_instance.get(ref, []):
+                if not self._dead_kept(row, policy, now):
+                    del store._outbox[row.id]
+                    counts["dead_effects" if row.status == "dead" else "effects"] += 1
+            if delete:
+                del store._instances[ref]
+            else:
+                store._pruned[ref] = now
+        return PruneReport(
+            effects=counts["effects"],
+            dead_effects=counts["dead_effects"],
+            instances=len(chosen),
+            events=counts["events"],
+            input_keys=counts["input_keys"],
+            timers=counts["timers"],
+            snapshots=counts["snapshots"],
+        )

@@ -42,10 +42,12 @@ from ironflow_py.store.base import (
     SettleKind,
     StoredEvent,
     StoredSnapshot,
+    Tombstone,
     Writes,
     Written,
 )
 from ironflow_py.store.postgres_outbox import PostgresOutbox
+from ironflow_py.store.postgres_retention import PostgresPruner
 from ironflow_py.values import MAX_IDENTIFIER_BYTES, identifier_problem
 
 DEFAULT_SCHEMA = "ironflow"
@@ -566,6 +568,17 @@ class PostgresStore:
         """
         return PostgresOutbox(self, worker)
 
+    def pruner(self, projections: Sequence[str] = ()) -> PostgresPruner:
+        """The pruning port of this schema (`store.base.Pruner`, design/retention.md).
+
+        Args:
+            projections: Projection names that bound pruning even before their checkpoint row exists.
+
+        Returns:
+            The pruner.
+        """
+        return PostgresPruner(self, projections)
+
     def _settle(self, conn: psycopg.Connection[Any], settle: Settle) -> None:
         """Apply the fenced change first: a lost claim costs no decoding or deciding, and writes nothing."""
         params = {
@@ -784,7 +797,11 @@ class PostgresTransaction:
         if self._input_key is not None:
             row = conn.execute(q["load_input_key"], {**self._ids, "input_key": self._input_key}).fetchone()
             key_status = OutcomeStatus(row[0]) if row else None
-        return Loaded(events, key_status, snapshot)
+        tombstone = None
+        if not events and snapshot is None:  # new, or pruned to a tombstone (design/retention.md)
+            row = conn.execute(q["load_tombstone"], self._ids).fetchone()
+            tombstone = Tombstone(row[0], row[1]) if row else None
+        return Loaded(events, key_status, snapshot, tombstone)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row under the lock (see `Transaction.instance`)."""

@@ -40,8 +40,23 @@ class PostgresOutbox:
 
     # -- effects ------------------------------------------------------------------------------------------
 
-    def claim_effects(self, now: datetime | None, lease: timedelta, limit: int) -> list[EffectClaim]:
-        params = {"now": now, "lease": lease, "limit": limit, "worker": self.worker}
+    def claim_effects(
+        self,
+        now: datetime | None,
+        lease: timedelta,
+        limit: int,
+        max_bytes: int | None = None,
+        *,
+        always_one: bool = True,
+    ) -> list[EffectClaim]:
+        params = {
+            "now": now,
+            "lease": lease,
+            "limit": limit,
+            "worker": self.worker,
+            "max_bytes": max_bytes,
+            "always_one": always_one,
+        }
         with self.store.connection() as conn:
             cur = conn.cursor(row_factory=args_row(EffectClaim))
             return cur.execute(self.q["claim_effects"], params).fetchall()

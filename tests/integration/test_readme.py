@@ -96,3 +96,22 @@ def test_readme_schedules_example_runs(capsys: pytest.CaptureFixture[str]) -> No
     assert block is not None, "the README lost its schedules example"
     exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})
     assert capsys.readouterr().out.splitlines() == ["['nightly@2026-01-01T01:30:00Z']", "2026-01-02 01:30:00+00:00"]
+
+
+def test_readme_retention_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Retention" block, run after the first example in the same namespace."""
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    retention = next((b for b in blocks if "RetentionPolicy(" in b), None)
+    assert retention is not None, "the README lost its retention example"
+    first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(retention, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == ["1 1", "already_completed", "Completed(result=1000)"]
+    namespace["store"].close()

@@ -20,6 +20,7 @@ CORE = [
     "errors.py",
     "lifecycle.py",
     "records.py",
+    "retention.py",
     "schedule.py",
     "diagram.py",
     "effects/_registry.py",

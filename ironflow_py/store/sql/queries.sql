@@ -47,8 +47,8 @@ WITH new_events AS (
     RETURNING seq, position
 ), new_effects AS (
     INSERT INTO {schema}.outbox
-        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context)
-    SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s, %(trace_context)s
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context, payload_bytes)
+    SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s, %(trace_context)s, octet_length(p)
     FROM unnest(%(effect_types)s::text[], %(effect_payloads)s::text[]) WITH ORDINALITY AS f(t, p, n)
     ORDER BY n
     RETURNING id
@@ -285,9 +285,13 @@ WHERE id = %(id)s AND locked_by = %(worker)s AND claim_token = %(token)s
 -- moved it, for the schedule-to-start delay metric.
 -- One clock: the `now` parameter is NULL except under a ManualClock (tests), so now(), the database's
 -- clock, judges due-ness and lease ends: hosts whose clocks disagree still agree on them (design/operations.md).
-WITH due AS (
+-- The byte bound (design/retention.md): the locked candidates are cut where their payloads' running total
+-- passes max_bytes (the first row stays when always_one: an idle worker takes one payload of any size);
+-- the rows cut off are unlocked when the statement commits.
+-- payload_bytes is NULL only on rows written before migration 011 (their stored size stands in).
+WITH candidates AS (
     -- The anti-join skips paused instances (design/lifecycle.md); instances_paused holds only paused rows.
-    SELECT id, available_at FROM {schema}.outbox o
+    SELECT id, available_at, coalesce(payload_bytes, pg_column_size(payload)) AS bytes FROM {schema}.outbox o
     WHERE status = 'pending' AND available_at <= coalesce(%(now)s::timestamptz, now())
       AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
                       WHERE i.paused_at IS NOT NULL
@@ -295,6 +299,12 @@ WITH due AS (
     ORDER BY available_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT id, available_at, bytes FROM (
+        SELECT id, available_at, bytes, row_number() OVER w AS n, sum(bytes) OVER w AS running
+        FROM candidates WINDOW w AS (ORDER BY available_at, id)
+    ) c
+    WHERE %(max_bytes)s::bigint IS NULL OR running <= %(max_bytes)s::bigint OR (n = 1 AND %(always_one)s)
 )
 UPDATE {schema}.outbox o
 SET locked_by = %(worker)s, attempts = o.attempts + 1,
@@ -304,7 +314,7 @@ SET locked_by = %(worker)s, attempts = o.attempts + 1,
 FROM due
 WHERE o.id = due.id
 RETURNING o.id, o.workflow_type, o.workflow_id, o.effect_type, o.payload, o.attempts, o.claim_token,
-          due.available_at, o.trace_context
+          due.available_at, o.trace_context, due.bytes
 
 -- name: complete_effects
 -- Batch completion of handlers that returned nothing, fenced per row (this worker, this attempt): rows
@@ -428,16 +438,21 @@ SELECT id, pg_notify(%(channel)s, '') IS NULL FROM revived
 DELETE FROM {schema}.outbox WHERE id = %(id)s AND status = 'dead' RETURNING id
 
 -- name: outbox_health
--- One scan of the outbox for `ironflow-py inspect outbox`: what waits, what runs, what died. Not for the
--- hot path; the partial indexes keep pending and dead rows cheap to find.
-SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-       count(*) FILTER (WHERE status = 'pending' AND available_at <= %(now)s) AS due_now,
-       count(*) FILTER (WHERE status = 'pending' AND locked_until > %(now)s) AS in_flight,
-       count(*) FILTER (WHERE status = 'pending' AND attempts > 0 AND locked_by IS NULL) AS retrying,
-       count(*) FILTER (WHERE status = 'dead') AS dead,
-       min(created_at) FILTER (WHERE status = 'pending') AS oldest_pending_at
-FROM {schema}.outbox
-WHERE status <> 'done'
+-- What waits, what runs, what died, for `ironflow-py inspect outbox`. Each part reads one partial index
+-- (outbox_due: pending rows; outbox_dead: dead rows), never the finished rows, which can be millions
+-- (design/retention.md: a `status <> 'done'` filter scanned them all).
+SELECT p.pending, p.due_now, p.in_flight, p.retrying,
+       (SELECT count(*) FROM {schema}.outbox WHERE status = 'dead') AS dead,
+       p.oldest_pending_at
+FROM (
+    SELECT count(*) AS pending,
+           count(*) FILTER (WHERE available_at <= %(now)s) AS due_now,
+           count(*) FILTER (WHERE locked_until > %(now)s) AS in_flight,
+           count(*) FILTER (WHERE attempts > 0 AND locked_by IS NULL) AS retrying,
+           min(created_at) AS oldest_pending_at
+    FROM {schema}.outbox
+    WHERE status = 'pending'
+) p
 
 -- name: outbox_in_flight_by_worker
 SELECT locked_by, count(*), min(locked_until)
@@ -641,7 +656,7 @@ FROM {schema}.instances i
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (WHERE status = 'dead') AS dead
     FROM {schema}.outbox
-    WHERE workflow_type = i.workflow_type AND workflow_id = i.workflow_id AND status <> 'done'
+    WHERE workflow_type = i.workflow_type AND workflow_id = i.workflow_id AND status IN ('pending', 'dead')
 ) o
 CROSS JOIN LATERAL (
     SELECT count(*) AS timers, count(*) FILTER (WHERE due_at <= %(overdue_before)s) AS overdue
@@ -690,3 +705,132 @@ WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s AN
 -- Under the instance's lock, and only the snapshot that was verified: a newer one is left alone.
 DELETE FROM {schema}.snapshots
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s
+
+-- ---------------------------------------------------------------------------------------------------
+-- Retention (design/retention.md). One batch is one transaction: prune_lock first, then the steps below in
+-- dependency order (what refers to an instance before the instance row). A pruner killed mid-batch
+-- leaves nothing half-done: its transaction rolls back.
+
+-- name: prune_lock
+-- One pruner at a time per schema. Transaction-scoped: released at commit or rollback, and held by the
+-- transaction, not the session, so it is right behind a transaction-pooling PgBouncer. Not waited for:
+-- a second pruner reports `busy` and tries again at its next interval.
+SELECT pg_try_advisory_xact_lock(hashtextextended('ironflow_py.prune' || chr(31) || %(schema)s, 7330))
+
+-- name: prune_done_effects
+-- Finished effects in close order through the outbox_finished partial index. SKIP LOCKED: a row a worker
+-- is settling right now is left for the next batch.
+WITH doomed AS (
+    SELECT id FROM {schema}.outbox
+    WHERE status IN ('done', 'cancelled') AND completed_at < coalesce(%(now)s::timestamptz, now()) - %(keep)s::interval
+    ORDER BY completed_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.outbox o USING doomed WHERE o.id = doomed.id
+
+-- name: prune_dead_effects
+WITH doomed AS (
+    SELECT id FROM {schema}.outbox
+    WHERE status = 'dead' AND completed_at < coalesce(%(now)s::timestamptz, now()) - %(keep)s::interval
+    ORDER BY completed_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.outbox o USING doomed WHERE o.id = doomed.id
+
+-- name: prune_pick_instances
+-- Closed instances due for pruning, oldest close first (instances_prunable), that
+--   * have no pending effect: an effect written by the closing decision still runs, and its handler's
+--     result still lands (as already_completed);
+--   * in delete mode, have no dead effect that its own retention still keeps (the operator's dead letter
+--     would otherwise outlive its instance, and a reused id would meet it);
+--   * are behind every projection's checkpoint: the instance's last event (the highest tx_id and position
+--     of its events, since its decisions are serialized by the instance lock) is at or before the slowest
+--     cursor; `held` is true when a projection the caller names has no checkpoint row yet.
+-- FOR UPDATE OF i: the rows stay ours until commit. The instance lock (the deciding transaction's own
+-- advisory lock) is tried after the LIMIT, on the chosen rows only, so a batch holds at most `limit` of
+-- them; an instance whose lock is held right now (a decision answering `already_completed`) waits for the
+-- next batch.
+WITH candidates AS MATERIALIZED (
+    SELECT i.workflow_type, i.workflow_id, i.closed_at
+    FROM {schema}.instances i
+    WHERE i.closed_at IS NOT NULL AND i.pruned_at IS NULL
+      AND i.closed_at < coalesce(%(now)s::timestamptz, now()) - %(keep)s::interval
+      AND NOT %(held)s
+      AND NOT EXISTS (SELECT 1 FROM {schema}.outbox o
+                      WHERE o.workflow_type = i.workflow_type AND o.workflow_id = i.workflow_id
+                        AND (o.status = 'pending'
+                             OR (%(delete)s AND o.status = 'dead'
+                                 AND NOT coalesce(o.completed_at < coalesce(%(now)s::timestamptz, now())
+                                                                   - %(dead_keep)s::interval, false))))
+      AND NOT EXISTS (SELECT 1 FROM {schema}.events e
+                      JOIN {schema}.projection_checkpoints c ON (e.tx_id, e.position) > (c.tx_id, c.position)
+                      WHERE e.workflow_type = i.workflow_type AND e.workflow_id = i.workflow_id
+                        AND e.seq = i.last_seq)
+    ORDER BY i.closed_at
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
+)
+SELECT workflow_type, workflow_id FROM candidates
+WHERE pg_try_advisory_xact_lock(hashtextextended(workflow_type || chr(31) || workflow_id, 7330))
+ORDER BY closed_at
+
+-- name: prune_archive_events
+INSERT INTO {schema}.events_archive
+    (position, tx_id, workflow_type, workflow_id, seq, event_type, payload, recorded_at, archived_at)
+SELECT e.position, e.tx_id, e.workflow_type, e.workflow_id, e.seq, e.event_type, e.payload, e.recorded_at,
+       coalesce(%(now)s::timestamptz, now())
+FROM unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+JOIN {schema}.events e ON e.workflow_type = d.t AND e.workflow_id = d.i
+
+-- name: prune_archive_keys
+INSERT INTO {schema}.input_keys_archive (workflow_type, workflow_id, input_key, status, recorded_at, archived_at)
+SELECT k.workflow_type, k.workflow_id, k.input_key, k.status, k.recorded_at, coalesce(%(now)s::timestamptz, now())
+FROM unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+JOIN {schema}.input_keys k ON k.workflow_type = d.t AND k.workflow_id = d.i
+
+-- name: prune_instance_timers
+DELETE FROM {schema}.timers x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+
+-- name: prune_instance_keys
+DELETE FROM {schema}.input_keys x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+
+-- name: prune_instance_snapshots
+DELETE FROM {schema}.snapshots x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+
+-- name: prune_instance_events
+DELETE FROM {schema}.events x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+
+-- name: prune_instance_effects
+-- The instance's finished effects (no pending one is left: prune_pick_instances checked). A dead row only
+-- once its own retention has passed (dead_keep NULL: never); otherwise it stays with the tombstone for the
+-- operator (and delete mode skipped the instance).
+DELETE FROM {schema}.outbox x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+  AND (x.status <> 'dead'
+       OR coalesce(x.completed_at < coalesce(%(now)s::timestamptz, now()) - %(dead_keep)s::interval, false))
+RETURNING x.status = 'dead'
+
+-- name: prune_tombstone_instances
+-- The row and its outcome stay (status, last_seq, closed_at), marked pruned: a later input reads it when
+-- it finds no event, and answers already_completed.
+UPDATE {schema}.instances x SET pruned_at = coalesce(%(now)s::timestamptz, now())
+FROM unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+
+-- name: prune_delete_instances
+DELETE FROM {schema}.instances x USING unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
+WHERE x.workflow_type = d.t AND x.workflow_id = d.i
+
+-- name: prune_projection_names
+SELECT name FROM {schema}.projection_checkpoints WHERE name = ANY(%(names)s::text[])
+
+-- name: load_tombstone
+-- Asked only when an instance has no event and no snapshot (new, or pruned): a pruned instance's row stays.
+SELECT last_seq, outcome FROM {schema}.instances
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND pruned_at IS NOT NULL
