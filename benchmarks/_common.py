@@ -74,5 +74,11 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages (as `uptime` prints them), to print beside each table."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
 def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))

@@ -99,6 +99,11 @@ def _py(path: str, old: str, new: str) -> Edit:
     return Edit(path, old, new)
 
 
+def _m016(old: str, new: str) -> Edit:
+    """An edit of lock_and_load, the function of migration 016 (the definition in force)."""
+    return Edit("ironflow_py/**/migrations/016_lock_and_load.sql", old, new)
+
+
 def _drop(query: str, condition: str) -> Edit:
     """Drop one `AND condition` of a WHERE clause."""
     return _sql(query, f" AND {condition}")
@@ -266,6 +271,28 @@ def mutations() -> list[Mutation]:
             DECIDER,
         ),
         Mutation(
+            "lock_and_load (016): no lock",
+            "lock",
+            (
+                Edit(
+                    "ironflow_py/**/migrations/016_lock_and_load.sql", "PERFORM pg_advisory_xact_lock(", "PERFORM abs("
+                ),
+            ),
+            DECIDER,
+        ),
+        Mutation(
+            "lock_and_load (016): STABLE, so it reads with the snapshot taken before the lock",
+            "lock",
+            (
+                Edit(
+                    "ironflow_py/**/migrations/016_lock_and_load.sql",
+                    "LANGUAGE plpgsql VOLATILE",
+                    "LANGUAGE plpgsql STABLE",
+                ),
+            ),
+            DECIDER,
+        ),
+        Mutation(
             "migration_lock: no-op",
             "lock",
             (_sql("migration_lock", "SELECT pg_advisory_xact_lock(", "SELECT abs("),),
@@ -416,9 +443,15 @@ def mutations() -> list[Mutation]:
         ),
         # -- input keys ------------------------------------------------------------------------------------------
         Mutation(
-            "load_input_key: never finds the key",
+            "lock_and_load (016): never finds the key",
             "key",
-            (_sql("load_input_key", "AND input_key = %(input_key)s", "AND input_key = %(input_key)s AND false"),),
+            (
+                Edit(
+                    "ironflow_py/**/migrations/016_lock_and_load.sql",
+                    "AND k.input_key = p_key",
+                    "AND k.input_key = p_key AND false",
+                ),
+            ),
             (*DECISIONS, *DECIDER),
         ),
         Mutation(
@@ -676,13 +709,13 @@ def mutations() -> list[Mutation]:
             SNAPSHOTS,
         ),
         Mutation(
-            "load_snapshot_and_events: snapshot never read",
+            "lock_and_load (016): snapshot never read",
             "snapshot",
             (
-                _sql(
-                    "load_snapshot_and_events",
-                    "AND seq > %(after_seq)s\n)",
-                    "AND seq > %(after_seq)s AND false\n)",
+                Edit(
+                    "ironflow_py/**/migrations/016_lock_and_load.sql",
+                    "AND s.seq > p_after;",
+                    "AND s.seq > p_after AND false;",
                 ),
             ),
             SNAPSHOTS,

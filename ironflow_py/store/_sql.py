@@ -10,6 +10,10 @@ import attrs
 from psycopg import sql
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+#: A line holding only an SQL comment (and its newline). Comments after code on the same line stay.
+_COMMENT_LINE = re.compile(r"^[ \t]*--.*\n?", re.MULTILINE)
+#: A line's indentation (no query holds a string literal that spans lines, so this is never inside one).
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{3})_(\w+)\.sql$")
 
 
@@ -19,14 +23,20 @@ def _bind(text: str, schema: str) -> str:
 
 
 def load_queries(schema: str) -> dict[str, str]:
-    """Every `-- name:` block of queries.sql, rendered for `schema`."""
+    """Every `-- name:` block of queries.sql, rendered for `schema`, without whole-line comments or indentation.
+
+    Both stay in the file, for the reader. Dropping them keeps each query text under psycopg's
+    statement-cache limit (`psycopg._queries.MAX_CACHED_STATEMENT_LENGTH`, 4,096 bytes): a longer text is
+    re-split with a regular expression on every execution, which cost a third of the client CPU of a decision
+    when write_decision's comments pushed it past the limit (design/decider.md).
+    """
     text = resources.files("ironflow_py.store.sql").joinpath("queries.sql").read_text("utf-8")
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"queries.sql names {name!r} twice")
-        queries[name] = _bind(body.strip(), schema)
+        queries[name] = _bind(_INDENT.sub("", _COMMENT_LINE.sub("", body)).strip(), schema)
     return queries
 
 

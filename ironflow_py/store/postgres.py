@@ -551,11 +551,14 @@ class PostgresStore:
         """
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
         with self.connection(workflow_type, workflow_id) as conn, self.transaction(conn, workflow_type, workflow_id):
+            tx = PostgresTransaction(self, conn, ids, input_key)
             # The lock comes before any statement that assigns a transaction id (lock_instance in queries.sql).
-            conn.execute(self.q["lock_instance"], ids)
+            # Without a settle, the transaction's first call takes it: `load` in the same statement that reads
+            # the instance (lock_and_load, migration 016), saving a round trip per decision.
             if settle is not None:
+                tx.lock()
                 self._settle(conn, settle)
-            yield PostgresTransaction(self, conn, ids, input_key)
+            yield tx
 
     def outbox(self, worker: str) -> PostgresOutbox:
         """The outbox port for one worker on this store: its claims and fenced updates (`store.base.Outbox`).
@@ -766,7 +769,11 @@ class PostgresStore:
 
 
 class PostgresTransaction:
-    """`Transaction` on one pooled connection inside `PostgresStore.locked`'s transaction block."""
+    """`Transaction` on one pooled connection inside `PostgresStore.locked`'s transaction block.
+
+    The instance lock is taken by the first call: `load` takes it in the statement that reads the instance
+    (`lock_and_load`), any other call first runs `lock_instance`. Nothing is read or written before it.
+    """
 
     def __init__(
         self, store: PostgresStore, conn: psycopg.Connection[Any], ids: dict[str, str], input_key: str | None
@@ -775,41 +782,53 @@ class PostgresTransaction:
         self._conn = conn
         self._ids = ids
         self._input_key = input_key
-        self._events = conn.cursor(row_factory=args_row(LoadedEvent))
+        self._locked = False
+
+    def lock(self) -> None:
+        """Take the instance's advisory lock now, if this transaction does not hold it yet."""
+        if not self._locked:
+            self._conn.execute(self._store.q["lock_instance"], self._ids)
+            self._locked = True
 
     def events_after(self, seq: int) -> list[LoadedEvent]:
         """The events after `seq` (see `Transaction.events_after`)."""
-        return self._events.execute(self._store.q["load_events"], {**self._ids, "after_seq": seq}).fetchall()
+        self.lock()
+        cur = self._conn.cursor(row_factory=args_row(LoadedEvent))
+        return cur.execute(self._store.q["load_events"], {**self._ids, "after_seq": seq}).fetchall()
 
     def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
-        """The events after `after_seq` or a newer snapshot, and the key's status (see `Transaction.load`)."""
-        q, conn = self._store.q, self._conn
-        snapshot = None
-        if with_snapshot:
-            rows = conn.execute(q["load_snapshot_and_events"], {**self._ids, "after_seq": after_seq}).fetchall()
-            if rows and rows[0][1] is None:
-                seq, _, data, version = rows.pop(0)
-                snapshot = StoredSnapshot(seq, version, data)
-            events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows]
-        else:
-            events = self.events_after(after_seq)
-        key_status = None
-        if self._input_key is not None:
-            row = conn.execute(q["load_input_key"], {**self._ids, "input_key": self._input_key}).fetchone()
-            key_status = OutcomeStatus(row[0]) if row else None
+        """Lock (if not yet) and read in one statement, `lock_and_load` (see `Transaction.load`).
+
+        The rows' order is described in migration 016: the key's status, the snapshot, the events.
+        """
+        params = {**self._ids, "after_seq": after_seq, "with_snapshot": with_snapshot, "input_key": self._input_key}
+        rows = self._conn.execute(self._store.q["lock_and_load"], params).fetchall()
+        self._locked = True
+        key_status = snapshot = None
+        first = 0
+        if self._input_key is not None and rows and rows[0][0] is None:
+            key_status = OutcomeStatus(rows[0][1])
+            first = 1
+        if len(rows) > first and rows[first][1] is None:
+            seq, _, data, version = rows[first]
+            snapshot = StoredSnapshot(seq, version, data)
+            first += 1
+        events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows[first:]]
         tombstone = None
         if not events and snapshot is None:  # new, or pruned to a tombstone (design/retention.md)
-            row = conn.execute(q["load_tombstone"], self._ids).fetchone()
+            row = self._cur.execute(self._store.q["load_tombstone"], self._ids).fetchone()
             tombstone = Tombstone(row[0], row[1]) if row else None
         return Loaded(events, key_status, snapshot, tombstone)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row under the lock (see `Transaction.instance`)."""
+        self.lock()
         cur = self._conn.cursor(row_factory=args_row(_instance_info))
         return cur.execute(self._store.q["instance"], self._ids).fetchone()
 
     def key_status(self) -> OutcomeStatus | None:
         """The input key's recorded status (see `Transaction.key_status`)."""
+        self.lock()
         if self._input_key is None:
             return None
         row = self._conn.execute(
@@ -825,6 +844,7 @@ class PostgresTransaction:
 
     def hold(self, paused_at: datetime | None, now: datetime) -> None:
         """Set or clear the dispatch hold in one statement, `hold_instance` (see `Transaction.hold`)."""
+        self.lock()
         params = {
             **self._ids,
             "paused_at": paused_at,
@@ -857,6 +877,9 @@ class PostgresTransaction:
         """Write one decision in one statement, `write_decision` (see `Transaction.write`)."""
         if w.is_empty():
             return Written()
+        self.lock()
+        # An empty list is sent as NULL: `unnest(NULL)` gives no rows and `= ANY(NULL)` matches none, and
+        # psycopg dumps None for nothing, where an empty list costs a dumper lookup (design/decider.md).
         params = {
             **self._ids,
             "now": w.now,
@@ -866,15 +889,15 @@ class PostgresTransaction:
             "outcome": w.outcome,
             "terminate": w.terminate,
             "touch_instance": w.touches_instance(),
-            "event_types": [t for t, _ in w.events],
-            "event_payloads": [p for _, p in w.events],
-            "effect_types": [t for t, _ in w.effects],
-            "effect_payloads": [p for _, p in w.effects],
-            "timer_keys": [t.key for t in w.timers],
-            "timer_due": [t.due_at for t in w.timers],
-            "timer_types": [t.input_type for t in w.timers],
-            "timer_payloads": [t.payload for t in w.timers],
-            "cancel_keys": list(w.cancel_timers),
+            "event_types": [t for t, _ in w.events] or None,
+            "event_payloads": [p for _, p in w.events] or None,
+            "effect_types": [t for t, _ in w.effects] or None,
+            "effect_payloads": [p for _, p in w.effects] or None,
+            "timer_keys": [t.key for t in w.timers] or None,
+            "timer_due": [t.due_at for t in w.timers] or None,
+            "timer_types": [t.input_type for t in w.timers] or None,
+            "timer_payloads": [t.payload for t in w.timers] or None,
+            "cancel_keys": list(w.cancel_timers) or None,
             "input_key": w.input_key,
             "key_status": None if w.key_status is None else w.key_status.value,
             "snapshot_version": w.snapshot.state_version if w.snapshot else None,

@@ -14,21 +14,13 @@ FROM {schema}.events
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq > %(after_seq)s
 ORDER BY seq
 
--- name: load_snapshot_and_events
--- One statement, so one MVCC snapshot: the latest state snapshot newer than after_seq (if any) and the
--- events after it. The snapshot row comes first (its event_type is NULL and its seq is below the events').
-WITH snap AS (
-    SELECT seq, state_version, payload
-    FROM {schema}.snapshots
-    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq > %(after_seq)s
-)
-SELECT seq, NULL::text AS event_type, payload, state_version FROM snap
-UNION ALL
-SELECT e.seq, e.event_type, e.payload, NULL::integer
-FROM {schema}.events e
-WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s
-  AND e.seq > greatest(%(after_seq)s, coalesce((SELECT seq FROM snap), 0))
-ORDER BY 1, 2 NULLS FIRST
+-- name: lock_and_load
+-- The decision's first statement: the instance lock, then the input key's status, the latest snapshot newer
+-- than after_seq (when asked) and the events after it, in one round trip. A function (migration 016), not a
+-- CTE: a statement's MVCC snapshot is taken before it waits on the lock, the function's queries each take
+-- one after it.
+SELECT seq, event_type, payload, state_version
+FROM {schema}.lock_and_load(%(workflow_type)s, %(workflow_id)s, %(after_seq)s, %(with_snapshot)s, %(input_key)s)
 
 -- name: load_input_key
 SELECT status
