@@ -721,6 +721,20 @@ def mutations() -> list[Mutation]:
             SNAPSHOTS,
         ),
         Mutation(
+            "command handler: a warm decision loads after the cached event (a full replay every time)",
+            "snapshot",
+            (_py("ironflow_py/_command_handler.py", "after = cached.seq - 1 if", "after = cached.seq if"),),
+            ("tests/contract/test_snapshots.py",),
+            "evolve_calls",
+        ),
+        Mutation(
+            "workflow: a snapshot one event later than snapshot_every says",
+            "snapshot",
+            (_py("ironflow_py/workflow.py", "events_since_snapshot >= every", "events_since_snapshot > every"),),
+            ("tests/contract/test_snapshots.py",),
+            "evolve_calls",
+        ),
+        Mutation(
             "decider: the cache is never checked against the store",
             "snapshot",
             (_py("ironflow_py/decider.py", "if not events or events[0].seq != cached.seq:", "if False:"),),

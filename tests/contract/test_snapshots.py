@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ironflow_py import MemoryStore, WorkflowService
@@ -13,7 +14,7 @@ from ironflow_py.codec import loads
 from ironflow_py.store.base import Loaded, LoadedEvent, Store
 from ironflow_py.testing import WorkflowSpec
 from tests.snapshot_workflows import SnappyCounter, plant_snapshot
-from tests.workflows import Add, Added, CounterState, Schedule
+from tests.workflows import Add, Added, CounterEvent, CounterState, Schedule
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -126,3 +127,73 @@ def test_snapshot_codec_plus_tail_equals_full_fold(amounts: list[int], split: in
     head = wf.fold(wf.initial_state(), events[:k])
     restored = codec.decode_state(loads(codec.encode_state(head, "c1")), "c1", k)
     assert wf.fold(restored, events[k:]) == wf.fold(wf.initial_state(), events)
+
+
+class Counting(SnappyCounter):
+    """SnappyCounter that counts its `evolve` calls (one instance per test example)."""
+
+    def __init__(self, every: int) -> None:
+        self.snapshot_every = every
+        self.evolved = 0
+
+    def evolve(self, state: CounterState, event: CounterEvent) -> CounterState:
+        self.evolved += 1
+        return super().evolve(state, event)
+
+
+_examples = itertools.count()
+
+#: One decision: ("add", instance) appends one event, ("schedule", instance) appends none, ("restart", _) starts
+#: a new service (an empty state cache, as in a fresh process).
+Op = tuple[str, int]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["add", "add", "add", "schedule", "restart"]), st.integers(0, 2)), max_size=40
+    ),
+    every=st.integers(1, 6),
+    cache=st.booleans(),
+)
+def test_evolve_calls_and_snapshot_writes_are_what_the_rules_say(
+    store: Store, ops: list[Op], every: int, cache: bool
+) -> None:
+    """Through the engine, on both stores, with the cache on and off: a decision folds only what it has not
+    seen (a warm cache: nothing; a cold start: the events after the newest snapshot) plus its own events, and
+    a snapshot is written exactly when `snapshot_every` events have passed since the last one."""
+    workflow = Counting(every)
+    example = next(_examples)
+    ids = [f"p{example}-{i}" for i in range(3)]
+
+    def service() -> WorkflowService:
+        return WorkflowService(store, workflows=[workflow], state_cache_size=10_000 if cache else 0)
+
+    current = service()
+    # The model: per instance, its last seq, the newest snapshot's seq, and whether this service has it cached.
+    last = dict.fromkeys(ids, 0)
+    snap = dict.fromkeys(ids, 0)
+    warm: set[str] = set()
+    expected_evolve = expected_writes = writes = 0
+    for op, which in ops:
+        wid = ids[which]
+        if op == "restart":
+            current, warm = service(), set()
+            continue
+        before = store.latest_snapshot("snappy", wid)
+        if op == "add":
+            current.execute(Add(wid, 1))
+        else:
+            current.execute(Schedule(wid, "t", T0))
+        appended = 1 if op == "add" else 0
+        expected_evolve += (0 if wid in warm else last[wid] - snap[wid]) + appended
+        last[wid] += appended
+        if appended and last[wid] - snap[wid] >= every:
+            snap[wid] = last[wid]
+            expected_writes += 1
+        if cache:
+            warm.add(wid)
+        after = store.latest_snapshot("snappy", wid)
+        writes += (after.seq if after else 0) != (before.seq if before else 0)
+        assert (after.seq if after else 0) == snap[wid]
+    assert (workflow.evolved, writes) == (expected_evolve, expected_writes)
