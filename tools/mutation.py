@@ -434,6 +434,12 @@ def mutations() -> list[Mutation]:
             (_sql("projection_held_back", "WHERE (e.tx_id, e.position) > (c.tx_id, c.position)", "WHERE false"),),
             PROJECTIONS,
         ),
+        Mutation(
+            "projection worker: a failed batch is not narrowed (its first event takes the blame)",
+            "cursor",
+            (_py("ironflow_py/projections/_worker.py", "if failure.narrow:", "if False:"),),
+            ("tests/integration/projections/test_batch.py",),
+        ),
         # -- every named query is checked against the schema ----------------------------------------------------
         Mutation(
             "next_due: a column that does not exist",

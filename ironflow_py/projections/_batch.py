@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 import attrs
 import psycopg
@@ -51,11 +51,16 @@ class Row(NamedTuple):
 
 
 class HandlerFailure(Exception):
-    """The handler (or the decoding) raised on `row`; the batch was rolled back."""
+    """The handler (or the decoding) raised on `row`; the batch was rolled back.
 
-    def __init__(self, row: Row, cause: Exception) -> None:
+    `narrow` is the number of rows read when a batch handler failed on more than one event: which one
+    failed is unknown, so the worker runs that many events again one per batch.
+    """
+
+    def __init__(self, row: Row, cause: Exception, narrow: int = 0) -> None:
         self.row = row
         self.cause = cause
+        self.narrow = narrow
         super().__init__(f"{type(cause).__name__}: {cause}")
 
 
@@ -93,6 +98,8 @@ class Track:
     fence: int | None = None
     #: position -> (error, attempts) of events to record as dead letters instead of handling
     dead: dict[int, tuple[str, int]] = attrs.Factory(dict)
+    #: events still to run one per batch, after a batch handler failed on a batch of several
+    narrow: int = 0
 
     def forget(self) -> None:
         self.last_seqs.clear()
@@ -167,6 +174,8 @@ def _apply(
     handled = dead = 0
     types, wanted, handler, dead_positions = proj.workflow_types, track.wanted, proj.handler, track.dead
     hooks = decode.hooks
+    batch: list[RecordedEvent[Any]] | None = None if handler is not None else []
+    batch_rows: list[tuple[Any, ...]] = []
     for r in rows:
         _, pos, wtype, wid, seq, etype, payload, at = r
         if types is not None and wtype not in types:
@@ -193,31 +202,68 @@ def _apply(
             dead += 1
             continue
         try:
-            fast = hooks.get((wtype, etype))
-            if fast is None:
-                event = decode.slow(wtype, etype, payload, wid, seq)
-                if decode.is_upcast(wtype, etype):
-                    # Upcast from an old name: the handler sees the name its class has now, and only the
-                    # classes it asked for (a bare upcaster's target was unknown when `wanted` was built).
-                    classes = proj.event_classes
-                    if classes is not None and type(event) not in classes:
-                        continue
-                    etype = decode.name_of(wtype, event) or etype
+            decoded = _decoded(decode, proj, hooks.get((wtype, etype)), wtype, etype, payload, wid, seq)
+            if decoded is None:
+                continue
+            event, name = decoded
+            recorded = RecordedEvent(wtype, wid, seq, pos, name, event, at)
+            if batch is not None:
+                batch.append(recorded)
+                batch_rows.append(r)
             else:
-                try:
-                    event = fast[1](payload, fast[0])
-                except Exception:
-                    event = decode.slow(wtype, etype, payload, wid, seq)  # raises the typed error
-            handler(RecordedEvent(wtype, wid, seq, pos, etype, event, at), conn)
+                assert handler is not None  # a Projection has exactly one of the two
+                handler(recorded, conn)
         except Exception as exc:
-            if connection_lost(conn, exc):
-                # Not the handler's fault and not an attempt: the caller reconnects and retries the batch.
-                if isinstance(exc, psycopg.Error):
-                    raise
-                raise psycopg.OperationalError(f"the connection was lost while the handler ran: {exc}") from exc
-            raise HandlerFailure(Row(*r), exc) from exc
+            _raise_failure(conn, Row(*r), exc)
         handled += 1
+    if batch:
+        assert proj.handle_batch is not None
+        try:
+            proj.handle_batch(conn, batch)
+        except Exception as exc:
+            # Which event failed is unknown: with more than one, the worker narrows the batch to single events.
+            _raise_failure(conn, Row(*batch_rows[0]), exc, narrow=len(rows) if len(batch) > 1 else 0)
     return handled, dead
+
+
+def _decoded(
+    decode: Decoder,
+    proj: Projection,
+    fast: tuple[type, Callable[[Any, type], Any]] | None,
+    wtype: str,
+    etype: str,
+    payload: Any,
+    wid: str,
+    seq: int,
+) -> tuple[Any, str] | None:
+    """The event object and the stored name to show with it, or None if the projection does not want it.
+
+    Through the cached structure hook, or the codec (which raises the typed error).
+    """
+    if fast is not None:
+        try:
+            return fast[1](payload, fast[0]), etype
+        except Exception:
+            return decode.slow(wtype, etype, payload, wid, seq), etype  # raises the typed error
+    event = decode.slow(wtype, etype, payload, wid, seq)
+    if decode.is_upcast(wtype, etype):
+        # Upcast from an old name: the handler sees the name its class has now, and only the
+        # classes it asked for (a bare upcaster's target was unknown when `wanted` was built).
+        classes = proj.event_classes
+        if classes is not None and type(event) not in classes:
+            return None
+        etype = decode.name_of(wtype, event) or etype
+    return event, etype
+
+
+def _raise_failure(conn: psycopg.Connection[Any], row: Row, exc: Exception, narrow: int = 0) -> NoReturn:
+    """Raise what the caller acts on: a lost connection as a driver error, anything else as HandlerFailure."""
+    if connection_lost(conn, exc):
+        # Not the handler's fault and not an attempt: the caller reconnects and retries the batch.
+        if isinstance(exc, psycopg.Error):
+            raise exc
+        raise psycopg.OperationalError(f"the connection was lost while the handler ran: {exc}") from exc
+    raise HandlerFailure(row, exc, narrow) from exc
 
 
 def _last_applied(

@@ -8,7 +8,7 @@ transaction also moves the checkpoint, so the read model and the checkpoint comm
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 S = TypeVar("S")
 
 Handler = Callable[[RecordedEvent[Any], "psycopg.Connection[Any]"], None]
+BatchHandler = Callable[["psycopg.Connection[Any]", Sequence[RecordedEvent[Any]]], None]
 
 
 class OnError(enum.StrEnum):
@@ -48,7 +49,9 @@ def _frozen_classes(value: Iterable[type] | None) -> frozenset[type] | None:
 class Projection:
     """A read model fed by a worker.
 
-    `name` is stable: it keys the checkpoint. `workflow_types` and `event_classes` narrow what reaches the
+    `name` is stable: it keys the checkpoint. Give exactly one of `handler` (called once per event) and
+    `handle_batch` (called once per batch with all of its wanted events, so a read model can be written with
+    one statement per batch). `workflow_types` and `event_classes` narrow what reaches the
     handler (None: everything); changing them on a live projection needs a rebuild. `reset` runs in the
     rebuild's transaction, to empty the read model's tables. `on_commit` / `on_rollback` run after each
     batch's transaction ends, for state kept outside PostgreSQL. A projection that is not `durable` is
@@ -59,6 +62,10 @@ class Projection:
         handler: `handler(event, conn)`: apply one `RecordedEvent` to the read model using `conn`, the
             psycopg connection whose transaction also moves the checkpoint (so both commit together). An
             exception rolls the whole batch back and is retried under `ProjectionRetry`.
+        handle_batch: `handle_batch(conn, events)`: apply a batch's wanted events (a non-empty sequence of
+            `RecordedEvent`, in stream order; each instance's events in sequence order) with `conn`, as
+            `handler` does. If it raises, the batch rolls back and the worker runs the events of that batch
+            again one per call, so retries, `stop` and dead letters name the one event that fails.
         workflow_types: Only events of these workflow types reach the handler (None: all).
         event_classes: Only events of these classes reach the handler (None: all).
         reset: `reset(conn)`, run in the rebuild's transaction to empty the read model.
@@ -67,21 +74,25 @@ class Projection:
         durable: False to replay from the start whenever a worker takes the projection on.
 
     Raises:
-        ConfigurationError: `name` is empty or not a string (raised when the projection is built).
+        ConfigurationError: `name` is empty or not a string, or not exactly one of `handler` and
+            `handle_batch` is given (raised when the projection is built).
     """
 
     name: str
-    handler: Handler
+    handler: Handler | None = None
     workflow_types: frozenset[str] | None = attrs.field(default=None, converter=_frozen_names)
     event_classes: frozenset[type] | None = attrs.field(default=None, converter=_frozen_classes)
     reset: Callable[[psycopg.Connection[Any]], None] | None = None
     on_commit: Callable[[], None] | None = None
     on_rollback: Callable[[], None] | None = None
     durable: bool = True
+    handle_batch: BatchHandler | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigurationError("a projection needs a non-empty string name")
+        if (self.handler is None) == (self.handle_batch is None):
+            raise ConfigurationError(f"projection {self.name!r} needs exactly one of handler and handle_batch")
 
     def wants_type(self, workflow_type: str) -> bool:
         """Whether events of `workflow_type` reach the handler.

@@ -423,11 +423,17 @@ class ProjectionWorker:
             self._renew(conn)  # a long catch-up keeps its lease
             if name not in self._leading:
                 return handled
+            # After a batch handler failed on several events, run them one per batch to find the one at fault.
+            limit = 1 if track.narrow else self.batch_size
             try:
                 with self.service.observer.projection_batch(name) as probe:
-                    result = run_batch(conn, self._sql, track, self._decoder, self.batch_size, self._applied)
+                    result = run_batch(conn, self._sql, track, self._decoder, limit, self._applied)
                     probe.outcome, probe.replayed = ("committed" if result.read else "empty"), result.handled
             except HandlerFailure as failure:
+                if failure.narrow:
+                    track.narrow = failure.narrow
+                    self._log.info("projection_batch_narrowed", projection=name, events=failure.narrow)
+                    continue
                 self._on_failure(track, failure)
                 return handled
             except LeadLost:
@@ -435,9 +441,10 @@ class ProjectionWorker:
                 return handled
             if result.read:
                 self._failing.pop(name, None)
+                track.narrow = max(0, track.narrow - result.read)
             handled += result.handled
             self._log_batch(name, result)
-            if result.read < self.batch_size:
+            if result.read < limit:
                 break
         return handled
 

@@ -104,6 +104,14 @@ def test_readme_retention_example_runs(pg_url: str, schema: str, capsys: pytest.
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     retention = next((b for b in blocks if "RetentionPolicy(" in b), None)
     assert retention is not None, "the README lost its retention example"
+
+
+def test_readme_batch_projection_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Read models" block, run after the first example in the same namespace: one upsert per batch."""
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    batch = next((b for b in blocks if "handle_batch=" in b), None)
+    assert batch is not None, "the README lost its handle_batch example"
     first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
     first = first.replace(
         "PostgresStore.connect(" + repr(pg_url) + ")",
@@ -114,4 +122,7 @@ def test_readme_retention_example_runs(pg_url: str, schema: str, capsys: pytest.
     capsys.readouterr()
     exec(compile(retention, str(README), "exec"), namespace)
     assert capsys.readouterr().out.splitlines() == ["1 1", "already_completed", "Completed(result=1000)"]
+
+    exec(compile(batch, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "(300,)"
     namespace["store"].close()

@@ -40,6 +40,7 @@ def test_worker_facing_projection_commits_or_rolls_back_staged_state() -> None:
     proj = InMemoryProjection("sum", 0, total)
     handler = proj.projection()
     assert handler.durable is False and handler.on_commit and handler.on_rollback and handler.reset
+    assert handler.handler is not None
     handler.handler(ev("a", 1, Added(3, 3)), None)  # type: ignore[arg-type]
     assert proj.state == 0
     handler.on_commit()

@@ -158,6 +158,7 @@ def test_a_connection_terminated_while_the_handler_runs_is_not_an_attempt(
             in_handler.release()
             assert killed.acquire(timeout=30)
             conn.execute("SELECT 1")  # the session is gone: this raises
+        assert inner.handler is not None
         inner.handler(event, conn)
 
     worker_id = f"iso-{schema}"

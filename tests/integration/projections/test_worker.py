@@ -151,6 +151,7 @@ def test_a_rebuild_waits_for_the_batch_in_flight_and_its_reset_is_not_overwritte
     def pausing(event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
         inside.set()
         release.wait(30)
+        assert base.handler is not None
         base.handler(event, conn)
 
     worker = ProjectionWorker(service, [attrs.evolve(base, handler=pausing)], worker_id=f"rebuild-{schema}")
