@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import children, decisions, decode, effects, history, peers, projections, retention, upcast, waiting
+from benchmarks import (
+    children,
+    decisions,
+    decode,
+    effects,
+    history,
+    peers,
+    projections,
+    retention,
+    scaling,
+    upcast,
+    waiting,
+)
 from benchmarks._common import database_url
 
 SECTIONS = {
@@ -18,6 +30,7 @@ SECTIONS = {
     "peers": peers.main,
     "upcast": upcast.main,
     "retention": retention.main,
+    "scaling": scaling.main,
 }
 
 
