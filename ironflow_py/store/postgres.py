@@ -858,11 +858,14 @@ class PostgresTransaction:
 
     def events_named(self, type_names: Sequence[str], limit: int) -> list[LoadedEvent]:
         """The first `limit` events stored under one of `type_names` (see `Transaction.events_named`)."""
+        self.lock()
         params = {**self._ids, "type_names": list(type_names), "limit": limit}
-        return self._events.execute(self._store.q["events_named"], params).fetchall()
+        cur = self._conn.cursor(row_factory=args_row(LoadedEvent))
+        return cur.execute(self._store.q["events_named"], params).fetchall()
 
     def rewrite_events(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Replace the name and payload of existing events in one statement, `rewrite_events`."""
+        self.lock()
         params = {
             **self._ids,
             "seqs": [seq for seq, _, _ in rows],
@@ -873,6 +876,7 @@ class PostgresTransaction:
 
     def drop_snapshot(self, seq: int) -> bool:
         """Delete the snapshot if it is at `seq`, `drop_snapshot` (see `Transaction.drop_snapshot`)."""
+        self.lock()
         return self._conn.execute(self._store.q["drop_snapshot"], {**self._ids, "seq": seq}).rowcount == 1
 
     def write(self, w: Writes) -> Written:
