@@ -290,6 +290,10 @@ class Decider:
             closed = self.codec.decode_outcome(tomb.outcome, workflow_id) if tomb.outcome is not None else None
             start = Rebuilt(self.initial(workflow_id), tomb.seq, tomb.seq, closed=closed or Completed(None))
             return Origin(start, (), cache_stale=cached is not None)
+        if cached is not None and cached.seq == 0:
+            # Cached before any event (a decision that appended none): no stored event can prove it, and it
+            # is the initial state anyway. Treating it as stale replayed from scratch and forced a snapshot.
+            cached = None
         if cached is not None and loaded.snapshot is not None:
             # A snapshot at or after the cached sequence came back, and the events after it: the cached
             # event is not among them to prove the cache, and the snapshot is as new. Start from it.

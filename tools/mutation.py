@@ -741,6 +741,12 @@ def mutations() -> list[Mutation]:
             "evolve_calls",
         ),
         Mutation(
+            "decider: a state cached before any event counts as stale (replay and a forced snapshot)",
+            "snapshot",
+            (_py("ironflow_py/decider.py", "if cached is not None and cached.seq == 0:", "if False:"),),
+            ("tests/contract/test_snapshots.py",),
+        ),
+        Mutation(
             "decider: the cache is never checked against the store",
             "snapshot",
             (_py("ironflow_py/decider.py", "if not events or events[0].seq != cached.seq:", "if False:"),),

@@ -51,6 +51,19 @@ def test_a_warm_service_snapshots_every_n_events_too(store: Store) -> None:
     assert service.state("snappy", "c1") == CounterState(total=9, adds=9)
 
 
+def test_a_state_cached_before_any_event_is_not_mistaken_for_a_stale_one(store: Store) -> None:
+    """A first decision that appends nothing leaves a cached state at sequence 0; the next decision must not
+    read that as a vanished history (a full replay that also forced a snapshot after one event)."""
+    service = WorkflowService(store, workflows=[SnappyCounter])
+    service.execute(Schedule("c1", "later", T0))  # accepted, no events
+    service.execute(Add("c1", 1))
+    assert store.latest_snapshot("snappy", "c1") is None
+    for _ in range(2):
+        service.execute(Add("c1", 1))
+    snap = store.latest_snapshot("snappy", "c1")
+    assert snap is not None and snap.seq == 3
+
+
 def test_cold_rebuild_uses_the_snapshot_and_folds_only_the_tail(store: Store) -> None:
     service = cold(store)
     for _ in range(4):
