@@ -227,7 +227,7 @@ def test_every_named_query_is_valid_against_the_migrated_schema(pg_store: Postgr
 def _null_params(text: str) -> dict[str, None]:
     import re
 
-    return dict.fromkeys(re.findall(r"%\((\w+)\)s", text))
+    return dict.fromkeys(re.findall(r"%\((\w+)\)[sb]", text))
 
 
 def test_migrate_again_applies_nothing(pg_store: PostgresStore) -> None:

@@ -31,24 +31,26 @@ WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND in
 -- Every write of one decision in one statement (one round trip). Data-modifying CTEs all run; they
 -- touch different tables, so sharing one snapshot is safe. Timer keys scheduled by this decision are
 -- removed from `cancel_keys` by the caller, so no row is modified twice.
+-- The arrays are sent in binary (%(...)b): psycopg's text form of an array escapes every element with a
+-- regular expression, which cost 7 µs per array against 2 µs (design/decider.md).
 WITH new_events AS (
     INSERT INTO {schema}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at)
     SELECT %(workflow_type)s, %(workflow_id)s, %(base_seq)s + n, t, p::jsonb, %(now)s
-    FROM unnest(%(event_types)s::text[], %(event_payloads)s::text[]) WITH ORDINALITY AS e(t, p, n)
+    FROM unnest(%(event_types)b::text[], %(event_payloads)b::text[]) WITH ORDINALITY AS e(t, p, n)
     ORDER BY n
     RETURNING seq, position
 ), new_effects AS (
     INSERT INTO {schema}.outbox
         (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context, payload_bytes)
     SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s, %(trace_context)s, octet_length(p)
-    FROM unnest(%(effect_types)s::text[], %(effect_payloads)s::text[]) WITH ORDINALITY AS f(t, p, n)
+    FROM unnest(%(effect_types)b::text[], %(effect_payloads)b::text[]) WITH ORDINALITY AS f(t, p, n)
     ORDER BY n
     RETURNING id
 ), scheduled AS (
     INSERT INTO {schema}.timers (workflow_type, workflow_id, timer_key, due_at, input_type, payload, trace_context)
     SELECT %(workflow_type)s, %(workflow_id)s, k, d, t, p::jsonb, %(trace_context)s
-    FROM unnest(%(timer_keys)s::text[], %(timer_due)s::timestamptz[], %(timer_types)s::text[],
-                %(timer_payloads)s::text[]) AS m(k, d, t, p)
+    FROM unnest(%(timer_keys)b::text[], %(timer_due)b::timestamptz[], %(timer_types)b::text[],
+                %(timer_payloads)b::text[]) AS m(k, d, t, p)
     ON CONFLICT (workflow_type, workflow_id, timer_key) DO UPDATE
         SET id = EXCLUDED.id, due_at = EXCLUDED.due_at, input_type = EXCLUDED.input_type,
             payload = EXCLUDED.payload, attempts = 0, locked_by = NULL, locked_until = NULL,
@@ -57,7 +59,7 @@ WITH new_events AS (
 ), cancelled AS (
     DELETE FROM {schema}.timers
     WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
-      AND timer_key = ANY(%(cancel_keys)s::text[])
+      AND timer_key = ANY(%(cancel_keys)b::text[])
     RETURNING 1
 ), dropped_timers AS (
     -- Terminate: every timer of the instance goes (a terminate decision schedules and cancels none, so no
