@@ -151,6 +151,7 @@ def test_a_take_over_during_a_batch_fences_out_its_checkpoint_save(
     inside, release = threading.Event(), threading.Event()
 
     def blocking(event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
+        assert base.handler is not None
         base.handler(event, conn)
         if event.workflow_id == "block" and not release.is_set():
             inside.set()
