@@ -104,6 +104,17 @@ def test_readme_retention_example_runs(pg_url: str, schema: str, capsys: pytest.
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     retention = next((b for b in blocks if "RetentionPolicy(" in b), None)
     assert retention is not None, "the README lost its retention example"
+    first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(retention, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == ["1 1", "already_completed", "Completed(result=1000)"]
+    namespace["store"].close()
 
 
 def test_readme_batch_projection_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,9 +131,6 @@ def test_readme_batch_projection_example_runs(pg_url: str, schema: str, capsys: 
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(first, str(README), "exec"), namespace)
     capsys.readouterr()
-    exec(compile(retention, str(README), "exec"), namespace)
-    assert capsys.readouterr().out.splitlines() == ["1 1", "already_completed", "Completed(result=1000)"]
-
     exec(compile(batch, str(README), "exec"), namespace)
     assert capsys.readouterr().out.strip() == "(300,)"
     namespace["store"].close()
