@@ -26,6 +26,7 @@ EXPECTED_COLUMNS = {
         ("event_type", "text", False),
         ("payload", "jsonb", False),
         ("recorded_at", "timestamp with time zone", False),
+        ("bucket", "integer", False),
     ],
     "events_archive": [
         ("position", "bigint", False),
@@ -37,6 +38,7 @@ EXPECTED_COLUMNS = {
         ("payload", "jsonb", False),
         ("recorded_at", "timestamp with time zone", False),
         ("archived_at", "timestamp with time zone", False),
+        ("bucket", "integer", False),
     ],
     "input_keys": [
         ("workflow_type", "text", False),
@@ -44,6 +46,7 @@ EXPECTED_COLUMNS = {
         ("input_key", "text", False),
         ("status", "text", False),
         ("recorded_at", "timestamp with time zone", False),
+        ("bucket", "integer", False),
     ],
     "input_keys_archive": [
         ("workflow_type", "text", False),
@@ -52,6 +55,7 @@ EXPECTED_COLUMNS = {
         ("status", "text", False),
         ("recorded_at", "timestamp with time zone", False),
         ("archived_at", "timestamp with time zone", False),
+        ("bucket", "integer", False),
     ],
     "instances": [
         ("workflow_type", "text", False),
@@ -67,6 +71,7 @@ EXPECTED_COLUMNS = {
         ("parent_type", "text", True),
         ("parent_id", "text", True),
         ("parent_close_policy", "text", True),
+        ("bucket", "integer", False),
     ],
     "outbox": [
         ("id", "bigint", False),
@@ -86,6 +91,7 @@ EXPECTED_COLUMNS = {
         ("claim_token", "bigint", True),
         ("last_traceback", "text", True),
         ("payload_bytes", "integer", True),
+        ("bucket", "integer", False),
     ],
     "projection_checkpoints": [
         ("name", "text", False),
@@ -123,6 +129,7 @@ EXPECTED_COLUMNS = {
         ("state_version", "integer", False),
         ("payload", "jsonb", False),
         ("created_at", "timestamp with time zone", False),
+        ("bucket", "integer", False),
     ],
     "projection_leases": [
         ("name", "text", False),
@@ -146,6 +153,7 @@ EXPECTED_COLUMNS = {
         ("last_error", "text", True),
         ("trace_context", "text", True),
         ("claim_token", "bigint", True),
+        ("bucket", "integer", False),
     ],
 }
 EXPECTED_INDEXES = {
@@ -157,6 +165,9 @@ EXPECTED_INDEXES = {
     "outbox_finished",
     "outbox_open_by_instance",
     "events_by_tx",
+    "events_by_bucket",
+    "outbox_due_by_bucket",
+    "timers_due_by_bucket",
     "events_instance_seq",
     "events_pkey",
     "input_keys_pkey",
