@@ -18,7 +18,7 @@ from ironflow_py.decider import Decider, Rebuilt, Step, Unchanged
 from ironflow_py.errors import ChildConflict, InstanceClosed, NotFound
 from ironflow_py.lifecycle import input_key_for
 from ironflow_py.records import Outcome, OutcomeStatus
-from ironflow_py.store.base import Settle, Store, Transaction, Writes, Written
+from ironflow_py.store.base import Reader, Settle, Store, Writes, Written
 from ironflow_py.telemetry._observer import Probe
 
 
@@ -98,6 +98,27 @@ class CommandHandler:
             rebuilt, _ = self._load(tx, workflow_id, cached)
         if self.cache is not None and rebuilt.seq > 0:
             self.cache.put(workflow_id, rebuilt)
+        return rebuilt
+
+    def read_unlocked(self, store: Store, workflow_id: str) -> Rebuilt:
+        """The instance's state folded from one lock-free view of `store` (a replica): no cache, no lock.
+
+        The same origin and fold as a decision with a cold cache (latest usable snapshot, then the events
+        after it), as of the data `store` holds; see design/versioning.md, "On a replica". The state cache
+        is neither read nor filled: it holds the primary's states, which a lagging replica would contradict.
+
+        Args:
+            store: The store to read (`WorkflowService.read_store`).
+            workflow_id: the instance.
+
+        Returns:
+            The rebuilt state and its sequence (0: no events).
+
+        Raises:
+            DecideFailed, CodecError, StoreError: see `Decider.fold` and `Store.reading`.
+        """
+        with store.reading(self.type, workflow_id) as reader:
+            rebuilt, _ = self._load(reader, workflow_id, None)
         return rebuilt
 
     def start_child(
@@ -181,7 +202,7 @@ class CommandHandler:
         return step.result(written)
 
     def _load(
-        self, tx: Transaction, workflow_id: str, cached: Rebuilt | None, probe: Probe | None = None
+        self, tx: Reader, workflow_id: str, cached: Rebuilt | None, probe: Probe | None = None
     ) -> tuple[Rebuilt, OutcomeStatus | None]:
         """Load the instance inside the locked transaction and rebuild its state (cache, snapshot, events)."""
         decider = self.decider

@@ -57,38 +57,55 @@ class AsyncWorkflowService:
             functools.partial(self.service.execute, input, input_key=input_key, not_before=not_before, delay=delay)
         )
 
-    async def state(self, workflow_type: str, workflow_id: str) -> Any:
+    async def state(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> Any:
         """`WorkflowService.state`, awaitable.
 
         Args:
             workflow_type: A registered workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: wait until the replica has replayed this WAL position first
+                (`Outcome.wal_position`); as `WorkflowService`.
 
         Returns:
             The instance's current state.
 
         Raises:
             NotFound: The type is not registered, or the instance has no events.
+            ReplicaBehind: The replica had not replayed `min_lsn` within the service's `replica_timeout`.
         """
-        return await asyncio.to_thread(self.service.state, workflow_type, workflow_id)
+        return await asyncio.to_thread(
+            functools.partial(self.service.state, workflow_type, workflow_id, min_lsn=min_lsn)
+        )
 
-    async def history(self, workflow_type: str, workflow_id: str) -> list[RecordedEvent[Any]]:
+    async def history(
+        self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None
+    ) -> list[RecordedEvent[Any]]:
         """`WorkflowService.history`, awaitable.
 
         Args:
             workflow_type: A registered workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: wait until the replica has replayed this WAL position first
+                (`Outcome.wal_position`); as `WorkflowService`.
 
         Returns:
             Its events, decoded, in sequence order.
 
         Raises:
             NotFound: The type is not registered.
+            ReplicaBehind: The replica had not replayed `min_lsn` within the service's `replica_timeout`.
         """
-        return await asyncio.to_thread(self.service.history, workflow_type, workflow_id)
+        return await asyncio.to_thread(
+            functools.partial(self.service.history, workflow_type, workflow_id, min_lsn=min_lsn)
+        )
 
     async def list_instances(
-        self, workflow_type: str | None = None, status: InstanceStatus | None = None, *, limit: int = 100
+        self,
+        workflow_type: str | None = None,
+        status: InstanceStatus | None = None,
+        *,
+        limit: int = 100,
+        min_lsn: str | None = None,
     ) -> Sequence[InstanceInfo]:
         """`WorkflowService.list_instances`, awaitable.
 
@@ -96,29 +113,39 @@ class AsyncWorkflowService:
             workflow_type: Only this workflow type (None: all).
             status: Only instances in this status (None: all).
             limit: At most this many rows.
+            min_lsn: With a `read_store`: wait until the replica has replayed this WAL position first
+                (`Outcome.wal_position`); as `WorkflowService`.
 
         Returns:
             Instance rows ordered by (workflow type, id).
 
         Raises:
+            ReplicaBehind: The replica had not replayed `min_lsn` within the service's `replica_timeout`.
             StoreError: The database could not be reached.
         """
-        return await asyncio.to_thread(self.service.list_instances, workflow_type, status, limit=limit)
+        return await asyncio.to_thread(
+            functools.partial(self.service.list_instances, workflow_type, status, limit=limit, min_lsn=min_lsn)
+        )
 
-    async def result(self, workflow_type: str, workflow_id: str) -> RunOutcome | None:
+    async def result(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> RunOutcome | None:
         """`WorkflowService.result`, awaitable: the outcome, or None while the instance is open.
 
         Args:
             workflow_type: A registered workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: wait until the replica has replayed this WAL position first
+                (`Outcome.wal_position`); as `WorkflowService`.
 
         Returns:
             The labelled outcome, or None while it is open or if it does not exist.
 
         Raises:
             NotFound: The workflow type is not registered.
+            ReplicaBehind: The replica had not replayed `min_lsn` within the service's `replica_timeout`.
         """
-        return await asyncio.to_thread(self.service.result, workflow_type, workflow_id)
+        return await asyncio.to_thread(
+            functools.partial(self.service.result, workflow_type, workflow_id, min_lsn=min_lsn)
+        )
 
     async def wait(
         self,

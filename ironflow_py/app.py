@@ -48,7 +48,13 @@ class App:
     retention: RetentionPolicy | None = None
 
     def service(
-        self, store: Store, *, clock: Clock | None = None, logger: Any = None, observer: Observer | None = None
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        logger: Any = None,
+        observer: Observer | None = None,
+        read_store: Store | None = None,
     ) -> WorkflowService:
         """A `WorkflowService` over `store` with this app's workflows and converter.
 
@@ -57,6 +63,7 @@ class App:
             clock: The clock `decide` reads as `now`; None: the wall clock in UTC.
             logger: A structlog-style logger; None: `structlog.get_logger("ironflow_py")`.
             observer: Where metrics, traces and liveness go (`ironflow_py.telemetry.Observer`); None: nowhere.
+            read_store: A store on a streaming replica that serves the reads (`WorkflowService`); None: `store`.
 
         Returns:
             The service, with every workflow (and the schedules' workflow) registered.
@@ -72,6 +79,7 @@ class App:
             logger=logger,
             observer=observer,
             schedules=self.schedules,
+            read_store=read_store,
         )
 
     def select_projections(self, names: Sequence[str] = ()) -> list[Projection]:

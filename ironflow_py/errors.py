@@ -170,6 +170,39 @@ class CommitUnknown(IronflowError):
         super().__init__(f"{where}the commit's outcome is unknown (the connection was lost during COMMIT): {message}")
 
 
+class ReplicaBehind(StoreError):
+    """A read asked for `min_lsn` and the replica had not replayed that far within the timeout.
+
+    Retryable: the replica is lagging or its replication stopped; nothing was read. Read from the primary
+    (a service without `read_store`) when the answer cannot wait (design/scale-out.md, "Read replicas").
+
+    Args:
+        min_lsn: The WAL position asked for (`Outcome.wal_position`, PostgreSQL `pg_lsn` text).
+        replayed: The replica's replay position when it gave up (None: it reported none).
+        timeout: How long it waited, in seconds (monotonic clock).
+        workflow_type: The instance's workflow type, when the read was about one.
+        workflow_id: The instance's id, when the read was about one.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_lsn: str,
+        replayed: str | None,
+        timeout: float,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+    ) -> None:
+        self.min_lsn = min_lsn
+        self.replayed = replayed
+        self.timeout = timeout
+        super().__init__(
+            f"the replica had replayed WAL up to {replayed or 'nothing'} after {timeout:g} s, not yet {min_lsn}",
+            workflow_type=workflow_type,
+            workflow_id=workflow_id,
+        )
+
+
 class ConcurrencyConflict(StoreError):
     """Two writers produced the same instance sequence; only possible if the instance lock was bypassed."""
 

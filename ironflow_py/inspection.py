@@ -108,8 +108,8 @@ def instance_report(service: WorkflowService, workflow_type: str, workflow_id: s
         state,
         wf.state_name(state),
         (info is not None and info.status.closed) or wf.is_terminal(state),
-        service.store.effects(workflow_type, workflow_id),
-        service.store.timers(workflow_type, workflow_id),
+        service.read_store.effects(workflow_type, workflow_id),
+        service.read_store.timers(workflow_type, workflow_id),
     )
 
 

@@ -80,6 +80,9 @@ class Outcome(Generic[S, E]):
         reason: The rejection reason `decide` gave (rejected only).
         first_status: For a duplicate: the status of the first execution with that key.
         effect_ids: Outbox ids of the effects this decision enqueued, in the order `decide` listed them.
+        wal_position: Set by a service with a `read_store`: a position in the primary's write-ahead log at
+            or after this call's commit (PostgreSQL `pg_lsn` text). Pass it as `min_lsn=` to a read so the
+            replica answers only once it has replayed this call (read your writes, design/scale-out.md).
     """
 
     status: OutcomeStatus
@@ -90,6 +93,7 @@ class Outcome(Generic[S, E]):
     reason: Any = None
     first_status: OutcomeStatus | None = None
     effect_ids: tuple[int, ...] = ()
+    wal_position: str | None = None
 
     @property
     def accepted(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ from ironflow_py.errors import (
     NotCancellable,
     NotFound,
     UnknownInputType,
+    ValueRefused,
     WaitTimedOut,
 )
 from ironflow_py.lifecycle import (
@@ -89,6 +91,13 @@ class WorkflowService:
         show_values: Debug only. By default an error about a stored payload that no longer decodes names
             the field and the expected type, never the value, and chains no driver exception (payloads may
             hold personal data and secrets, and errors reach logs); True quotes the values.
+        read_store: A store on a streaming replica of `store`'s server (`PostgresStore.connect(replica_url)`,
+            same schema). `state`, `history`, `instance`, `list_instances`, `result` and the inspect/web
+            reads then go there; decisions, claims, waits and projections stay on `store`, and `execute`
+            returns the commit's `wal_position` for reads that must see it (`min_lsn=`). See
+            design/scale-out.md, "Read replicas". None: every read goes to `store`.
+        replica_timeout: How long a read given `min_lsn` waits for the replica to replay it, in seconds
+            (monotonic clock), before raising `ReplicaBehind`.
 
     Raises:
         ConfigurationError: A workflow is declared inconsistently (see `register`).
@@ -106,8 +115,15 @@ class WorkflowService:
         observer: Observer | None = None,
         show_values: bool = False,
         schedules: Iterable[Schedule] = (),
+        read_store: Store | None = None,
+        replica_timeout: float = 5.0,
     ) -> None:
         self.store = store
+        #: Where reads go: the replica's store when one was given, else `store` itself.
+        self.read_store: Store = read_store if read_store is not None else store
+        #: True when reads go to a replica (a store other than `store`).
+        self.reads_replica = read_store is not None and read_store is not store
+        self.replica_timeout = replica_timeout
         self.show_values = show_values
         #: Where decisions, effect attempts, timer firings and projection batches are reported (metrics,
         #: traces, liveness); the effect runtime and projection worker use this one too.
@@ -278,7 +294,8 @@ class WorkflowService:
 
         Returns:
             The outcome: `accepted` (with the new state and the appended events), `rejected` (with the
-            reason), `already_completed` or `duplicate`; `scheduled` for a delayed start.
+            reason), `already_completed` or `duplicate`; `scheduled` for a delayed start. With a
+            `read_store`, its `wal_position` is at or after this call's commit (one more round trip).
 
         Raises:
             InvalidDelay: `not_before` is naive, `delay` is negative, or both are given (nothing is written).
@@ -299,8 +316,13 @@ class WorkflowService:
         """
         reg, workflow_id = self.route(input)
         if not_before is not None or delay is not None:
-            return self._delay(reg, workflow_id, input, input_key, not_before, delay)
-        return self._execute(reg, workflow_id, input, settle, input_key)
+            outcome = self._delay(reg, workflow_id, input, input_key, not_before, delay)
+        else:
+            outcome = self._execute(reg, workflow_id, input, settle, input_key)
+        if self.reads_replica:
+            # Asked after the commit returned, on any connection: the WAL position is global and only grows.
+            outcome = attrs.evolve(outcome, wal_position=self.store.wal_position())
+        return outcome
 
     def _delay(
         self,
@@ -673,12 +695,15 @@ class WorkflowService:
 
     # -- outcomes -----------------------------------------------------------------------------------------
 
-    def result(self, workflow_type: str, workflow_id: str) -> RunOutcome | None:
-        """How an instance ended, without waiting.
+    def result(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> RunOutcome | None:
+        """How an instance ended, without waiting (read from the `read_store`).
 
         Args:
             workflow_type: A registered workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: first wait until the replica has replayed this WAL position
+                (`Outcome.wal_position` of an earlier `execute`), so the read sees that call's writes.
+                Ignored without a replica (the primary sees every commit).
 
         Returns:
             The outcome (`Completed`, `Failed`, `Cancelled`, `TimedOut`, `Terminated`), labelled with the
@@ -687,11 +712,29 @@ class WorkflowService:
         Raises:
             NotFound: The workflow type is not registered.
             DecodeError: The stored outcome no longer matches the workflow's `result_type`.
+            ReplicaBehind: `min_lsn` was given and the replica had not replayed it within
+                `replica_timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
             StoreError: The database could not be reached.
         """
         reg = self.registration(workflow_type)
-        info = self.store.instance(workflow_type, workflow_id)
+        info = self._reads(min_lsn, workflow_type, workflow_id).instance(workflow_type, workflow_id)
         return self._closed_outcome(reg, info)
+
+    def _reads(self, min_lsn: str | None, workflow_type: str | None = None, workflow_id: str | None = None) -> Store:
+        """The store reads go to, once it has replayed `min_lsn` (checked first, whatever the store)."""
+        if min_lsn is not None:
+            if not isinstance(min_lsn, str) or _LSN.fullmatch(min_lsn) is None:
+                raise ValueRefused(
+                    f"min_lsn must be a WAL position such as '0/3000148' (Outcome.wal_position), got {min_lsn!r}",
+                    workflow_type=workflow_type,
+                    workflow_id=workflow_id,
+                )
+            if self.reads_replica:
+                self.read_store.wait_for_replay(
+                    min_lsn, self.replica_timeout, workflow_type=workflow_type, workflow_id=workflow_id
+                )
+        return self.read_store
 
     def _closed_outcome(self, reg: Registration, info: InstanceInfo | None) -> RunOutcome | None:
         if info is None or not info.status.closed:
@@ -814,12 +857,15 @@ class WorkflowService:
 
     # -- reads ------------------------------------------------------------------------------------------
 
-    def history(self, workflow_type: str, workflow_id: str) -> list[RecordedEvent[Any]]:
-        """Every event of one instance, decoded, in sequence order.
+    def history(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> list[RecordedEvent[Any]]:
+        """Every event of one instance, decoded, in sequence order (read from the `read_store`).
 
         Args:
             workflow_type: A registered workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: first wait until the replica has replayed this WAL position
+                (`Outcome.wal_position` of an earlier `execute`), so the read sees that call's writes.
+                Ignored without a replica (the primary sees every commit).
 
         Returns:
             The recorded events (empty if the instance does not exist). An event stored under an old name
@@ -829,11 +875,14 @@ class WorkflowService:
             NotFound: The workflow type is not registered.
             DecodeError: A stored event no longer matches its class (`UnknownTypeName` for an undeclared
                 type name).
+            ReplicaBehind: `min_lsn` was given and the replica had not replayed it within
+                `replica_timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
             StoreError: The database could not be reached.
         """
         codec = self.registration(workflow_type).codec
         recorded = []
-        for e in self.store.events(workflow_type, workflow_id):
+        for e in self._reads(min_lsn, workflow_type, workflow_id).events(workflow_type, workflow_id):
             event = codec.decode_event(e.type_name, e.data, workflow_id, e.seq)
             # An upcast event is shown under the name its class is declared with now.
             name = e.type_name if e.type_name not in codec.upcasters else codec.events.name_of(type(event))
@@ -842,17 +891,22 @@ class WorkflowService:
             )
         return recorded
 
-    def state(self, workflow_type: str, workflow_id: str) -> Any:
+    def state(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> Any:
         """The current state of one instance, rebuilt exactly as the next decision would rebuild it.
 
-        The read takes the instance's lock and goes through the decisions' own rebuild path (state cache,
-        latest snapshot, then the events after it), so it always agrees with what `decide` is handed. A
-        snapshot written by an older `evolve` is therefore visible here too: bump `state_version` when
-        `evolve` changes, or find such snapshots with `ironflow-py snapshots verify` (design/versioning.md).
+        On the primary the read takes the instance's lock and goes through the decisions' own rebuild path
+        (state cache, latest snapshot, then the events after it), so it always agrees with what `decide` is
+        handed. A snapshot written by an older `evolve` is therefore visible here too: bump `state_version`
+        when `evolve` changes, or find such snapshots with `ironflow-py snapshots verify`
+        (design/versioning.md). With a `read_store` it is the same fold without the lock or the cache,
+        over one consistent view of the replica: the state as of the replica's last replayed commit.
 
         Args:
             workflow_type: A registered workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: first wait until the replica has replayed this WAL position
+                (`Outcome.wal_position` of an earlier `execute`), so the read sees that call's writes.
+                Ignored without a replica (the primary sees every commit).
 
         Returns:
             The state after its last committed event.
@@ -861,27 +915,38 @@ class WorkflowService:
             NotFound: The workflow type is not registered, or the instance has no events.
             DecideFailed: `initial_state` or `evolve` raised.
             DecodeError: A stored event no longer matches its class.
+            ReplicaBehind: `min_lsn` was given and the replica had not replayed it within
+                `replica_timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
             StoreError: The database could not be reached, or the history has a gap.
         """
-        rebuilt = self.registration(workflow_type).handler.read(workflow_id)
+        handler = self.registration(workflow_type).handler
+        reads = self._reads(min_lsn, workflow_type, workflow_id)
+        rebuilt = handler.read_unlocked(reads, workflow_id) if self.reads_replica else handler.read(workflow_id)
         if rebuilt.seq == 0:
             raise NotFound(f"workflow {workflow_type!r} has no instance {workflow_id!r}")
         return rebuilt.state
 
-    def instance(self, workflow_type: str, workflow_id: str) -> InstanceInfo | None:
-        """The summary row of one instance: status, last sequence, times, outcome.
+    def instance(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> InstanceInfo | None:
+        """The summary row of one instance: status, last sequence, times, outcome (from the `read_store`).
 
         Args:
             workflow_type: The workflow type.
             workflow_id: The instance.
+            min_lsn: With a `read_store`: first wait until the replica has replayed this WAL position
+                (`Outcome.wal_position` of an earlier `execute`), so the read sees that call's writes.
+                Ignored without a replica (the primary sees every commit).
 
         Returns:
             The row, or None if the instance does not exist.
 
         Raises:
+            ReplicaBehind: `min_lsn` was given and the replica had not replayed it within
+                `replica_timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
             StoreError: The database could not be reached.
         """
-        return self.store.instance(workflow_type, workflow_id)
+        return self._reads(min_lsn, workflow_type, workflow_id).instance(workflow_type, workflow_id)
 
     def list_instances(
         self,
@@ -890,22 +955,34 @@ class WorkflowService:
         *,
         limit: int = 100,
         after: tuple[str, str] | None = None,
+        min_lsn: str | None = None,
     ) -> Sequence[InstanceInfo]:
-        """Instances ordered by (workflow type, id), optionally filtered, a page at a time.
+        """Instances ordered by (workflow type, id), optionally filtered, a page at a time (`read_store`).
 
         Args:
             workflow_type: Only this workflow type (None: all).
             status: Only instances in this status (None: all).
             limit: At most this many rows.
             after: (workflow_type, workflow_id) of the last row of the previous page (keyset pagination).
+            min_lsn: With a `read_store`: first wait until the replica has replayed this WAL position
+                (`Outcome.wal_position` of an earlier `execute`), so the read sees that call's writes.
+                Ignored without a replica (the primary sees every commit).
 
         Returns:
             The page of instance rows.
 
         Raises:
+            ReplicaBehind: `min_lsn` was given and the replica had not replayed it within
+                `replica_timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
             StoreError: The database could not be reached.
         """
-        return self.store.list_instances(workflow_type, status, limit=limit, after=after)
+        reads = self._reads(min_lsn, workflow_type)
+        return reads.list_instances(workflow_type, status, limit=limit, after=after)
+
+
+#: A PostgreSQL `pg_lsn` as text: two hexadecimal halves of the 64-bit position.
+_LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
 
 def _check_id(workflow_type: str, workflow_id: object, what: str) -> None:

@@ -57,6 +57,7 @@ class _Root(click.Group):
 def cli(
     ctx: click.Context,
     database_url: str | None,
+    read_url: str | None,
     schema: str,
     data_dir: Path | None,
     app_spec: str | None,
@@ -73,6 +74,7 @@ def cli(
     """
     ctx.obj = Settings(
         database_url=database_url,
+        read_url=read_url,
         schema=schema,
         data_dir=data_dir,
         app_spec=app_spec,

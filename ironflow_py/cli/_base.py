@@ -30,6 +30,7 @@ class Settings:
     """The global options of one invocation; a subcommand's own copy of an option overrides the group's."""
 
     database_url: str | None = None
+    read_url: str | None = None
     schema: str = DEFAULT_SCHEMA
     data_dir: Path | None = None
     app_spec: str | None = None
@@ -79,6 +80,21 @@ class Settings:
             if migrated:
                 store.require_migrated()
             yield store
+
+    @contextmanager
+    def read_store(self, store: PostgresStore, *, pool_size: int = 4) -> Iterator[PostgresStore]:
+        """The store reads go to: one on `--read-url` (a streaming replica, same schema), else `store`.
+
+        Raises:
+            StoreError: the replica cannot be reached.
+        """
+        if self.read_url is None:
+            yield store
+            return
+        with PostgresStore.connect(
+            self.read_url, schema=self.schema, max_size=pool_size, prepare_threshold=self.prepare_threshold
+        ) as reads:
+            yield reads
 
     def emit(self, data: Any, text: str) -> None:
         """Print a result: `data` as JSON with `--json`, else `text` for people."""
@@ -183,6 +199,13 @@ GLOBALS = (
         "PostgreSQL URL. Default: $IRONFLOW_DATABASE_URL, else $DATABASE_URL, else the embedded server "
         "in --data-dir (needs the `embedded` extra).",
         {"envvar": ["IRONFLOW_DATABASE_URL", "DATABASE_URL"]},
+    ),
+    _Global(
+        ("--read-url",),
+        "read_url",
+        "PostgreSQL URL of a streaming replica of --database-url: inspect and web read from it; writes, "
+        "claims and projections stay on the primary.",
+        {"envvar": "IRONFLOW_READ_DATABASE_URL"},
     ),
     _Global(("--schema",), "schema", "Schema of all tables.", {"default": DEFAULT_SCHEMA}),
     _Global(

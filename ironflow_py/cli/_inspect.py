@@ -30,10 +30,10 @@ def inspect() -> None:
 def instances(settings: Settings, workflow_type: str | None, status: str | None, limit: int) -> None:
     """List instances."""
     app = settings.app()
-    with settings.store() as store:
-        service = app.service(store)
+    with settings.store() as store, settings.read_store(store) as reads:
+        service = app.service(store, read_store=reads)
         rows = service.list_instances(workflow_type, InstanceStatus(status) if status else None, limit=limit)
-        shown = [inspection.shown_status(store, r) for r in rows]
+        shown = [inspection.shown_status(reads, r) for r in rows]
     text = "\n".join(
         f"{r.workflow_type:<20} {r.workflow_id:<36} {shown_as:<10} seq {r.last_seq:<6} "
         f"updated {r.updated_at:%Y-%m-%d %H:%M:%S}" + (" paused" if r.paused_at else "")
@@ -50,8 +50,8 @@ def instances(settings: Settings, workflow_type: str | None, status: str | None,
 def show(settings: Settings, workflow_type: str, workflow_id: str) -> None:
     """One instance: why it waits, its events, state, effects (with their last traceback) and timers."""
     app = settings.app()
-    with settings.store() as store:
-        service = app.service(store)
+    with settings.store() as store, settings.read_store(store) as reads:
+        service = app.service(store, read_store=reads)
         _show(settings, service, workflow_type, workflow_id)
 
 
@@ -112,8 +112,8 @@ def _show(settings: Settings, service: WorkflowService, workflow_type: str, work
 def outbox(settings: Settings) -> None:
     """Effects pending, running, retrying and dead; timers; load per worker."""
     now = datetime.now(UTC)
-    with settings.store() as store:
-        h = inspection.outbox_health(store, now)
+    with settings.store() as store, settings.read_store(store) as reads:
+        h = inspection.outbox_health(reads, now)
     age = f"{(now - h.oldest_pending_at).total_seconds():.1f}s" if h.oldest_pending_at else "-"
     lines = [
         f"effects pending {h.pending} (due now {h.due_now}, running {h.in_flight}, waiting to retry {h.retrying}), "
@@ -144,8 +144,8 @@ def diagram(settings: Settings, workflow_type: str, format: str, instance: str |
             raise ConfigurationError(f"workflow {wf.type!r} does not describe its states (define describe())")
         text = diagrams.to_mermaid(machine) if format == "mermaid" else diagrams.to_dot(machine, wf.type)
     else:
-        with settings.store() as store:
-            service = app.service(store)
+        with settings.store() as store, settings.read_store(store) as reads:
+            service = app.service(store, read_store=reads)
             wf = service.registration(workflow_type).workflow
             history = service.history(wf.type, instance)
             if not history:

@@ -50,9 +50,12 @@ def web(settings: Settings, host: str, port: int, allow_actions: bool, authorize
     authorize = load_authorize(authorize_spec) if authorize_spec else None
     if allow_actions and authorize is None:
         click.echo("--allow-actions without --authorize: every action will be refused (403)", err=True)
-    with settings.store(pool_size=8) as store:
+    with settings.store(pool_size=8) as store, settings.read_store(store, pool_size=8) as reads:
         asgi = create_app(
-            app.service(store), projections=app.projections, allow_actions=allow_actions, authorize=authorize
+            app.service(store, read_store=reads),
+            projections=app.projections,
+            allow_actions=allow_actions,
+            authorize=authorize,
         )
         click.echo(f"serving the admin view on http://{host}:{port}/", err=True)
         serve(asgi, host=host, port=port)

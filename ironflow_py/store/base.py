@@ -338,6 +338,31 @@ class Pruner(Protocol):
         ...
 
 
+class Reader(Protocol):
+    """What rebuilding a state reads: `Transaction`'s two loading calls, also offered without the lock.
+
+    `Store.reading` yields one for a lock-free read (a replica's `WorkflowService.state`); every
+    `Transaction` is one too.
+    """
+
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+        """Read the events after `after_seq` (and, when asked, the latest snapshot newer than it).
+
+        Args:
+            after_seq: a sequence the caller already knows the state up to (0: everything).
+            with_snapshot: also read the latest snapshot newer than `after_seq`; the events then start
+                after the snapshot's sequence.
+
+        Returns:
+            What was read, in one consistent view.
+        """
+        ...
+
+    def events_after(self, seq: int) -> Sequence[LoadedEvent]:
+        """The events after `seq`, in sequence order, in the same view as `load`."""
+        ...
+
+
 class Transaction(Protocol):
     """One instance's locked transaction, as yielded by `Store.locked`; valid only inside that block."""
 
@@ -483,6 +508,54 @@ class Store(Protocol):
         Raises:
             LeaseLost: `settle`'s fence matched no row (another worker owns the claim); nothing is written.
             StoreError: The database is unreachable or refused the transaction.
+        """
+        ...
+
+    def reading(self, workflow_type: str, workflow_id: str) -> AbstractContextManager[Reader]:
+        """Open one read-only view of an instance without its lock: what `WorkflowService.state` folds on a replica.
+
+        Every read inside the block sees the same committed data (PostgreSQL: one REPEATABLE READ READ ONLY
+        transaction, which a hot standby allows); no lock is taken, so a decision may commit meanwhile and
+        the block does not see it.
+
+        Args:
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id.
+
+        Returns:
+            A context manager yielding the `Reader`.
+
+        Raises:
+            StoreError: The database could not be reached or refused the transaction.
+        """
+        ...
+
+    def wal_position(self) -> str | None:
+        """A position in the write-ahead log at or after every commit that returned before this call.
+
+        Returns:
+            PostgreSQL: `pg_current_wal_insert_lsn()` as `pg_lsn` text (`"0/3000148"`); memory: None (no log).
+
+        Raises:
+            StoreError: The database could not be reached, or it is a standby (it writes no WAL of its own).
+        """
+        ...
+
+    def wait_for_replay(
+        self, min_lsn: str, timeout: float, *, workflow_type: str | None = None, workflow_id: str | None = None
+    ) -> None:
+        """Return once this store's server has replayed the WAL up to `min_lsn`; at once on a primary.
+
+        Args:
+            min_lsn: A position from `wal_position` (`Outcome.wal_position`).
+            timeout: The longest wait in seconds (monotonic clock).
+            workflow_type: Named in the error.
+            workflow_id: Named in the error.
+
+        Raises:
+            ReplicaBehind: The server had not replayed that far within `timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
+            StoreError: The database could not be reached.
         """
         ...
 

@@ -160,6 +160,40 @@ class MemoryStore:
             if settle is not None:
                 self._apply_settle(settle)
 
+    @contextmanager
+    def reading(self, workflow_type: str, workflow_id: str) -> Iterator[MemoryTransaction]:
+        """A consistent view of one instance (see `Store.reading`): here, the store lock held for the block.
+
+        Args:
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id.
+
+        Yields:
+            A transaction used only to read (`load`, `events_after`).
+        """
+        with self._lock:
+            yield MemoryTransaction(self, (workflow_type, workflow_id), None)
+
+    def wal_position(self) -> None:
+        """No write-ahead log in memory.
+
+        Returns:
+            None.
+        """
+        return None
+
+    def wait_for_replay(
+        self, min_lsn: str, timeout: float, *, workflow_type: str | None = None, workflow_id: str | None = None
+    ) -> None:
+        """Return at once: a memory store is its own primary, every commit is visible.
+
+        Args:
+            min_lsn: Ignored.
+            timeout: Ignored.
+            workflow_type: Ignored.
+            workflow_id: Ignored.
+        """
+
     def outbox(self, worker: str) -> MemoryOutbox:
         """The outbox port for one worker on this store: its claims and fenced updates (`store.base.Outbox`).
 

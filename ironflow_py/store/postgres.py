@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from ironflow_py.errors import (
     ValueRefused,
 )
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
-from ironflow_py.store import _conninfo
+from ironflow_py.store import _conninfo, postgres_replica
 from ironflow_py.store._listen_test import pooled
 from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import Migration, load_migrations, load_queries
@@ -559,6 +559,50 @@ class PostgresStore:
                 tx.lock()
                 self._settle(conn, settle)
             yield tx
+
+    def reading(self, workflow_type: str, workflow_id: str) -> AbstractContextManager[postgres_replica.PostgresReader]:
+        """One REPEATABLE READ READ ONLY transaction over an instance, without its lock (see `Store.reading`).
+
+        Args:
+            workflow_type: The instance's workflow type.
+            workflow_id: The instance's id.
+
+        Returns:
+            A context manager yielding the reader (`load`, `events_after`); works on a hot standby.
+
+        Raises:
+            StoreError: The database could not be reached or refused the transaction.
+        """
+        return postgres_replica.reading(self, workflow_type, workflow_id)
+
+    def wal_position(self) -> str:
+        """The primary's WAL insert position, at or past every commit that returned before this call.
+
+        Returns:
+            `pg_lsn` text, e.g. ``"0/3000148"`` (see `Store.wal_position`).
+
+        Raises:
+            StoreError: The database could not be reached, or it is a standby.
+        """
+        return postgres_replica.wal_position(self)
+
+    def wait_for_replay(
+        self, min_lsn: str, timeout: float, *, workflow_type: str | None = None, workflow_id: str | None = None
+    ) -> None:
+        """Return once this server has replayed the WAL up to `min_lsn`; at once on a primary.
+
+        Args:
+            min_lsn: A position from `wal_position` (`Outcome.wal_position`).
+            timeout: The longest wait in seconds (monotonic clock).
+            workflow_type: Named in the error.
+            workflow_id: Named in the error.
+
+        Raises:
+            ReplicaBehind: Replay had not reached `min_lsn` within `timeout`.
+            ValueRefused: `min_lsn` is not a WAL position.
+            StoreError: The database could not be reached.
+        """
+        postgres_replica.wait_for_replay(self, min_lsn, timeout, workflow_type=workflow_type, workflow_id=workflow_id)
 
     def outbox(self, worker: str) -> PostgresOutbox:
         """The outbox port for one worker on this store: its claims and fenced updates (`store.base.Outbox`).

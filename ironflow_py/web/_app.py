@@ -91,7 +91,8 @@ class AdminView:
     """The pages and actions of the admin view for one service (see `create_app`).
 
     Args:
-        service: the service whose store (a PostgresStore) and workflows the pages show.
+        service: the service whose store (a PostgresStore) and workflows the pages show; with a
+            `read_store` (a replica), the overview, instance list and instance pages read from it.
         projections: the projections whose lag is shown.
         allow_actions: allow POST actions at all.
         authorize: asked before every action; None refuses them all.
@@ -114,7 +115,10 @@ class AdminView:
             raise ConfigurationError("the web view needs a PostgresStore")
         self.service = service
         self.store: PostgresStore = service.store
-        self.ops = StoreOps(self.store)
+        # The pages' reads go to the service's read store (a replica when it has one); the actions, the
+        # dead-letter list they act on, and projection status (the primary's transaction horizon) stay here.
+        reads = service.read_store
+        self.ops = StoreOps(reads if isinstance(reads, PostgresStore) else self.store)
         self.dead_letters = DeadLetters(self.store, clock=service.clock)
         self.control = ProjectionControl(self.store)
         self.projections = list(projections)

@@ -187,6 +187,38 @@ FROM {schema}.events
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 ORDER BY seq
 
+-- name: read_load
+-- A lock-free `lock_and_load` without the input key (Store.reading: a state read on a replica). The
+-- snapshot row first (event_type NULL), then the events after it or after p_after, in seq order. It runs
+-- inside a REPEATABLE READ READ ONLY transaction, so a following load_events sees the same data.
+WITH snap AS (
+    SELECT s.seq, s.payload, s.state_version FROM {schema}.snapshots s
+    WHERE s.workflow_type = %(workflow_type)s AND s.workflow_id = %(workflow_id)s
+      AND s.seq > %(after_seq)s AND %(with_snapshot)s
+)
+SELECT 0 AS part, seq, NULL::text AS event_type, payload, state_version FROM snap
+UNION ALL
+SELECT 1, e.seq, e.event_type, e.payload, NULL::integer
+FROM {schema}.events e
+WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s
+  AND e.seq > coalesce((SELECT seq FROM snap), %(after_seq)s)
+ORDER BY part, seq
+
+-- name: read_only_snapshot
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+
+-- name: wal_position
+-- Asked after COMMIT returned: the insert position is at or past the commit record whatever
+-- synchronous_commit says (the write position, pg_current_wal_lsn(), may still be before it when commits
+-- are asynchronous). design/scale-out.md, "Read your writes".
+SELECT pg_current_wal_insert_lsn()::text
+
+-- name: replay_reached
+-- On a standby: has replay passed the position? On a primary (replay position NULL, not in recovery):
+-- every commit is visible, so yes. The second column is what to report when it has not.
+SELECT coalesce(pg_last_wal_replay_lsn() >= %(min_lsn)s::pg_lsn, NOT pg_is_in_recovery()),
+       pg_last_wal_replay_lsn()::text
+
 -- name: instance
 SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
        parent_type, parent_id, parent_close_policy
