@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -63,7 +63,7 @@ def test_reads_come_from_the_replica_and_min_lsn_waits_until_it_has_the_write(
     # Without min_lsn the replica answers as of what it has applied: the reads really go there.
     assert service.state("counter", "c1") == CounterState(total=1, adds=1)
     assert len(service.history("counter", "c1")) == 1
-    reads = {
+    reads: dict[str, Callable[[str], object]] = {
         "state": lambda lsn: service.state("counter", "c1", min_lsn=lsn),
         "history": lambda lsn: service.history("counter", "c1", min_lsn=lsn),
         "instance": lambda lsn: service.instance("counter", "c1", min_lsn=lsn),
