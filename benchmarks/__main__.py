@@ -12,6 +12,7 @@ from benchmarks import (
     history,
     peers,
     projections,
+    replica,
     retention,
     scaling,
     upcast,
@@ -31,6 +32,7 @@ SECTIONS = {
     "upcast": upcast.main,
     "retention": retention.main,
     "scaling": scaling.main,
+    "replica": replica.main,
 }
 
 

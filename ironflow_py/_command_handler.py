@@ -101,11 +101,13 @@ class CommandHandler:
         return rebuilt
 
     def read_unlocked(self, store: Store, workflow_id: str) -> Rebuilt:
-        """The instance's state folded from one lock-free view of `store` (a replica): no cache, no lock.
+        """The instance's state folded from one lock-free view of `store` (a replica), without the lock.
 
-        The same origin and fold as a decision with a cold cache (latest usable snapshot, then the events
-        after it), as of the data `store` holds; see design/versioning.md, "On a replica". The state cache
-        is neither read nor filled: it holds the primary's states, which a lagging replica would contradict.
+        The decisions' origin and fold (state cache, latest usable snapshot, the events after it), as of the
+        data `store` holds; see design/versioning.md, "On a replica". The cache holds states this process
+        saw committed on the primary: it is used when the replica already has the cached event (which proves
+        it, as under the lock), and otherwise set aside for this read only: a replica behind the cache is
+        not a stale cache, so nothing is discarded, and nothing read here is cached.
 
         Args:
             store: The store to read (`WorkflowService.read_store`).
@@ -117,9 +119,15 @@ class CommandHandler:
         Raises:
             DecideFailed, CodecError, StoreError: see `Decider.fold` and `Store.reading`.
         """
+        decider = self.decider
+        cached = self.cache.get(workflow_id) if self.cache is not None else None
         with store.reading(self.type, workflow_id) as reader:
-            rebuilt, _ = self._load(reader, workflow_id, None)
-        return rebuilt
+            after = cached.seq - 1 if cached is not None else 0
+            origin = decider.origin(workflow_id, reader.load(after_seq=after, with_snapshot=decider.snapshots), cached)
+            if origin.cache_stale:  # the replica has not replayed the cached event (or it is gone): fold without it
+                origin = decider.origin(workflow_id, reader.load(with_snapshot=decider.snapshots))
+            events = origin.events if origin.events is not None else reader.events_after(origin.start.seq)
+            return decider.rebuild(workflow_id, origin, events)
 
     def start_child(
         self,
