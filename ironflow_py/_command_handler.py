@@ -122,8 +122,8 @@ class CommandHandler:
         decider = self.decider
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with store.reading(self.type, workflow_id) as reader:
-            after = cached.seq - 1 if cached is not None else 0
-            origin = decider.origin(workflow_id, reader.load(after_seq=after, with_snapshot=decider.snapshots), cached)
+            known = 0 if cached is None else cached.seq - 1  # from the cached event itself, to prove it
+            origin = decider.origin(workflow_id, reader.load(after_seq=known, with_snapshot=decider.snapshots), cached)
             if origin.cache_stale:  # the replica has not replayed the cached event (or it is gone): fold without it
                 origin = decider.origin(workflow_id, reader.load(with_snapshot=decider.snapshots))
             events = origin.events if origin.events is not None else reader.events_after(origin.start.seq)

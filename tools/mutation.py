@@ -78,6 +78,8 @@ SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_c
 UPCASTING = ("tests/unit/test_upcasting.py", "tests/contract/test_upcasting.py")
 VERSIONING = ("tests/contract/test_evolve_change.py", "tests/integration/test_versioning.py")
 CRASH = ("tests/reliability/test_worker_processes.py",)
+REPLICA = ("tests/contract/test_replica_reads.py", "tests/reliability/test_read_replica.py")
+BUCKETS = ("tests/integration/test_buckets.py",)
 CHILDREN = (
     "tests/unit/test_composition.py",
     "tests/contract/test_children_contract.py",
@@ -107,6 +109,11 @@ def _m016(old: str, new: str) -> Edit:
 def _drop(query: str, condition: str) -> Edit:
     """Drop one `AND condition` of a WHERE clause."""
     return _sql(query, f" AND {condition}")
+
+
+def _m019(old: str, new: str) -> Edit:
+    """An edit of the bucket columns of migration 019."""
+    return Edit("ironflow_py/**/migrations/019_buckets.sql", old, new)
 
 
 def _fence(query: str, tests: Sequence[str], *, alias: str = "", token: str = "%(token)s") -> list[Mutation]:
@@ -894,6 +901,86 @@ def mutations() -> list[Mutation]:
             "retention",
             (_sql("claim_effects", "OR running <= %(max_bytes)s::bigint", "OR true"),),
             ("tests/contract/test_prefetch_bytes_contract.py", "tests/reliability/test_prefetch_bytes.py"),
+        ),
+        # -- read replicas and buckets (design/scale-out.md) --------------------------------------------------
+        Mutation(
+            "replay_reached: never wait for the replica",
+            "replica",
+            (
+                _sql(
+                    "replay_reached",
+                    "coalesce(pg_last_wal_replay_lsn() >= %(min_lsn)s::pg_lsn, NOT pg_is_in_recovery())",
+                    "true",
+                ),
+            ),
+            REPLICA,
+        ),
+        Mutation(
+            "replay_reached: a primary waits for replay too",
+            "replica",
+            (_sql("replay_reached", ", NOT pg_is_in_recovery())", ", false)"),),
+            REPLICA,
+        ),
+        Mutation(
+            "service.state: a replica read takes the primary's locked path",
+            "replica",
+            (
+                _py(
+                    "ironflow_py/service.py",
+                    "handler.read_unlocked(reads, workflow_id) if self.reads_replica else handler.read(workflow_id)",
+                    "handler.read(workflow_id)",
+                ),
+            ),
+            REPLICA,
+        ),
+        Mutation(
+            "execute: no wal_position with a read store",
+            "replica",
+            (
+                _py(
+                    "ironflow_py/service.py",
+                    "        if self.reads_replica:\n            # Asked after",
+                    "        if False:\n            # Asked after",
+                ),
+            ),
+            REPLICA,
+        ),
+        Mutation(
+            "read_load: events from the start as well as the snapshot",
+            "replica",
+            (
+                _sql(
+                    "read_load",
+                    "AND e.seq > coalesce((SELECT seq FROM snap), %(after_seq)s)",
+                    "AND e.seq > %(after_seq)s",
+                ),
+            ),
+            REPLICA,
+        ),
+        Mutation(
+            "019: 512 buckets for instances",
+            "bucket",
+            (
+                _m019(
+                    "instances ADD COLUMN bucket integer NOT NULL\n"
+                    "    GENERATED ALWAYS AS ((hashtextextended(workflow_type || chr(31) || workflow_id, 0) & 1023)",
+                    "instances ADD COLUMN bucket integer NOT NULL\n"
+                    "    GENERATED ALWAYS AS ((hashtextextended(workflow_type || chr(31) || workflow_id, 0) & 511)",
+                ),
+            ),
+            BUCKETS,
+        ),
+        Mutation(
+            "019: events bucketed by id alone (not co-located with their instance)",
+            "bucket",
+            (
+                _m019(
+                    "events ADD COLUMN bucket integer NOT NULL\n"
+                    "    GENERATED ALWAYS AS ((hashtextextended(workflow_type || chr(31) || workflow_id",
+                    "events ADD COLUMN bucket integer NOT NULL\n    GENERATED ALWAYS AS ((hashtextextended(workflow_id",
+                ),
+            ),
+            BUCKETS,
         ),
     ]
     return found
