@@ -134,3 +134,30 @@ def test_readme_batch_projection_example_runs(pg_url: str, schema: str, capsys: 
     exec(compile(batch, str(README), "exec"), namespace)
     assert capsys.readouterr().out.strip() == "(300,)"
     namespace["store"].close()
+
+
+def test_readme_replica_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Read your writes" block, after the first example, with the primary itself as the "replica" (the
+    wait returns at once on a server not in recovery; the real standby is tests/reliability/test_read_replica.py)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    replica = [b for b in blocks if "read_store=replica" in b]
+    assert len(replica) == 1, "the README lost its replica example"
+    code = replica[0].replace(
+        'PostgresStore.connect("postgresql://app@replica.internal/app")',
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    assert repr(schema) in code, "the replica example changed shape; update this test"
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(code, str(README), "exec"), namespace)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "200"
+    assert namespace["done"].wal_position is not None
+    namespace["replica"].close()
+    namespace["store"].close()
