@@ -4,9 +4,12 @@ standby is tests/reliability/test_read_replica.py."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ironflow_py import MemoryStore, PostgresStore, ValueRefused, WorkflowService
+from ironflow_py.aio import AsyncWorkflowService
 from ironflow_py.store.base import Store
 from tests.contract.test_evolve_change import BuggyCounter, FixedCounter
 from tests.snapshot_workflows import SnappyCounter
@@ -80,3 +83,19 @@ def test_a_read_store_on_the_primary_itself_answers_every_min_lsn_at_once(store:
 def _lsn(text: str) -> int:
     high, low = text.split("/")
     return (int(high, 16) << 32) | int(low, 16)
+
+
+def test_the_async_service_passes_min_lsn_through(store: Store) -> None:
+    service = WorkflowService(store, workflows=[SnappyCounter])
+    service.execute(Add("c1", 1))
+    aio = AsyncWorkflowService(service)
+
+    async def reads() -> None:
+        assert await aio.state("snappy", "c1", min_lsn="0/0") == CounterState(1, adds=1)
+        assert [e.seq for e in await aio.history("snappy", "c1", min_lsn="0/0")] == [1]
+        assert [r.workflow_id for r in await aio.list_instances("snappy", min_lsn="0/0")] == ["c1"]
+        assert await aio.result("snappy", "c1", min_lsn="0/0") is None
+        with pytest.raises(ValueRefused):
+            await aio.state("snappy", "c1", min_lsn="not a position")
+
+    asyncio.run(reads())
