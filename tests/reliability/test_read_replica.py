@@ -136,3 +136,27 @@ def test_the_cli_reads_from_read_url(
     assert json.loads(capsys.readouterr().out)["state"]["total"] == 1
     assert main([*base, "inspect", "show", "snappy", "c1"]) == 0
     assert json.loads(capsys.readouterr().out)["state"]["total"] == 2
+
+
+def test_the_web_view_reads_its_pages_from_the_replica(
+    pair: replica_pg.ReplicaPair, stores: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """Overview, instance list and instance page render on the standby; the instance page shows what the
+    standby has replayed (one event while replay is paused), the primary's view shows both."""
+    from starlette.testclient import TestClient
+
+    from ironflow_py.web import create_app
+
+    primary, replica = stores
+    on_replica = WorkflowService(primary, workflows=[Counter], read_store=replica)
+    on_primary = WorkflowService(primary, workflows=[Counter])
+    first = on_replica.execute(Add("c1", 1))
+    replica.wait_for_replay(first.wal_position or "0/0", 60)
+    pair.pause_replay()
+    on_replica.execute(Add("c1", 1))
+    with TestClient(create_app(on_replica)) as web, TestClient(create_app(on_primary)) as direct:
+        for path in ("/", "/instances"):
+            assert web.get(path).status_code == 200, path
+        page = web.get("/instances/counter/c1")
+        assert page.status_code == 200
+        assert page.text.count("counter.added/1") < direct.get("/instances/counter/c1").text.count("counter.added/1")
