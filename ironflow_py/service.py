@@ -26,6 +26,7 @@ from ironflow_py.errors import (
     InvalidWorkflowId,
     NotCancellable,
     NotFound,
+    StoreError,
     UnknownInputType,
     ValueRefused,
     WaitTimedOut,
@@ -295,7 +296,8 @@ class WorkflowService:
         Returns:
             The outcome: `accepted` (with the new state and the appended events), `rejected` (with the
             reason), `already_completed` or `duplicate`; `scheduled` for a delayed start. With a
-            `read_store`, its `wal_position` is at or after this call's commit (one more round trip).
+            `read_store`, its `wal_position` is at or after this call's commit (one more round trip; None,
+            logged as `wal_position_unavailable`, if the primary could not be asked after the commit).
 
         Raises:
             InvalidDelay: `not_before` is naive, `delay` is negative, or both are given (nothing is written).
@@ -320,9 +322,26 @@ class WorkflowService:
         else:
             outcome = self._execute(reg, workflow_id, input, settle, input_key)
         if self.reads_replica:
-            # Asked after the commit returned, on any connection: the WAL position is global and only grows.
-            outcome = attrs.evolve(outcome, wal_position=self.store.wal_position())
+            outcome = attrs.evolve(outcome, wal_position=self._wal_position(outcome))
         return outcome
+
+    def _wal_position(self, outcome: Outcome[Any, Any]) -> str | None:
+        """The primary's WAL position after `outcome` committed, or None (logged) if it cannot be read.
+
+        Asked after the commit returned, on any connection: the position is global and only grows. The
+        input is applied by then, so failing here must not turn into an exception the caller would take for
+        "nothing written".
+        """
+        try:
+            return self.store.wal_position()
+        except StoreError as exc:
+            self._log.warning(
+                "wal_position_unavailable",
+                workflow_type=outcome.workflow_type,
+                workflow_id=outcome.workflow_id,
+                error=type(exc).__name__,
+            )
+            return None
 
     def _delay(
         self,

@@ -5,10 +5,11 @@ standby is tests/reliability/test_read_replica.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
-from ironflow_py import MemoryStore, PostgresStore, ValueRefused, WorkflowService
+from ironflow_py import MemoryStore, PostgresStore, StoreError, ValueRefused, WorkflowService
 from ironflow_py.aio import AsyncWorkflowService
 from ironflow_py.store.base import Store
 from tests.contract.test_evolve_change import BuggyCounter, FixedCounter
@@ -99,3 +100,21 @@ def test_the_async_service_passes_min_lsn_through(store: Store) -> None:
             await aio.state("snappy", "c1", min_lsn="not a position")
 
     asyncio.run(reads())
+
+
+class _PositionLost(MemoryStore):
+    """A primary that commits, then cannot be asked for its WAL position (the connection dropped after COMMIT)."""
+
+    def wal_position(self) -> None:
+        raise StoreError("OperationalError: the connection was lost")
+
+
+def test_an_unreadable_wal_position_after_the_commit_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """The input is applied by then: an exception would read as "nothing written" and invite a duplicate."""
+    primary = _PositionLost()
+    service = WorkflowService(primary, workflows=[SnappyCounter], read_store=MemoryStore())
+    with caplog.at_level(logging.WARNING, logger="ironflow_py"):
+        outcome = service.execute(Add("c1", 1))
+    assert outcome.status.value == "accepted" and outcome.wal_position is None
+    assert len(primary.events("snappy", "c1")) == 1
+    assert any("wal_position_unavailable" in r.getMessage() for r in caplog.records)
