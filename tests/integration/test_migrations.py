@@ -216,14 +216,14 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
 
 def test_every_named_query_is_valid_against_the_migrated_schema(pg_store: PostgresStore, admin: Conn) -> None:
     """Describe each query without running it: the server parses and plans it against the real tables.
-    Statements PREPARE cannot take (DDL) run inside a transaction that is rolled back."""
+    Statements PREPARE cannot take (DDL, SET) run inside a transaction that is rolled back."""
     queries = load_queries(pg_store.schema)
     checked: list[str] = []
     with psycopg.connect(admin.info.dsn, autocommit=True) as conn:
         for name, text in queries.items():
             raw = psycopg.ClientCursor(conn).mogrify(text, _null_params(text))
             try:
-                if raw.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
+                if raw.lstrip().upper().startswith(("CREATE", "ALTER", "DROP", "SET")):
                     with conn.transaction(force_rollback=True):
                         conn.execute(raw)
                 else:
