@@ -127,7 +127,7 @@ def plain_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
         store.migrate()
         seed(url, schema, threads * per_thread, prior)
         s = sql.Identifier(schema)
-        lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))"
+        lock = sql.SQL("SELECT pg_advisory_xact_lock({s}.instance_lock_key(%s, %s))").format(s=s)
         read = sql.SQL(
             "SELECT seq, payload FROM {s}.events WHERE workflow_type = %s AND workflow_id = %s ORDER BY seq"
         ).format(s=s)

@@ -76,7 +76,7 @@ def _counter_raw(url: str, threads: int, commands: int) -> float:
         store.migrate()
         seed(url, schema, INSTANCES, 1)
         s = sql.Identifier(schema)
-        lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))"
+        lock = sql.SQL("SELECT pg_advisory_xact_lock({}.instance_lock_key(%s, %s))").format(s)
         read = sql.SQL("SELECT seq, payload FROM {}.events WHERE workflow_type = %s AND workflow_id = %s ORDER BY seq")
         event = sql.SQL(
             "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "

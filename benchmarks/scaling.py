@@ -76,7 +76,7 @@ def engine_rate(url: str, schema: str, processes: int, seconds: float) -> float:
 
 SCRIPT = """\\set id random(0, {last})
 BEGIN;
-SELECT pg_advisory_xact_lock(hashtextextended('counter' || chr(31) || 'i' || :id, 7330));
+SELECT pg_advisory_xact_lock({s}.instance_lock_key('counter', 'i' || :id));
 SELECT coalesce(max(seq), 0) AS prior, count(*) AS n FROM (SELECT seq, payload FROM {s}.events
   WHERE workflow_type = 'counter' AND workflow_id = 'i' || :id ORDER BY seq) AS e \\gset
 INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at)

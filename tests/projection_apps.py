@@ -161,7 +161,8 @@ def checkpoint(admin: Conn, schema: str) -> int:
 
 def append(conn: Conn, schema: str, workflow_id: str, seq: int, amount: int = 1) -> int:
     """What the Decider writes for one Added event: instance lock first, then the row."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))", ("counter", workflow_id))
+    lock = sql.SQL("SELECT pg_advisory_xact_lock({}.instance_lock_key('counter', %s))").format(sql.Identifier(schema))
+    conn.execute(lock, (workflow_id,))
     row = conn.execute(
         sql.SQL(
             "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "

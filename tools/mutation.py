@@ -72,6 +72,7 @@ DECISIONS = ("tests/contract/test_store_contract.py", "tests/contract/test_decid
 EFFECTS = ("tests/integration/test_effects_runtime.py", "tests/integration/test_claims.py")
 TIMERS = ("tests/integration/test_timers.py", "tests/integration/test_claims.py")
 DECIDER = ("tests/integration/test_decider_postgres.py",)
+LOCK_KEYS = ("tests/integration/test_lock_keys.py",)
 PROJECTIONS = ("tests/integration/projections",)
 LEASES = ("tests/reliability/test_projection_leases.py",)
 SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_cache.py")
@@ -101,9 +102,9 @@ def _py(path: str, old: str, new: str) -> Edit:
     return Edit(path, old, new)
 
 
-def _m016(old: str, new: str) -> Edit:
-    """An edit of lock_and_load, the function of migration 016 (the definition in force)."""
-    return Edit("ironflow_py/**/migrations/016_lock_and_load.sql", old, new)
+def _m018(old: str, new: str) -> Edit:
+    """An edit of migration 018: instance_lock_key and lock_and_load (the definition in force; 016's is replaced)."""
+    return Edit("ironflow_py/**/migrations/018_schema_lock_keys.sql", old, new)
 
 
 def _drop(query: str, condition: str) -> Edit:
@@ -278,26 +279,34 @@ def mutations() -> list[Mutation]:
             DECIDER,
         ),
         Mutation(
-            "lock_and_load (016): no lock",
+            "lock_and_load (018): no lock",
             "lock",
-            (
-                Edit(
-                    "ironflow_py/**/migrations/016_lock_and_load.sql", "PERFORM pg_advisory_xact_lock(", "PERFORM abs("
-                ),
-            ),
+            (_m018("PERFORM pg_advisory_xact_lock(", "PERFORM abs("),),
             DECIDER,
         ),
         Mutation(
-            "lock_and_load (016): STABLE, so it reads with the snapshot taken before the lock",
+            "lock_and_load (018): STABLE, so it reads with the snapshot taken before the lock",
+            "lock",
+            (_m018("LANGUAGE plpgsql VOLATILE", "LANGUAGE plpgsql STABLE"),),
+            DECIDER,
+        ),
+        Mutation(
+            "instance_lock_key (018): without the schema, so two schemas' same type and id share one lock",
+            "lock",
+            (_m018("hashtextextended({schema_name} || chr(31) || p_type", "hashtextextended(p_type"),),
+            LOCK_KEYS,
+        ),
+        Mutation(
+            "prune_pick_instances: the instance lock is not tried (prunes under a running decision)",
             "lock",
             (
-                Edit(
-                    "ironflow_py/**/migrations/016_lock_and_load.sql",
-                    "LANGUAGE plpgsql VOLATILE",
-                    "LANGUAGE plpgsql STABLE",
+                _sql(
+                    "prune_pick_instances",
+                    "WHERE pg_try_advisory_xact_lock(",
+                    "WHERE true OR pg_try_advisory_xact_lock(",
                 ),
             ),
-            DECIDER,
+            LOCK_KEYS,
         ),
         Mutation(
             "migration_lock: no-op",

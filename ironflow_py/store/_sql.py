@@ -18,8 +18,9 @@ _MIGRATION = re.compile(r"^(\d{3})_(\w+)\.sql$")
 
 
 def _bind(text: str, schema: str) -> str:
-    """Render `text` with `{schema}` replaced by the quoted identifier (literal braces are doubled)."""
-    return sql.SQL(text).format(schema=sql.Identifier(schema)).as_string()
+    """Render `text` with `{schema}` replaced by the quoted identifier and `{schema_name}` by the name as a
+    string literal (what advisory lock keys hash, so each schema has its own); literal braces are doubled."""
+    return sql.SQL(text).format(schema=sql.Identifier(schema), schema_name=sql.Literal(schema)).as_string()
 
 
 def load_queries(schema: str) -> dict[str, str]:

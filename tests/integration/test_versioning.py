@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from ironflow_py import InMemoryProjection, PostgresStore, ProjectionWorker, RecordedEvent, WorkflowService
 from ironflow_py.cli import main
@@ -119,12 +120,13 @@ def test_snapshots_verify_reports_the_stale_snapshots_and_drop_replaces_them(
     assert new.execute(Add("c1", 0)).state == new.state("snappy", "c1") == CounterState(total=3, adds=5)
 
 
-#: Sessions queued on one instance's advisory lock (a bigint key shows as classid = high, objid = low 32 bits).
+#: Sessions queued on one instance's advisory lock (a bigint key shows as classid = high, objid = low 32 bits);
+#: `{}` is the schema, whose instance_lock_key (migration 018) computes the key.
 WAITING_ON_INSTANCE_LOCK = """
 SELECT count(*) FROM pg_locks
 WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 AND database = (
     SELECT oid FROM pg_database WHERE datname = current_database()
-) AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s || chr(31) || %s, 7330)
+) AND ((classid::bigint << 32) | objid::bigint) = {}.instance_lock_key(%s, %s)
 """
 
 
@@ -146,14 +148,13 @@ def test_events_upgrade_waits_for_the_instance_lock(
             done.set()
 
     with admin.transaction():
-        admin.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s || chr(31) || %s, 7330))", ("snappy-shop", "o1")
-        )
+        admin.execute(pg_store.q["lock_instance"], {"workflow_type": "snappy-shop", "workflow_id": "o1"})
         thread = threading.Thread(target=upgrade)
         thread.start()
         deadline = time.monotonic() + 30
         # The overlap, proven: the upgrade's connection is queued on an advisory lock we hold.
-        while admin.execute(WAITING_ON_INSTANCE_LOCK, ("snappy-shop", "o1")).fetchone() != (1,):
+        waiting = sql.SQL(WAITING_ON_INSTANCE_LOCK).format(sql.Identifier(pg_store.schema))
+        while admin.execute(waiting, ("snappy-shop", "o1")).fetchone() != (1,):
             assert time.monotonic() < deadline and not done.is_set(), "the upgrade never waited for the lock"
             time.sleep(0.01)
         assert [e.type_name for e in pg_store.events("snappy-shop", "o1")] == ["shop.placed/1"]

@@ -5,8 +5,10 @@
 -- Per-instance serialization. An advisory lock, not a row lock: SELECT ... FOR UPDATE assigns the
 -- transaction id while the caller waits, so a waiter could hold a lower xid than the holder and the
 -- (tx_id, position) projection cursor would see its events first. The advisory lock assigns no xid;
--- the first write, after the lock is held, does. Hash collisions only cost extra serialization.
-SELECT pg_advisory_xact_lock(hashtextextended(%(workflow_type)s || chr(31) || %(workflow_id)s, 7330))
+-- the first write, after the lock is held, does. The key hashes schema ␟ type ␟ id (instance_lock_key,
+-- migration 018): advisory locks are per database, so without the schema two tenants' schemas would block
+-- each other on the same type and id. Hash collisions only cost extra serialization.
+SELECT pg_advisory_xact_lock({schema}.instance_lock_key(%(workflow_type)s, %(workflow_id)s))
 
 -- name: load_events
 SELECT seq, event_type, payload
@@ -799,7 +801,7 @@ WITH candidates AS MATERIALIZED (
     FOR UPDATE OF i SKIP LOCKED
 )
 SELECT workflow_type, workflow_id FROM candidates
-WHERE pg_try_advisory_xact_lock(hashtextextended(workflow_type || chr(31) || workflow_id, 7330))
+WHERE pg_try_advisory_xact_lock({schema}.instance_lock_key(workflow_type, workflow_id))
 ORDER BY closed_at
 
 -- name: prune_archive_events
