@@ -6,8 +6,8 @@ that folder (the one `ironflow-py` uses); else an embedded server of the session
 folder, deleted when the session ends (needs the `embedded` extra). Every test works in a schema of its own.
 
 Why a cluster of its own by default, not the per-user one the CLI shares: some things are cluster-wide,
-not per schema (the transaction-id horizon projections read below, `pg_stat_activity`, advisory locks), so
-another session's open transaction on a shared server can hold a projection test back. Point
+not per schema (the transaction-id horizon projections read below, `pg_stat_activity`), so another
+session's open transaction on a shared server can hold a projection test back. Point
 IRONFLOW_TEST_DATABASE_URL at `$(ironflow-py db url)` to run on the shared one.
 """
 
