@@ -15,6 +15,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
+from ironflow_py._names import names
+
 #: What happens to an open child when its parent closes (any outcome): ask it to cancel (through its
 #: `cancel_input`; the default), terminate it, or leave it running.
 ParentClosePolicy = Literal["request_cancel", "terminate", "abandon"]
@@ -125,28 +127,29 @@ class Join(Generic[V]):
     need: int | None = None
 
     @staticmethod
-    def of(keys: Iterable[str]) -> Join[Any]:
+    def of(keys: str | Iterable[str]) -> Join[Any]:
         """A join that is done when every key is resolved (the `all` and `map` patterns).
 
         Args:
-            keys: The keys to wait for, in the order `results` lists them; repeats are kept once.
+            keys: The keys to wait for, in the order `results` lists them; repeats are kept once (a single
+                string is one key).
 
         Returns:
             A new join.
         """
-        return Join(tuple(dict.fromkeys(keys)))
+        return Join(tuple(dict.fromkeys(names(keys))))
 
     @staticmethod
-    def race(keys: Iterable[str]) -> Join[Any]:
+    def race(keys: str | Iterable[str]) -> Join[Any]:
         """A join that is done at the first resolution (the `race` pattern); `first` is the winner.
 
         Args:
-            keys: The competing keys.
+            keys: The competing keys (a single string is one key).
 
         Returns:
             A new join with `need` 1.
         """
-        return Join(tuple(dict.fromkeys(keys)), need=1)
+        return Join(tuple(dict.fromkeys(names(keys))), need=1)
 
     def add(self, *keys: str) -> Join[V]:
         """Register more keys (for example children started by a later decision).

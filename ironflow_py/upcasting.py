@@ -19,14 +19,11 @@ from typing import Any
 
 import attrs
 
+from ironflow_py._names import names
 from ironflow_py.errors import ConfigurationError
 
 #: `fn(data) -> (new_name, new_data)`: pure, JSON-ready data in and out, no I/O, no clock.
 UpcastFn = Callable[[Any], tuple[str, Any]]
-
-
-def _names(value: str | Iterable[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @attrs.frozen
@@ -41,7 +38,7 @@ class Upcast:
     """
 
     fn: UpcastFn
-    to: tuple[str, ...] = attrs.field(converter=_names)
+    to: tuple[str, ...] = attrs.field(converter=names)
 
     def __call__(self, data: Any) -> tuple[str, Any]:
         """Apply `fn` to `data`.

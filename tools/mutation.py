@@ -893,6 +893,12 @@ def mutations() -> list[Mutation]:
             RETENTION,
         ),
         Mutation(
+            'names: a single string is read as its characters (pruner("fast") names f, a, s, t)',
+            "retention",
+            (_py("ironflow_py/_names.py", "(value,) if isinstance(value, str) else tuple(value)", "tuple(value)"),),
+            ("tests/integration/test_retention.py", "tests/unit/test_projection.py"),
+        ),
+        Mutation(
             "prune_lock: two pruners at once",
             "retention",
             (_sql("prune_lock", "SELECT pg_try_advisory_xact_lock(", "SELECT true OR pg_try_advisory_xact_lock("),),

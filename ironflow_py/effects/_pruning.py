@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from ironflow_py.clock import Clock, store_time
@@ -29,7 +29,7 @@ class PruneLoop:
     """
 
     def __init__(
-        self, store: PostgresStore, policy: RetentionPolicy, clock: Clock, projections: Sequence[str], log: Any
+        self, store: PostgresStore, policy: RetentionPolicy, clock: Clock, projections: str | Iterable[str], log: Any
     ) -> None:
         self.pruner = store.pruner(projections)
         self.policy = policy

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import FrameType
@@ -84,7 +84,7 @@ class EffectRuntime:
         retention: Prune finished rows by this policy every `retention.interval` on a thread of its own
             (design/retention.md); None: no pruning.
         projections: Projection names whose checkpoints bound pruning even before they have a row (the
-            CLI passes the app's projections).
+            CLI passes the app's projections; a single string is one name).
 
     Raises:
         ConfigurationError: The store is not a `PostgresStore`, or a bound above is violated.
@@ -108,7 +108,7 @@ class EffectRuntime:
         logger: Any = None,
         prefetch_bytes: int | None = DEFAULT_PREFETCH_BYTES,
         retention: RetentionPolicy | None = None,
-        projections: Sequence[str] = (),
+        projections: str | Iterable[str] = (),
     ) -> None:
         if not isinstance(service.store, PostgresStore):
             raise ConfigurationError("EffectRuntime runs on a PostgresStore (see design/effects.md)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import psycopg
 
+from ironflow_py import _names
 from ironflow_py.errors import NotFound, StoreError
 from ironflow_py.projections._projection import Projection
 from ironflow_py.store.postgres import PostgresStore
@@ -119,11 +120,11 @@ class ProjectionControl:
         self.store = store
         self._sql = PostgresProjections(store)
 
-    def status(self, names: Sequence[str]) -> list[ProjectionStatus]:
+    def status(self, names: str | Iterable[str]) -> list[ProjectionStatus]:
         """The checkpoint, lag and horizon of each projection in `names`, read in one transaction.
 
         Args:
-            names: Projection names.
+            names: Projection names (a single string is one name).
 
         Returns:
             One status per known projection, by name; a projection no worker has started is absent.
@@ -132,7 +133,7 @@ class ProjectionControl:
             StoreError: The database could not be reached or refused the query.
         """
         with self.store.connection() as conn:
-            horizon_row, rows, now = self._sql.status(conn, names)
+            horizon_row, rows, now = self._sql.status(conn, _names.names(names))
         horizon = _horizon(*horizon_row)
         return [
             ProjectionStatus(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from ironflow_py._names import names
 from ironflow_py.errors import ConfigurationError
 from ironflow_py.records import RecordedEvent
 
@@ -37,8 +38,8 @@ class OnError(enum.StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
-def _frozen_names(value: Iterable[str] | None) -> frozenset[str] | None:
-    return None if value is None else frozenset(value)
+def _frozen_names(value: str | Iterable[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(names(value))
 
 
 def _frozen_classes(value: Iterable[type] | None) -> frozenset[type] | None:
@@ -66,7 +67,7 @@ class Projection:
             `RecordedEvent`, in stream order; each instance's events in sequence order) with `conn`, as
             `handler` does. If it raises, the batch rolls back and the worker runs the events of that batch
             again one per call, so retries, `stop` and dead letters name the one event that fails.
-        workflow_types: Only events of these workflow types reach the handler (None: all).
+        workflow_types: Only events of these workflow types reach the handler (None: all; a string is one type).
         event_classes: Only events of these classes reach the handler (None: all).
         reset: `reset(conn)`, run in the rebuild's transaction to empty the read model.
         on_commit: Called after each batch commits.
@@ -116,7 +117,7 @@ class InMemoryProjection(Generic[S]):
         name: The projection's stable name.
         initial: The state before any event.
         evolve: `evolve(state, event) -> state`, pure, over `RecordedEvent`s.
-        workflow_types: Only events of these workflow types are folded (None: all).
+        workflow_types: Only events of these workflow types are folded (None: all; a string is one type).
         event_classes: Only events of these classes are folded (None: all).
     """
 
@@ -126,7 +127,7 @@ class InMemoryProjection(Generic[S]):
         initial: S,
         evolve: Callable[[S, RecordedEvent[Any]], S],
         *,
-        workflow_types: Iterable[str] | None = None,
+        workflow_types: str | Iterable[str] | None = None,
         event_classes: Iterable[type] | None = None,
     ) -> None:
         self.name = name

@@ -8,7 +8,7 @@ rolls everything back. Both adapters (memory, postgres) implement this and pass 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -706,12 +706,13 @@ class Store(Protocol):
         """
         ...
 
-    def pruner(self, projections: Sequence[str] = ()) -> Pruner:
+    def pruner(self, projections: str | Iterable[str] = ()) -> Pruner:
         """The pruning port of this store (design/retention.md).
 
         Args:
             projections: Names of projections whose checkpoints bound pruning even before they have a
-                checkpoint row (one missing holds every instance back); rows present always count.
+                checkpoint row (one missing holds every instance back); rows present always count. A single
+                string is one name, never its characters.
 
         Returns:
             The pruner.

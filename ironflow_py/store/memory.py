@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ironflow_py._names import names
 from ironflow_py.clock import SystemClock
 from ironflow_py.composition import CHILD_CLOSED_ROW, PARENT_CLOSED_ROW, START_CHILD_ROW
 from ironflow_py.errors import LeaseLost
@@ -205,11 +206,12 @@ class MemoryStore:
         """
         return MemoryOutbox(self, worker)
 
-    def pruner(self, projections: Sequence[str] = ()) -> MemoryPruner:
+    def pruner(self, projections: str | Iterable[str] = ()) -> MemoryPruner:
         """The pruning port of this store (`store.base.Pruner`, design/retention.md).
 
         Args:
-            projections: Projection names that must have read an instance's events before it is pruned.
+            projections: Projection names that must have read an instance's events before it is pruned (one
+                name as a string, or several).
                 The memory store keeps no projection checkpoints, so naming any holds every instance back.
 
         Returns:
@@ -814,9 +816,9 @@ class MemoryOutbox:
 class MemoryPruner:
     """`store.base.Pruner` over a MemoryStore: the SQL pruner's rules, under the store's one lock."""
 
-    def __init__(self, store: MemoryStore, projections: Sequence[str] = ()) -> None:
+    def __init__(self, store: MemoryStore, projections: str | Iterable[str] = ()) -> None:
         self.store = store
-        self.projections = tuple(projections)
+        self.projections = names(projections)
 
     def prune_all(
         self, policy: RetentionPolicy, now: datetime | None = None, *, max_batches: int | None = None

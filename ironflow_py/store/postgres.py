@@ -8,7 +8,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
@@ -615,11 +615,12 @@ class PostgresStore:
         """
         return PostgresOutbox(self, worker)
 
-    def pruner(self, projections: Sequence[str] = ()) -> PostgresPruner:
+    def pruner(self, projections: str | Iterable[str] = ()) -> PostgresPruner:
         """The pruning port of this schema (`store.base.Pruner`, design/retention.md).
 
         Args:
-            projections: Projection names that bound pruning even before their checkpoint row exists.
+            projections: Projection names that bound pruning even before their checkpoint row exists (one
+                name as a string, or several).
 
         Returns:
             The pruner.

@@ -8,12 +8,13 @@ the instance row last. The SQL, with why each step is safe, is in store/sql/quer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from ironflow_py._names import names
 from ironflow_py.retention import ClosedMode, PruneReport, RetentionPolicy
 from ironflow_py.store._prune import prune_until_done
 
@@ -29,10 +30,10 @@ class PostgresPruner:
         projections: Projection names that bound pruning even before their checkpoint row exists.
     """
 
-    def __init__(self, store: PostgresStore, projections: Sequence[str] = ()) -> None:
+    def __init__(self, store: PostgresStore, projections: str | Iterable[str] = ()) -> None:
         self.store = store
         self.q = store.q
-        self.projections = tuple(projections)
+        self.projections = names(projections)
 
     def prune_batch(self, policy: RetentionPolicy, now: datetime | None = None) -> PruneReport:
         """See `Pruner.prune_batch`."""

@@ -195,3 +195,8 @@ def test_the_policy_refuses_nonsense() -> None:
     ):
         with pytest.raises(ValueError):
             RetentionPolicy(**bad)
+
+
+def test_a_single_projection_name_is_one_name(store: Store) -> None:
+    """`pruner("orders")` names one projection, not "o", "r", "d", ..."""
+    assert tuple(store.pruner("orders").projections) == ("orders",)  # type: ignore[attr-defined]

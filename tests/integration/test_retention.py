@@ -75,6 +75,18 @@ def test_events_a_projection_has_not_read_are_never_pruned(pg_store: PostgresSto
     assert pg_store.events("job", "third")
 
 
+def test_a_single_projection_name_is_one_name_not_its_characters(pg_store: PostgresStore, admin: Conn) -> None:
+    """`pruner("fast")` is bound by projection "fast" (read as "f", "a", "s", "t", none of which has a
+    checkpoint, it would hold every instance back), and a narrowing string is one workflow type too."""
+    service = WorkflowService(pg_store, workflows=[JobWorkflow])
+    fast = Projection("fast", lambda event, conn: None, workflow_types="job")
+    assert fast.workflow_types == frozenset({"job"})
+    _close_jobs(service, "j1")
+    _drain(service, [fast], pg_store, admin)
+    assert pg_store.pruner("fast").prune_all(ALL_CLOSED, _later()).instances == 1
+    assert pg_store.pruner("fast").projections == ("fast",)
+
+
 def _drain(
     service: WorkflowService, projections: list[Projection], store: PostgresStore, admin: Conn, timeout: float = 30
 ) -> None:

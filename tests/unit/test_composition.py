@@ -97,7 +97,7 @@ def test_an_empty_join_is_never_done() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(-(2**40), 2**40)), max_size=5))
 def test_a_join_in_state_survives_the_codec(resolutions: list[tuple[str, int]]) -> None:
-    join: Join[int] = Join.of("abc")
+    join: Join[int] = Join.of(["a", "b", "c"])
     for key, value in resolutions:
         join = join.resolve(key, value)
     converter = make_converter()
@@ -236,3 +236,9 @@ def test_start_rows_carry_the_child_and_its_policies() -> None:
     assert row.payload["on_parent_close"] == "abandon"
     assert row.payload["deadline"] == "inherit"
     assert row.payload["input"] == {"task_id": "j-t0", "value": 7}
+
+
+def test_a_single_key_is_one_key_not_its_characters() -> None:
+    assert Join.of("payment").keys == ("payment",)
+    assert Join.race("payment").keys == ("payment",)
+    assert Join.of(["a", "b"]).keys == ("a", "b")

@@ -10,6 +10,7 @@ import pytest
 import ironflow_py
 
 CORE = [
+    "_names.py",
     "workflow.py",
     "decision.py",
     "composition.py",

@@ -59,3 +59,9 @@ def test_a_projection_needs_a_name() -> None:
 def test_retry_backoff_doubles_up_to_the_cap() -> None:
     policy = ProjectionRetry(max_attempts=5, initial=0.5, maximum=3.0, on_error=OnError.DEAD_LETTER)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_a_single_workflow_type_is_one_type_not_its_characters() -> None:
+    assert Projection("p", lambda event, conn: None, workflow_types="order").wants_type("order")
+    assert not Projection("p", lambda event, conn: None, workflow_types="order").wants_type("o")
+    assert InMemoryProjection("p", 0, lambda s, e: s, workflow_types="order").workflow_types == frozenset({"order"})
