@@ -4,6 +4,7 @@ until then, run by a real worker no earlier than due (design/schedules.md, "Dela
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -50,14 +51,16 @@ def test_a_delayed_start_5s_ahead_runs_no_earlier_and_shows_as_scheduled_before(
     try:
         ran_at = None
         pause = threading.Event()
-        for _ in range(300):  # bounded: up to 15 s
-            events = pg_store.events("ledger", "acc")
-            if events:
+        deadline = time.monotonic() + 60  # a bound against a hang; the worker fires about 5 s in
+        while time.monotonic() < deadline:
+            # The report is read before the events: if no event exists after it was read, the start had
+            # not run when it was, so it must have shown the instance as scheduled. (Read the other way
+            # round, the worker could fire between the two reads.)
+            report = instance_report(service, "ledger", "acc")
+            if pg_store.events("ledger", "acc"):
                 ran_at = db_now(admin)
                 break
-            # Not yet run: still shown as scheduled, and the database's clock has not reached the due time
-            # by more than this loop's own latency.
-            assert instance_report(service, "ledger", "acc").scheduled
+            assert report.scheduled, "shown as not scheduled before the start ran"
             pause.wait(0.05)
         assert ran_at is not None, "the delayed start never ran"
     finally:

@@ -31,6 +31,7 @@ from ironflow_py.store.postgres_projections import applied_channel
 from tests.projection_apps import (
     NAME,
     applied,
+    caught_up,
     checkpoint,
     counter_projection,
     drain,
@@ -270,7 +271,7 @@ def test_a_running_worker_is_woken_by_notify_not_by_its_poll_interval(service: W
             time.sleep(0.01)  # polling a condition, not ordering events
         for amount in (1, 2, 3):
             position = service.execute(Add("live", amount)).events[0].position
-            assert worker.wait_until_caught_up(NAME, position, 30)
+            assert caught_up(worker, position)
     finally:
         worker.stop()
         tail.join(30)
@@ -316,7 +317,7 @@ def test_a_running_worker_picks_up_events_released_by_a_transaction_that_wrote_n
             position = service.execute(Add("held", 1)).events[0].position
             assert not worker.wait_until_caught_up(NAME, position, 0.2)
             blocker.rollback()
-            assert worker.wait_until_caught_up(NAME, position, 30)
+            assert caught_up(worker, position)
         finally:
             worker.stop()
             tail.join(30)
@@ -344,7 +345,7 @@ def test_a_horizon_released_between_the_read_and_the_sleep_does_not_strand_the_e
         tail = threading.Thread(target=worker.run)
         tail.start()
         try:
-            assert worker.wait_until_caught_up(NAME, position, 30)
+            assert caught_up(worker, position)
         finally:
             worker.stop()
             tail.join(30)
