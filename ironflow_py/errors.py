@@ -202,6 +202,21 @@ class ReplicaBehind(StoreError):
             workflow_id=workflow_id,
         )
 
+class StoreStalled(StoreError):
+    """The database gave no answer within the store's bound, so the store cut the connection.
+
+    A stall, not a refusal: the network, a proxy or a pooler froze (or the server hung) while a statement
+    waited for its answer. The watchdog of `PostgresStore` shut the connection down after `stall_timeout`
+    seconds (`PostgresStore.connect`), or after half the lease for a worker's claims, heartbeats and settles;
+    the transaction was rolled back and the connection discarded. Retryable like any `StoreError`. A stall
+    while COMMIT was in flight is `CommitUnknown` instead (design/reliability.md, "Stalls").
+
+    Args:
+        message: What stalled and for how long.
+        workflow_type: The instance's workflow type, when the call was about one.
+        workflow_id: The instance's id, when the call was about one.
+    """
+
 
 class ConcurrencyConflict(StoreError):
     """Two writers produced the same instance sequence; only possible if the instance lock was bypassed."""

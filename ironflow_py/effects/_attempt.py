@@ -108,6 +108,13 @@ class Attempts:
     _loop: _LoopThread | None = None
     _loop_lock: threading.Lock = attrs.field(factory=threading.Lock)
 
+    @property
+    def within(self) -> float:
+        """Seconds a feedback transaction may take: half the lease, so a worker whose transaction stalled
+        (a frozen network) never settles on a lease that has run out meanwhile, and a frozen one holds the
+        instance lock no longer than that (design/reliability.md, "Stalls")."""
+        return self.lease.total_seconds() / 2
+
     def close(self) -> None:
         if self._loop is not None:
             self._loop.close()
@@ -213,7 +220,9 @@ class Attempts:
             return None
         if result is None:
             return claim, started
-        settle = Settle(SettleKind.EFFECT_DONE, claim.id, self.outbox.worker, claim.token, self.clock.now())
+        settle = Settle(
+            SettleKind.EFFECT_DONE, claim.id, self.outbox.worker, claim.token, self.clock.now(), deadline=self.within
+        )
         try:
             outcome = self.service.execute(result, settle=settle)
         except LeaseLost:
@@ -276,7 +285,9 @@ class Attempts:
                 error += f"; dead_letter_input raised {_describe(hook_exc)}"
         held = False
         if input is not None:
-            settle = Settle(SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.token, now, error, tb)
+            settle = Settle(
+                SettleKind.EFFECT_DEAD, claim.id, self.outbox.worker, claim.token, now, error, tb, self.within
+            )
             try:
                 self.service.execute(input, settle=settle)
                 held = True
@@ -310,7 +321,9 @@ class Attempts:
 
     def _fire_timer(self, claim: TimerClaim) -> str:
         started = time.perf_counter()
-        settle = Settle(SettleKind.TIMER_FIRED, claim.id, self.outbox.worker, claim.token, self.clock.now())
+        settle = Settle(
+            SettleKind.TIMER_FIRED, claim.id, self.outbox.worker, claim.token, self.clock.now(), deadline=self.within
+        )
         context = {
             "timer_id": claim.id,
             "workflow_type": claim.workflow_type,

@@ -68,7 +68,14 @@ def deliver(attempts: Attempts, claim: EffectClaim) -> tuple[EffectClaim, float]
         target = service.registration(payload["to_type"])
         input = target.codec.decode_input(payload["input_type"], payload["input"], payload["to_id"])
         key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)
-        settle = Settle(SettleKind.EFFECT_DONE, claim.id, attempts.outbox.worker, claim.token, attempts.clock.now())
+        settle = Settle(
+            SettleKind.EFFECT_DONE,
+            claim.id,
+            attempts.outbox.worker,
+            claim.token,
+            attempts.clock.now(),
+            deadline=attempts.within,
+        )
         if claim.effect_type == MESSAGE_ROW:
             item = Message(input, payload["to_type"], payload["to_id"])
             outcome = service.execute_on(payload["to_type"], payload["to_id"], input, input_key=key, settle=settle)
@@ -133,7 +140,14 @@ def _child_closed(
     if type(input) not in parent.codec.inputs:
         raise UnknownInputType(type(input))
     key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)
-    settle = Settle(SettleKind.EFFECT_DONE, claim.id, attempts.outbox.worker, claim.token, attempts.clock.now())
+    settle = Settle(
+        SettleKind.EFFECT_DONE,
+        claim.id,
+        attempts.outbox.worker,
+        claim.token,
+        attempts.clock.now(),
+        deadline=attempts.within,
+    )
     result = service.execute_on(parent_type, parent_id, input, input_key=key, settle=settle)
     attempts.logged(claim, "done", started, delivered=claim.effect_type, decision=result.status.value)
     return None

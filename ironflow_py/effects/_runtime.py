@@ -28,7 +28,7 @@ from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._pruning import PruneLoop
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
-from ironflow_py.errors import ConfigurationError, StoreError
+from ironflow_py.errors import ConfigurationError, StoreError, StoreStalled
 from ironflow_py.retention import RetentionPolicy
 from ironflow_py.scheduling._control import with_schedule_handlers
 from ironflow_py.service import WorkflowService
@@ -130,7 +130,7 @@ class EffectRuntime:
         self.worker_id = worker_id or new_worker_id()
         self.log = get_log("effects", logger).bind(worker_id=self.worker_id)
         self._size_pool()
-        self.outbox: Outbox = self.store.outbox(self.worker_id)
+        self.outbox: Outbox = self.store.outbox(self.worker_id, lease=self.lease)
         self.run_effects = registry is not None
         self.attempts = Attempts(
             service,
@@ -153,6 +153,27 @@ class EffectRuntime:
         self.pruning = (
             PruneLoop(self.store, retention, self.clock, projections, self.log) if retention is not None else None
         )
+        #: Monotonic time of the first failure of the current outage or stall (None: the database answers).
+        self._trouble_since: float | None = None
+
+    def _failed(self, exc: Exception, during: str) -> None:
+        """Log a failed store call once per outage or stall, not once per try (later tries at debug)."""
+        if self._trouble_since is not None:
+            self.log.debug(f"{during}_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._trouble_since = time.monotonic()
+        if isinstance(exc, StoreStalled):
+            # The database (or the network, a proxy, a pooler) stopped answering: the statement was cut
+            # after its bound. Claims made meanwhile are not acted on; the loop keeps trying.
+            self.log.warning("store_stalled", during=during, error=str(exc), lease_s=self.lease.total_seconds())
+        else:
+            self.log.error(f"{during}_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+
+    def _answered(self) -> None:
+        """A store call succeeded: log the end of an outage or stall once."""
+        if self._trouble_since is not None:
+            self.log.warning("database_back", outage_ms=round((time.monotonic() - self._trouble_since) * 1000))
+            self._trouble_since = None
 
     def _size_pool(self) -> None:
         """Grow the store's pool to `concurrency + 2` connections if it is smaller.
@@ -202,7 +223,6 @@ class EffectRuntime:
             self.pruning.start()
         try:
             observer = self.service.observer
-            outage_since: float | None = None  # monotonic time of the first failure of the current outage
             while not self._stopping.is_set():
                 observer.tick("effects")
                 self._wake.clear()
@@ -211,19 +231,13 @@ class EffectRuntime:
                 try:
                     claimed = self._claim()
                 except StoreError as exc:
-                    # The database is away: keep the process and try again within a second whatever the
-                    # poll interval (the pool's reconnect backoff is capped too, see PostgresStore.connect).
-                    # One error line per outage, not one per try; the end of the outage is logged once.
-                    if outage_since is None:
-                        outage_since = time.monotonic()
-                        self.log.error("claim_failed", error=str(exc), exc_info=exc)
-                    else:
-                        self.log.debug("claim_failed", error=str(exc))
+                    # The database is away or stalled: keep the process and try again within a second
+                    # whatever the poll interval (the pool's reconnect backoff is capped too, see
+                    # PostgresStore.connect). One line per outage, not one per try; its end is logged once.
+                    self._failed(exc, "claim")
                     self._stopping.wait(min(self.poll_interval, OUTAGE_RETRY))
                     continue
-                if outage_since is not None:
-                    self.log.warning("database_back", outage_ms=round((time.monotonic() - outage_since) * 1000))
-                    outage_since = None
+                self._answered()
                 if claimed == 0 and self._finished.empty():
                     self._wake.wait(self._idle_timeout())
         finally:
@@ -343,6 +357,9 @@ class EffectRuntime:
         # wait for them (a finishing handler sets the wake event, so this only ever shortens the wait).
         try:
             due = self.outbox.next_due(store_time(self.clock))
+        except StoreError as exc:
+            self._failed(exc, "poll")
+            return min(self.poll_interval, OUTAGE_RETRY)
         except Exception as exc:
             self.log.error("poll_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             return self.poll_interval

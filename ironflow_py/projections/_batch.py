@@ -113,8 +113,11 @@ def run_batch(
     decode: Decoder,
     limit: int,
     applied_channel: str,
+    idle_ms: int | None = None,
 ) -> BatchResult:
     """Apply the next batch of `track.projection` in one transaction (the caller holds the lead).
+
+    With `idle_ms` the server ends the session if the transaction sits idle that long (see `lock_checkpoint`).
 
     Raises:
         LeadLost: The lease's fence is not `track.fence` any more, when the batch starts or when it saves;
@@ -124,7 +127,7 @@ def run_batch(
     proj = track.projection
     try:
         with statements.batch(conn):
-            tx_id, position, generation, fence = statements.lock_checkpoint(conn, proj.name)
+            tx_id, position, generation, fence = statements.lock_checkpoint(conn, proj.name, idle_ms)
             if fence != track.fence:
                 # Taken over while this worker was not looking (frozen, or its lease ran out): its cache may be
                 # stale against what the new leader applied, so it handles nothing.

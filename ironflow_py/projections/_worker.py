@@ -32,16 +32,18 @@ from ironflow_py.errors import (
     ProjectionError,
     ProjectionHandlerFailed,
     StoreError,
+    StoreStalled,
 )
 from ironflow_py.projections._batch import BatchResult, HandlerFailure, LeadLost, Track, run_batch
 from ironflow_py.projections._control import ProjectionControl, rebuild_on
 from ironflow_py.projections._projection import OnError, Projection
 from ironflow_py.service import WorkflowService
-from ironflow_py.store.postgres import PostgresStore
+from ironflow_py.store._watchdog import GuardedConnection, StalledStatement
+from ironflow_py.store.postgres import PostgresStore, configure_session
 from ironflow_py.store.postgres_listen import (
     LISTEN_UNAVAILABLE,
-    connect_listening,
     connect_session,
+    listen,
     pool_conninfo,
     self_test,
     unavailable_fields,
@@ -214,6 +216,8 @@ class ProjectionWorker:
         self._listen_works: bool | None = None
         self._applied = applied_channel(self.store.schema)
         self._decoder = _EventDecoder(service)
+        #: Monotonic time of the first failure of the current outage or stall (None: the database answers).
+        self._trouble_since: float | None = None
 
     def _wanted(self, projection: Projection) -> frozenset[tuple[str, str]] | None:
         """The (workflow type, stored event name) pairs of the projection's event classes."""
@@ -255,12 +259,16 @@ class ProjectionWorker:
         kwargs: dict[str, Any] = {
             "application_name": f"ironflow_py.projections {self.worker_id}"[:63],
             "prepare_threshold": self.store.prepare_threshold,
+            "connection_class": GuardedConnection,
         }
-        if self._listen_works is False:  # known not to receive: no LISTEN (it would be session state)
-            conn = connect_session(conninfo, **kwargs)
-        else:
-            conn = connect_listening(conninfo, channel, **kwargs)
+        conn = connect_session(conninfo, **kwargs)
         self._conn = conn  # set first: a failure below closes it through _drop_connection
+        # Every wait for the server on this connection ends within the lease (or stall_timeout if shorter):
+        # a leader whose network froze notices, drops the connection and, once it can reach the database
+        # again, finds out whether it still leads (design/reliability.md, "Stalls").
+        self.store.guard(conn, self.store.bound(self.lease))
+        if self._listen_works is not False:  # known not to receive: no LISTEN (it would be session state)
+            listen(conn, channel)
         if self._listen_works is None:
             self._listen_works = self_test(conn, conninfo, channel, prepare_threshold=self.store.prepare_threshold)
             if not self._listen_works:
@@ -271,6 +279,7 @@ class ProjectionWorker:
                     **unavailable_fields(conninfo, channel),
                 )
         set_json_loads(_loads, conn)
+        configure_session(conn)
         for name in self._tracks:
             self._sql.ensure(conn, name)
         return conn
@@ -409,6 +418,9 @@ class ProjectionWorker:
             raise MigrationError(
                 f"schema {self.store.schema!r} lacks the projection tables; run `ironflow-py migrate`: {exc}"
             ) from exc
+        except StalledStatement as exc:
+            self._drop_connection()
+            raise StoreStalled(str(exc)) from exc
         except psycopg.Error as exc:
             self._drop_connection()
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
@@ -427,7 +439,9 @@ class ProjectionWorker:
             limit = 1 if track.narrow else self.batch_size
             try:
                 with self.service.observer.projection_batch(name) as probe:
-                    result = run_batch(conn, self._sql, track, self._decoder, limit, self._applied)
+                    result = run_batch(
+                        conn, self._sql, track, self._decoder, limit, self._applied, int(self.lease * 1000)
+                    )
                     probe.outcome, probe.replayed = ("committed" if result.read else "empty"), result.handled
             except HandlerFailure as failure:
                 if failure.narrow:
@@ -546,13 +560,30 @@ class ProjectionWorker:
                     # Others keep running; this one is stopped and shown in `projections status`.
                 except StoreError as exc:
                     reconnect_delay = min(self.poll_interval, max(0.1, reconnect_delay * 2))
-                    self._log.warning("projection_store_error", error=str(exc), retry_in=reconnect_delay)
+                    self._failed(exc, reconnect_delay)
                     self._stop.wait(reconnect_delay)
                     continue
+                if self._trouble_since is not None:
+                    outage_ms = round((time.monotonic() - self._trouble_since) * 1000)
+                    self._log.warning("database_back", outage_ms=outage_ms)
+                    self._trouble_since = None
                 self._wait()
         finally:
             self.close()
             self._log.info("projection_worker_stopped")
+
+    def _failed(self, exc: StoreError, retry_in: float) -> None:
+        """Log a failed round once per outage or stall, not once per try (later tries at debug)."""
+        if self._trouble_since is not None:
+            self._log.debug("projection_store_error", error=str(exc), retry_in=retry_in)
+            return
+        self._trouble_since = time.monotonic()
+        if isinstance(exc, StoreStalled):
+            # The database (or the network, a proxy, a pooler) stopped answering; the connection was cut.
+            # A lead this worker held may be taken over meanwhile: it finds out when it can renew again.
+            self._log.warning("store_stalled", error=str(exc), leading=sorted(self._leading), lease_s=self.lease)
+        else:
+            self._log.warning("projection_store_error", error=str(exc), retry_in=retry_in)
 
     def _wait(self) -> None:
         """Sleep until an append is notified, a retry is due, a standby check is due, or stop().
@@ -591,6 +622,9 @@ class ProjectionWorker:
                     for _ in conn.notifies(timeout=0):
                         pass
                     return
+        except StalledStatement as exc:
+            self._drop_connection()
+            self._failed(StoreStalled(str(exc)), 0.0)
         except psycopg.Error as exc:
             self._log.warning("projection_listen_failed", error=str(exc))
             self._drop_connection()

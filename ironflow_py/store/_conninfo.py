@@ -22,6 +22,9 @@ TCP_USER_TIMEOUT_MS = 15_000
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 #: Milliseconds a session may sit idle inside a transaction before the server ends it (a frozen client).
 IDLE_IN_TRANSACTION_MS = 30_000
+#: Milliseconds between the server's checks that the client of a running statement is still connected
+#: (`client_connection_check_interval`, PostgreSQL 14+): a statement whose client was cut stops soon.
+CLIENT_CHECK_INTERVAL_MS = 5_000
 
 
 def _password(conninfo: str) -> str | None:

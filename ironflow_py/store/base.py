@@ -159,6 +159,10 @@ class Settle:
     error: str | None = None
     #: the failure's traceback (bounded by the caller), kept next to `error` on a dead effect
     traceback: str | None = None
+    #: Seconds the whole transaction may take (a worker passes half its lease), None: the store's default.
+    #: PostgreSQL cuts a transaction still running after it, and the server ends the session if it sits
+    #: idle inside the transaction that long (a frozen worker); the memory store ignores it.
+    deadline: float | None = None
 
 
 class EffectClaim(NamedTuple):

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,6 +27,7 @@ from ironflow_py.errors import (
     MigrationError,
     SchemaNotMigrated,
     StoreError,
+    StoreStalled,
     ValueRefused,
 )
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
@@ -35,6 +36,7 @@ from ironflow_py.store._listen_test import pooled
 from ironflow_py.store._listener import ClosedListener
 from ironflow_py.store._sql import Migration, load_migrations, load_queries
 from ironflow_py.store._waiters import WaiterHub
+from ironflow_py.store._watchdog import GuardedConnection, StalledStatement, Watchdog
 from ironflow_py.store.base import (
     Loaded,
     LoadedEvent,
@@ -111,6 +113,13 @@ def check_schema_name(schema: str) -> None:
         raise ConfigurationError(f"schema name cannot be used: {problem}")
 
 
+def _check_stall_timeout(stall_timeout: float | None) -> None:
+    if stall_timeout is None:
+        return
+    if isinstance(stall_timeout, bool) or not isinstance(stall_timeout, int | float) or not stall_timeout > 0:
+        raise ConfigurationError(f"stall_timeout must be None or seconds > 0, got {stall_timeout!r}")
+
+
 _SETTLE_QUERY = {
     SettleKind.EFFECT_DONE: "settle_effect_done",
     SettleKind.EFFECT_DEAD: "settle_effect_dead",
@@ -172,23 +181,54 @@ RECONNECT_TIMEOUT = 4.0
 #: psycopg's default: a statement is prepared on the server after it ran this many times on a connection.
 PREPARE_THRESHOLD = 5
 
+#: Default seconds one wait for the server may last before the store cuts the connection (`StoreStalled`).
+STALL_TIMEOUT = 30.0
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    set_json_loads(json_loads, conn)
-    # A client that freezes inside a transaction (a stalled network, a stopped process) would hold its
-    # row locks and the cluster's transaction horizon: the server ends such a session after 30 s, unless
-    # the server or the user already chose a bound of their own. A session SET is session state: behind a
-    # transaction-mode pooler it would land on whichever server connection ran it and stay there for
-    # other clients, so it is made only when the server session is the client's own (the pids agree).
-    # Behind a pooler the bound comes from the pooler (PgBouncer's idle_transaction_timeout) or the role
-    # (ALTER ROLE ... SET idle_in_transaction_session_timeout); design/operations.md.
+
+def configure_session(conn: psycopg.Connection[Any]) -> None:
+    """Bound what a frozen client or a vanished one can cost the server, on a session of the client's own.
+
+    A client that freezes inside a transaction (a stalled network, a stopped process) would hold its row
+    locks and the cluster's transaction horizon: the server ends such a session after 30 s, unless the
+    server or the user already chose a bound of their own. A client that vanishes while its statement runs
+    (its connection cut by the store's watchdog) is noticed by the server within
+    `client_connection_check_interval` (PostgreSQL 14+; 5 s unless set) instead of when the statement ends.
+
+    Session SETs are session state: behind a transaction-mode pooler they would land on whichever server
+    connection ran them and stay there for other clients, so they are made only when the server session
+    is the client's own (the pids agree, see `store/_listen_test.pooled`). Behind a pooler the bounds come
+    from the pooler (PgBouncer's idle_transaction_timeout) or the role (ALTER ROLE ... SET ...);
+    design/operations.md.
+
+    Args:
+        conn: A new autocommit connection, outside a transaction.
+    """
     conn.execute(
-        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)"
-        " WHERE current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms')"
-        " AND pg_backend_pid() = %s",
-        (str(_conninfo.IDLE_IN_TRANSACTION_MS), conn.info.backend_pid),
+        "SELECT CASE WHEN current_setting('idle_in_transaction_session_timeout') IN ('0', '0ms')"
+        " THEN set_config('idle_in_transaction_session_timeout', %s, false) END,"
+        " CASE WHEN current_setting('client_connection_check_interval', true) IN ('0', '0ms')"
+        " THEN set_config('client_connection_check_interval', %s, false) END"
+        " WHERE pg_backend_pid() = %s",
+        (str(_conninfo.IDLE_IN_TRANSACTION_MS), str(_conninfo.CLIENT_CHECK_INTERVAL_MS), conn.info.backend_pid),
         prepare=False,
     )
+
+
+class _Configure:
+    """The pool's `configure`: the stall watchdog first (so the setup itself is bounded), then the rest.
+
+    JSON loads, and the session bounds of `configure_session`.
+    """
+
+    def __init__(self, watchdog: Watchdog, stall_timeout: float | None) -> None:
+        self.watchdog = watchdog
+        self.stall_timeout = stall_timeout
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        if isinstance(conn, GuardedConnection):
+            conn.watchdog, conn.bound = self.watchdog, self.stall_timeout
+        set_json_loads(json_loads, conn)
+        configure_session(conn)
 
 
 def _instance_info(*row: Any) -> InstanceInfo:
@@ -206,13 +246,30 @@ class PostgresStore:
     SQL lives in `store/sql/` (design/schema.md). Use it as a context manager, or call `close()`.
 
     Args:
-        pool: An open psycopg pool whose connections run in autocommit.
+        pool: An open psycopg pool whose connections run in autocommit. Its connections are bounded by
+            the stall watchdog when they are `GuardedConnection`s (as `connect()` makes them).
         schema: The schema holding every table.
+        stall_timeout: Seconds one wait for the server may last before the connection is cut and the call
+            raises `StoreStalled` (None: never cut).
+        watchdog: The thread that cuts stalled connections (`connect()` passes the one its pool's
+            connections were configured with); None starts a new one.
     """
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], schema: str) -> None:
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]],
+        schema: str,
+        *,
+        stall_timeout: float | None = STALL_TIMEOUT,
+        watchdog: Watchdog | None = None,
+    ) -> None:
         check_schema_name(schema)
+        _check_stall_timeout(stall_timeout)
         self.pool = pool
+        #: Seconds one wait for the server may last (None: unbounded); see `PostgresStore.connect`.
+        self.stall_timeout = stall_timeout
+        #: Cuts connections whose wait for the server outlived its bound (store/_watchdog.py).
+        self.watchdog = watchdog or Watchdog()
         self.schema = schema
         self.q = load_queries(schema)
         self.channel = notify_channel(schema)
@@ -237,6 +294,7 @@ class PostgresStore:
         application_name: str = "ironflow_py",
         timeout: float = 30.0,
         prepare_threshold: int | None = PREPARE_THRESHOLD,
+        stall_timeout: float | None = STALL_TIMEOUT,
     ) -> PostgresStore:
         """Open a connection pool on `url` and return the store; connections run in autocommit.
 
@@ -255,14 +313,22 @@ class PostgresStore:
                 pool's and the daemons' own): a statement is prepared on the server after it ran this many
                 times on a connection (0: at once); None never prepares, the setting for a pooler that
                 cannot track prepared statements. Default 5, psycopg's.
+            stall_timeout: Seconds one wait for the server (a statement's answer, a fetch, a COMMIT) may
+                last before the store cuts the connection and the call raises `StoreStalled` (default 30).
+                This catches what TCP keepalives cannot: a peer that acknowledges every packet and never
+                answers (a frozen proxy or pooler). A worker's claims, heartbeats and settles are bounded
+                by half its lease if that is shorter; `migrate()` is never cut. A statement that may
+                rightly run longer (a lock wait behind a long transaction) needs a larger value. None:
+                never cut (design/reliability.md, "Stalls").
 
         Returns:
             The store, not yet migrated.
 
         Raises:
             ConfigurationError: The schema name is empty, holds NUL, or is over 63 bytes of UTF-8
-                (PostgreSQL would truncate it, so two long names would share one schema); or
-                `prepare_threshold` is neither None nor an integer >= 0.
+                (PostgreSQL would truncate it, so two long names would share one schema);
+                `prepare_threshold` is neither None nor an integer >= 0; or `stall_timeout` is neither
+                None nor a number of seconds > 0.
             StoreError: The server cannot be reached within `timeout`.
         """
         check_schema_name(schema)
@@ -270,6 +336,7 @@ class PostgresStore:
             isinstance(prepare_threshold, bool) or not isinstance(prepare_threshold, int) or prepare_threshold < 0
         ):
             raise ConfigurationError(f"prepare_threshold must be None or an integer >= 0, got {prepare_threshold!r}")
+        _check_stall_timeout(stall_timeout)
         kwargs = {
             "autocommit": True,
             "application_name": application_name,
@@ -277,6 +344,7 @@ class PostgresStore:
             **_conninfo.session_kwargs(url),
         }
         where = _conninfo.mask_password(url)
+        watchdog = Watchdog()
         try:
             # One direct connection first: a wrong password or an unreachable host fails here within
             # connect_timeout, with libpq's cause; the pool would only retry and time out saying nothing.
@@ -284,10 +352,11 @@ class PostgresStore:
                 behind_pooler = pooled(first)
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 url,
+                connection_class=GuardedConnection,
                 min_size=min_size,
                 max_size=max_size,
                 kwargs=kwargs,
-                configure=_configure,
+                configure=_Configure(watchdog, stall_timeout),
                 timeout=timeout,
                 reconnect_timeout=RECONNECT_TIMEOUT,
                 open=False,
@@ -297,7 +366,7 @@ class PostgresStore:
             cause = _conninfo.scrub(str(exc).strip(), url)
             # from None: the driver's exception may quote the connection string; the cause is in the message.
             raise StoreError(f"cannot connect to PostgreSQL ({where}): {cause}") from None
-        store = cls(pool, schema)
+        store = cls(pool, schema, stall_timeout=stall_timeout, watchdog=watchdog)
         store.behind_pooler = behind_pooler
         return store
 
@@ -307,6 +376,33 @@ class PostgresStore:
             self._listener.stop()
             self._listener.join(timeout=2.0)
         self.pool.close()
+        self.watchdog.close()
+
+    def bound(self, seconds: float | None) -> float | None:
+        """The stall bound of a call that must end within `seconds`: the shorter of it and `stall_timeout`.
+
+        Args:
+            seconds: The call's own limit (half a worker's lease, say), or None.
+
+        Returns:
+            Seconds, or None when neither bounds the call.
+        """
+        if seconds is None:
+            return self.stall_timeout
+        return seconds if self.stall_timeout is None else min(seconds, self.stall_timeout)
+
+    def guard(self, conn: psycopg.Connection[Any], bound: float | None, *, whole_call: bool = False) -> None:
+        """Bound each wait of `conn` for the server by `bound` seconds (None: unbounded).
+
+        Args:
+            conn: A connection of this store (only a `GuardedConnection` can be bounded).
+            bound: Seconds one wait may last.
+            whole_call: Also end the whole call `bound` seconds from now (claims, heartbeats, settles).
+        """
+        if isinstance(conn, GuardedConnection):
+            conn.watchdog = self.watchdog
+            conn.bound = bound
+            conn.call_deadline = time.monotonic() + bound if whole_call and bound is not None else None
 
     # -- waiting for closes -----------------------------------------------------------------------------
 
@@ -362,18 +458,29 @@ class PostgresStore:
 
     @contextmanager
     def connection(
-        self, workflow_type: str | None = None, workflow_id: str | None = None
+        self,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+        *,
+        within: float | None = None,
+        unbounded: bool = False,
     ) -> Iterator[psycopg.Connection[Any]]:
         """A pooled autocommit connection for store modules; driver errors leave as typed errors.
+
+        Every wait for the server on it is bounded by `stall_timeout` (see `connect`).
 
         Args:
             workflow_type: Named in errors raised inside the block.
             workflow_id: Named likewise.
+            within: The whole block must end within this many seconds (a worker's claim, heartbeat or
+                settle: half its lease), or it is cut (`StoreStalled`). None: each wait gets `stall_timeout`.
+            unbounded: Never cut (migrations, which may rightly run long).
 
         Yields:
             The connection, returned to the pool when the block ends.
 
         Raises:
+            StoreStalled: A wait for the server outlived its bound; the connection was cut and discarded.
             ConcurrencyConflict: A second event with the same instance sequence was refused.
             ValueRefused: The database or the driver refused a value (SQLSTATE class 22, 23 or 54, NUL in
                 a text parameter, a lone surrogate); permanent.
@@ -381,7 +488,13 @@ class PostgresStore:
         """
         try:
             with self.pool.connection() as conn:
-                yield conn
+                self.guard(conn, None if unbounded else self.bound(within), whole_call=within is not None)
+                try:
+                    yield conn
+                finally:
+                    self.guard(conn, self.stall_timeout)  # back to the default before the pool gets it
+        except StalledStatement as exc:
+            raise StoreStalled(str(exc), workflow_type=workflow_type, workflow_id=workflow_id) from exc
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "events_instance_seq":
                 raise ConcurrencyConflict(
@@ -464,7 +577,7 @@ class PostgresStore:
             return []
         q = self.q
         applied_now: list[int] = []
-        with self.connection() as conn, conn.transaction():
+        with self.connection(unbounded=True) as conn, conn.transaction():
             conn.execute(q["migration_lock"], {"schema": self.schema})
             conn.execute(q["create_schema"])
             conn.execute(q["create_migrations_table"])
@@ -536,7 +649,10 @@ class PostgresStore:
             workflow_type: The instance's workflow type.
             workflow_id: The instance's id.
             input_key: The input's idempotency key, whose recorded status `load` reads (None: none).
-            settle: A fenced change to a claimed outbox row or timer, applied first, under the lock.
+            settle: A fenced change to a claimed outbox row or timer, applied first, under the lock. Its
+                `deadline` (seconds) bounds the whole transaction on the client and, as a local
+                `idle_in_transaction_session_timeout`, on the server: a worker frozen inside it holds the
+                instance lock and the transaction horizon no longer than that.
 
         Yields:
             The transaction: `load`, `events_after`, `write`. It commits when the block ends and rolls
@@ -546,16 +662,27 @@ class PostgresStore:
             LeaseLost: `settle` was given and the claim no longer holds; nothing was written.
             ConcurrencyConflict: Another writer appended the same sequence (the lock was bypassed).
             ValueRefused: The database refused a value; the transaction was rolled back.
+            StoreStalled: The database did not answer in time (see `connect`); rolled back.
             StoreError: The database failed; the transaction was rolled back.
-            CommitUnknown: The connection was lost while COMMIT was in flight.
+            CommitUnknown: The connection was lost (or cut as stalled) while COMMIT was in flight.
         """
         ids = {"workflow_type": workflow_type, "workflow_id": workflow_id}
-        with self.connection(workflow_type, workflow_id) as conn, self.transaction(conn, workflow_type, workflow_id):
+        within = None if settle is None else settle.deadline
+        with (
+            self.connection(workflow_type, workflow_id, within=within) as conn,
+            self.transaction(conn, workflow_type, workflow_id),
+        ):
             tx = PostgresTransaction(self, conn, ids, input_key)
             # The lock comes before any statement that assigns a transaction id (lock_instance in queries.sql).
             # Without a settle, the transaction's first call takes it: `load` in the same statement that reads
             # the instance (lock_and_load, migration 016), saving a round trip per decision.
             if settle is not None:
+                if settle.deadline is not None:
+                    # A worker frozen inside its feedback transaction (a stalled network) would hold the
+                    # instance lock, the claimed row and the cluster's transaction horizon: the server ends
+                    # the session once it sits idle for the deadline. SET LOCAL: right behind a pooler too.
+                    idle_ms = max(1, int(settle.deadline * 1000))
+                    conn.execute(self.q["local_idle_timeout"], {"ms": str(idle_ms)})
                 tx.lock()
                 self._settle(conn, settle)
             yield tx
@@ -604,16 +731,18 @@ class PostgresStore:
         """
         postgres_replica.wait_for_replay(self, min_lsn, timeout, workflow_type=workflow_type, workflow_id=workflow_id)
 
-    def outbox(self, worker: str) -> PostgresOutbox:
+    def outbox(self, worker: str, *, lease: timedelta | None = None) -> PostgresOutbox:
         """The outbox port for one worker on this store: its claims and fenced updates (`store.base.Outbox`).
 
         Args:
             worker: The worker id that names its claims; unique per process start (see `EffectRuntime`).
+            lease: The worker's lease: its complete, retry, dead and release calls must end within half of
+                it (claims and heartbeats take their own lease argument). None: `stall_timeout` only.
 
         Returns:
             The port, bound to this store and `worker`.
         """
-        return PostgresOutbox(self, worker)
+        return PostgresOutbox(self, worker, lease)
 
     def pruner(self, projections: str | Iterable[str] = ()) -> PostgresPruner:
         """The pruning port of this schema (`store.base.Pruner`, design/retention.md).

@@ -70,11 +70,14 @@ def listen(conn: psycopg.Connection[Any], channel: str) -> None:
     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
 
-def connect_session(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
+def connect_session(
+    conninfo: str, *, connection_class: type[psycopg.Connection[Any]] = psycopg.Connection, **kwargs: Any
+) -> psycopg.Connection[Any]:
     """Open a dedicated autocommit connection with the store's session bounds (no LISTEN).
 
     Args:
         conninfo: Connection string or URL.
+        connection_class: The psycopg connection class (`GuardedConnection` for one the watchdog bounds).
         **kwargs: Passed to `psycopg.connect` (for example `application_name`, `prepare_threshold`).
 
     Returns:
@@ -83,15 +86,18 @@ def connect_session(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
     Raises:
         psycopg.Error: Connecting failed; callers translate it.
     """
-    return psycopg.connect(conninfo, autocommit=True, **{**session_kwargs(conninfo), **kwargs})
+    return connection_class.connect(conninfo, autocommit=True, **{**session_kwargs(conninfo), **kwargs})
 
 
-def connect_listening(conninfo: str, channel: str, **kwargs: Any) -> psycopg.Connection[Any]:
+def connect_listening(
+    conninfo: str, channel: str, *, connection_class: type[psycopg.Connection[Any]] = psycopg.Connection, **kwargs: Any
+) -> psycopg.Connection[Any]:
     """Open an autocommit connection that LISTENs on `channel`; closed again if the LISTEN fails.
 
     Args:
         conninfo: Connection string or URL.
         channel: The channel to LISTEN on.
+        connection_class: The psycopg connection class (`GuardedConnection` for one the watchdog bounds).
         **kwargs: Passed to `psycopg.connect` (for example `application_name`).
 
     Returns:
@@ -100,7 +106,7 @@ def connect_listening(conninfo: str, channel: str, **kwargs: Any) -> psycopg.Con
     Raises:
         psycopg.Error: Connecting or LISTEN failed; callers translate it.
     """
-    conn = connect_session(conninfo, **kwargs)
+    conn = connect_session(conninfo, connection_class=connection_class, **kwargs)
     try:
         listen(conn, channel)
     except BaseException:

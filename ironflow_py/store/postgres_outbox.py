@@ -2,6 +2,10 @@
 
 Each method is one statement on a pooled autocommit connection; the "why" of each lives beside its SQL
 in queries.sql. Every change to a claimed row is fenced on (id, locked_by, claim_token).
+
+Each call must end within half the lease (or the store's `stall_timeout`, if shorter), or the store cuts
+its connection (`StoreStalled`): a claim or heartbeat whose answer comes back later could describe a lease
+that has already run out, and a worker must never act on one (design/reliability.md, "Stalls").
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ if TYPE_CHECKING:
 class PostgresOutbox:
     """The claim/complete/fail/release statements of one worker, bound to its store and worker id."""
 
-    def __init__(self, store: PostgresStore, worker: str) -> None:
+    def __init__(self, store: PostgresStore, worker: str, lease: timedelta | None = None) -> None:
         self.store = store
         self.worker = worker
         self.q = store.q
+        #: Seconds each settling call (complete, retry, dead, release) may take: half the lease, or None.
+        self.within = None if lease is None else lease.total_seconds() / 2
 
     def _fenced(self, name: str, row_id: int, token: int, **params: Any) -> bool:
-        with self.store.connection() as conn:
+        with self.store.connection(within=self.within) as conn:
             cur = conn.execute(self.q[name], {"id": row_id, "worker": self.worker, "token": token, **params})
             return cur.rowcount == 1
 
@@ -35,7 +41,7 @@ class PostgresOutbox:
         if not ids:
             return set()
         params = {"ids": list(ids), "tokens": list(tokens), "worker": self.worker, "now": now}
-        with self.store.connection() as conn:
+        with self.store.connection(within=self.within) as conn:
             return {row[0] for row in conn.execute(self.q[name], params)}
 
     # -- effects ------------------------------------------------------------------------------------------
@@ -57,7 +63,7 @@ class PostgresOutbox:
             "max_bytes": max_bytes,
             "always_one": always_one,
         }
-        with self.store.connection() as conn:
+        with self.store.connection(within=lease.total_seconds() / 2) as conn:
             cur = conn.cursor(row_factory=args_row(EffectClaim))
             return cur.execute(self.q["claim_effects"], params).fetchall()
 
@@ -84,7 +90,7 @@ class PostgresOutbox:
     def heartbeat(self, claim: EffectClaim, now: datetime | None, lease: timedelta) -> datetime | None:
         """Extend the lease to the database's `now()` + `lease`; None if the claim was lost."""
         params = {"id": claim.id, "worker": self.worker, "token": claim.token, "now": now, "lease": lease}
-        with self.store.connection() as conn:
+        with self.store.connection(within=lease.total_seconds() / 2) as conn:
             row = conn.execute(self.q["heartbeat_effect"], params).fetchone()
         return None if row is None else row[0]
 
@@ -92,7 +98,7 @@ class PostgresOutbox:
 
     def claim_timers(self, now: datetime | None, lease: timedelta, limit: int) -> list[TimerClaim]:
         params = {"now": now, "lease": lease, "limit": limit, "worker": self.worker}
-        with self.store.connection() as conn:
+        with self.store.connection(within=lease.total_seconds() / 2) as conn:
             cur = conn.cursor(row_factory=args_row(TimerClaim))
             return cur.execute(self.q["claim_timers"], params).fetchall()
 

@@ -124,15 +124,20 @@ class PostgresProjections:
         row = conn.execute(self._q["projection_held_back"], {"names": list(names)}).fetchone()
         return bool(row and row[0])
 
-    def lock_checkpoint(self, conn: psycopg.Connection[Any], name: str) -> tuple[str, int, int, int | None]:
+    def lock_checkpoint(
+        self, conn: psycopg.Connection[Any], name: str, idle_ms: int | None = None
+    ) -> tuple[str, int, int, int | None]:
         """Lock the checkpoint row of `name` for this transaction; (tx_id, position, generation, fence).
 
         A concurrent rebuild waits on the lock, and so does a batch behind a rebuild. `fence` is the lease's
-        current fencing generation (None: no lease row), for the caller to compare with its own.
+        current fencing generation (None: no lease row), for the caller to compare with its own. With
+        `idle_ms` the server ends the session if it sits idle inside this transaction that long (a frozen
+        leader would otherwise keep the row locked from its standby).
         """
-        row = conn.execute(self._q["projection_checkpoint_for_update"], {"name": name}).fetchone()
+        params = {"name": name, "idle_ms": None if idle_ms is None else str(idle_ms)}
+        row = conn.execute(self._q["projection_checkpoint_for_update"], params).fetchone()
         assert row is not None, "the worker creates the checkpoint row before its first batch"
-        tx_id, position, generation, fence = row
+        tx_id, position, generation, fence, _ = row
         return tx_id, position, generation, fence
 
     def read(self, conn: psycopg.Connection[Any], tx_id: str, position: int, limit: int) -> list[EventRow]:
@@ -234,7 +239,7 @@ class PostgresProjections:
         """
         with conn.transaction():
             conn.execute(self._q["projection_ensure"], {"name": name})
-            row = conn.execute(self._q["projection_checkpoint_for_update"], {"name": name}).fetchone()
+            row = conn.execute(self._q["projection_checkpoint_for_update"], {"name": name, "idle_ms": None}).fetchone()
             if fence is not None and (row is None or row[3] != fence):
                 return False
             conn.execute(self._q["projection_reset"], {"name": name})

@@ -539,8 +539,13 @@ INSERT INTO {schema}.projection_checkpoints (name) VALUES (%(name)s) ON CONFLICT
 -- last column is the lease's current fence: a batch goes on only while it is the worker's own, so a former
 -- leader whose lease was taken over (it froze, or its batch outlived the lease) steps down before handling
 -- anything, instead of working from a cache the new leader has made stale (a false ProjectionGap).
+-- idle_ms (a batch: the lease) becomes the transaction's local idle_in_transaction_session_timeout: a leader
+-- frozen inside its batch (a stalled network) holds this row lock, which the standby's batches need, and the
+-- transaction horizon no longer than that after it stopped talking; local, so right behind a pooler too.
 SELECT c.tx_id::text, c.position, c.generation,
-       (SELECT l.fence FROM {schema}.projection_leases l WHERE l.name = c.name)
+       (SELECT l.fence FROM {schema}.projection_leases l WHERE l.name = c.name),
+       CASE WHEN %(idle_ms)s::text IS NOT NULL
+            THEN set_config('idle_in_transaction_session_timeout', %(idle_ms)s::text, true) END
 FROM {schema}.projection_checkpoints c
 WHERE c.name = %(name)s
 FOR UPDATE OF c
@@ -862,3 +867,10 @@ SELECT name FROM {schema}.projection_checkpoints WHERE name = ANY(%(names)s::tex
 -- Asked only when an instance has no event and no snapshot (new, or pruned): a pruned instance's row stays.
 SELECT last_seq, outcome FROM {schema}.instances
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND pruned_at IS NOT NULL
+
+-- name: local_idle_timeout
+-- The server ends this session if it sits idle inside the current transaction for %(ms)s milliseconds: a
+-- worker frozen inside its feedback transaction (a stalled network) cannot hold the instance lock, the
+-- claimed row and the cluster's transaction horizon past its deadline. Local (set_config's third argument):
+-- it ends with the transaction, so it is right behind a transaction-mode pooler too.
+SELECT set_config('idle_in_transaction_session_timeout', %(ms)s, true)
