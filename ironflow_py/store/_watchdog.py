@@ -59,8 +59,9 @@ class Watchdog:
         self._tick = LONGEST_TICK
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: How many waits were cut since the store opened.
+        #: How many waits were cut since the store opened, and when the last was (monotonic seconds).
         self.cuts = 0
+        self.last_cut: float | None = None
 
     def watch(self, fd: int, bound: float, deadline: float | None = None) -> _Watch:
         """Watch one wait on socket `fd`: cut it `bound` seconds from now, or at `deadline` if sooner.
@@ -110,6 +111,7 @@ class Watchdog:
                         # the stalled wait is blocked on, not one already handed to another caller.
                         entry.fired = True
                         self.cuts += 1
+                        self.last_cut = now
                         _cut(entry.fd)
 
 

@@ -397,7 +397,8 @@ class PostgresStore:
         Args:
             conn: A connection of this store (only a `GuardedConnection` can be bounded).
             bound: Seconds one wait may last.
-            whole_call: Also end the whole call `bound` seconds from now (claims, heartbeats, settles).
+            whole_call: Also end the whole call `bound` seconds from now (claims, heartbeats, settles; the
+                wait for a pooled connection was bounded by the same number of seconds).
         """
         if isinstance(conn, GuardedConnection):
             conn.watchdog = self.watchdog
@@ -487,7 +488,8 @@ class PostgresStore:
             StoreError: Any other driver or pool error (connection lost, server error, pool timeout).
         """
         try:
-            with self.pool.connection() as conn:
+            # A call bounded as a whole waits for a pooled connection no longer than its bound either.
+            with self.pool.connection(timeout=within) as conn:
                 self.guard(conn, None if unbounded else self.bound(within), whole_call=within is not None)
                 try:
                     yield conn

@@ -29,7 +29,7 @@ class PostgresOutbox:
         self.store = store
         self.worker = worker
         self.q = store.q
-        #: Seconds each settling call (complete, retry, dead, release) may take: half the lease, or None.
+        #: Seconds each other call (complete, retry, dead, release, next_due) may take: half the lease, or None.
         self.within = None if lease is None else lease.total_seconds() / 2
 
     def _fenced(self, name: str, row_id: int, token: int, **params: Any) -> bool:
@@ -115,10 +115,10 @@ class PostgresOutbox:
 
     def next_due(self, now: datetime | None) -> float | None:
         """Seconds until the earliest claimable row is due, by the database's clock (None: nothing waits)."""
-        with self.store.connection() as conn:
+        with self.store.connection(within=self.within) as conn:  # the worker's loop waits on it: bounded too
             row = conn.execute(self.q["next_due"], {"now": now}).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def notify(self) -> None:
-        with self.store.connection() as conn:
+        with self.store.connection(within=self.within) as conn:
             conn.execute(self.q["notify"], {"channel": self.store.channel})

@@ -91,7 +91,9 @@ def test_a_direct_store_is_not_taken_for_a_pooled_one(pg_store: PostgresStore) -
     assert not pg_store.behind_pooler
     with pg_store.connection() as conn:
         row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+        check = conn.execute("SELECT current_setting('client_connection_check_interval', true)").fetchone()
     assert row is not None and row[0] not in ("0", "0ms")  # the session bound is set on a direct connection
+    assert check is not None and check[0] not in ("0", "0ms")  # PostgreSQL 14+: a vanished client is noticed
 
 
 def test_no_session_setting_is_left_on_a_pooled_server_connection(pg_url: str, pg_store: PostgresStore) -> None:
@@ -101,7 +103,9 @@ def test_no_session_setting_is_left_on_a_pooled_server_connection(pg_url: str, p
         with PostgresStore.connect(one.url, schema=pg_store.schema, max_size=2, prepare_threshold=None) as store:
             with store.connection() as conn:
                 row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+                check = conn.execute("SELECT current_setting('client_connection_check_interval', true)").fetchone()
             assert row is not None and row[0] in ("0", "0ms")
+            assert check is not None and check[0] in ("0", "0ms")
     finally:
         one.close()
 
