@@ -338,6 +338,8 @@ class EffectRuntime:
         if done:
             try:
                 held = self.outbox.complete_effects([c for c, _ in done], store_time(self.clock))
+            except StoreError as exc:  # the rows keep their leases; another attempt will come
+                self._failed(exc, "complete")
             except Exception as exc:
                 self.log.error("complete_failed", effects=len(done), error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -108,7 +108,7 @@ def test_the_feedback_transaction_is_ended_by_the_server_when_it_sits_idle_past_
     so the instance lock, the claimed row and the transaction horizon are free again after the deadline."""
     lease = timedelta(seconds=60)
     claim = claim_one(store, lease)
-    settle = Settle(SettleKind.EFFECT_DONE, claim.id, "w1", claim.token, claim.due_at, deadline=1.5)
+    settle = Settle(SettleKind.EFFECT_DONE, claim.id, "w1", claim.token, datetime.now(UTC), deadline=1.5)
     with pytest.raises(StoreError), store.locked("job", "j1", settle=settle) as tx:
         conn = tx._conn
         pid = conn.info.backend_pid
