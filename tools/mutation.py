@@ -46,7 +46,7 @@ class Edit:
 @attrs.frozen
 class Mutation:
     name: str
-    #: what kind of guarantee it breaks: fence, lock, skip-locked, notify, cursor, key, snapshot, claim, upcast
+    #: what kind of guarantee it breaks: fence, lock, skip-locked, notify, cursor, key, snapshot, claim, upcast, stall
     kind: str
     #: (an edit of a migration must target the definition in force: a later migration may replace it)
     edits: tuple[Edit, ...]
@@ -87,6 +87,8 @@ CHILDREN = (
     "tests/integration/test_children.py",
 )
 CHILDREN_CRASH = ("tests/reliability/test_children_crash.py",)
+STALLS = ("tests/integration/test_stall_deadline.py",)
+STALL_PROXY = ("tests/reliability/test_stalls.py",)
 RETENTION = (
     "tests/contract/test_prune_contract.py",
     "tests/integration/test_retention.py",
@@ -996,6 +998,145 @@ def mutations() -> list[Mutation]:
                 ),
             ),
             BUCKETS,
+        ),
+        # -- stalls: every wait for the server is bounded (design/reliability.md, "Stalls") ----------------------
+        Mutation(
+            "watchdog: never cuts a stalled wait",
+            "stall",
+            (_py("ironflow_py/store/_watchdog.py", "if not entry.fired and entry.deadline <= now:", "if False:"),),
+            (*STALLS, *STALL_PROXY),
+            keyword="statement_without_an_answer or idle_worker",
+        ),
+        Mutation(
+            "pool: plain connections, not guarded ones",
+            "stall",
+            (_py("ironflow_py/store/postgres.py", "connection_class=GuardedConnection,", ""),),
+            STALLS,
+        ),
+        Mutation(
+            "heartbeat_effect: no half-lease deadline",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres_outbox.py",
+                    '"lease": lease}\n        with self.store.connection(within=lease.total_seconds() / 2)',
+                    '"lease": lease}\n        with self.store.connection()',
+                ),
+            ),
+            (*STALLS, *STALL_PROXY),
+            keyword="heartbeat or queued",
+        ),
+        Mutation(
+            "claim_effects: no half-lease deadline",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres_outbox.py",
+                    "        }\n        with self.store.connection(within=lease.total_seconds() / 2)",
+                    "        }\n        with self.store.connection()",
+                ),
+            ),
+            STALLS,
+            keyword="claim_blocked",
+        ),
+        Mutation(
+            "claim_timers: no half-lease deadline",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres_outbox.py",
+                    '"worker": self.worker}\n        with self.store.connection(within=lease.total_seconds() / 2)',
+                    '"worker": self.worker}\n        with self.store.connection()',
+                ),
+            ),
+            STALLS,
+            keyword="claim_blocked",
+        ),
+        Mutation(
+            "outbox settles (complete, retry, dead, release): no half-lease deadline",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres_outbox.py",
+                    "self.within = None if lease is None else lease.total_seconds() / 2",
+                    "self.within = None",
+                ),
+            ),
+            STALLS,
+        ),
+        Mutation(
+            "feedback transaction: no local idle_in_transaction_session_timeout",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres.py",
+                    'conn.execute(self.q["local_idle_timeout"], {"ms": str(idle_ms)})',
+                    "pass",
+                ),
+            ),
+            (*STALLS, *STALL_PROXY),
+            keyword="feedback",
+        ),
+        Mutation(
+            "feedback transaction: no client deadline",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres.py",
+                    "within = None if settle is None else settle.deadline",
+                    "within = None",
+                ),
+            ),
+            STALLS,
+            keyword="feedback",
+        ),
+        Mutation(
+            "worker: feedback transaction without a deadline",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/effects/_attempt.py",
+                    "return self.lease.total_seconds() / 2",
+                    "return None  # type: ignore[return-value]",
+                ),
+            ),
+            STALL_PROXY,
+            keyword="feedback",
+        ),
+        Mutation(
+            "projection batch: no local idle_in_transaction_session_timeout",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/projections/_worker.py", "self._applied, int(self.lease * 1000)", "self._applied, None"
+                ),
+            ),
+            STALL_PROXY,
+            keyword="inside",
+        ),
+        Mutation(
+            "projection worker: its connection is not guarded",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/projections/_worker.py", "self.store.guard(conn, self.store.bound(self.lease))", "pass"
+                ),
+            ),
+            STALL_PROXY,
+            keyword="leader and idle",
+        ),
+        Mutation(
+            "sessions: no client_connection_check_interval",
+            "stall",
+            (
+                _py(
+                    "ironflow_py/store/postgres.py",
+                    "CASE WHEN current_setting('client_connection_check_interval', true) IN ('0', '0ms')",
+                    "CASE WHEN false",
+                ),
+            ),
+            ("tests/reliability/test_poolers.py", *STALLS),
+            keyword="direct_store or statement_without_an_answer",
         ),
     ]
     return found

@@ -101,6 +101,45 @@ def test_a_heartbeat_blocked_past_half_the_lease_is_cut_whatever_stall_timeout_s
     assert outbox.complete_effects([claim], None) in ({claim.id}, set())
 
 
+@pytest.mark.parametrize("table", ["outbox", "timers"])
+def test_a_claim_blocked_past_half_the_lease_is_cut(store: PostgresStore, admin: Conn, table: str) -> None:
+    """A claim whose answer comes back after half the lease could hand the worker claims already half gone:
+    it is cut instead (claims skip locked rows, so a table lock stands in for a frozen network)."""
+    lease = timedelta(seconds=2)
+    outbox = store.outbox("w1", lease=lease)
+    lock = sql.SQL("LOCK TABLE {}.{} IN ACCESS EXCLUSIVE MODE").format(
+        sql.Identifier(store.schema), sql.Identifier(table)
+    )
+    with admin.transaction():
+        admin.execute(lock)
+        started = time.monotonic()
+        with pytest.raises(StoreStalled):
+            if table == "outbox":
+                outbox.claim_effects(None, lease, 10)
+            else:
+                outbox.claim_timers(None, lease, 10)
+        elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.0 + SLACK
+
+
+def test_a_feedback_transaction_blocked_past_its_deadline_is_cut(store: PostgresStore, admin: Conn) -> None:
+    """The settle waits for a row another session holds (as it would behind a frozen network): the whole
+    transaction ends at its deadline, not after `stall_timeout`, and nothing is written."""
+    lease = timedelta(seconds=60)
+    claim = claim_one(store, lease)
+    settle = Settle(SettleKind.EFFECT_DONE, claim.id, "w1", claim.token, datetime.now(UTC), deadline=1.0)
+    row = sql.SQL("SELECT 1 FROM {}.outbox WHERE id = %s FOR UPDATE").format(sql.Identifier(store.schema))
+    with admin.transaction():
+        admin.execute(row, (claim.id,))
+        started = time.monotonic()
+        with pytest.raises(StoreStalled), store.locked("job", "j1", settle=settle):
+            pass
+        elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.0 + SLACK
+    # The cut transaction never commits: its session is gone (a statement the server still ran rolls back).
+    assert store.outbox("w1").heartbeat(claim, None, lease) is not None
+
+
 def test_the_feedback_transaction_is_ended_by_the_server_when_it_sits_idle_past_its_deadline(
     store: PostgresStore, admin: Conn
 ) -> None:
