@@ -65,6 +65,7 @@ def cli(
     log_level: str,
     log_format: str | None,
     prepare_threshold: int | None,
+    stall_timeout: float | None,
 ) -> None:
     """Durable workflows on PostgreSQL: migrate, inspect, run workers.
 
@@ -82,6 +83,7 @@ def cli(
         log_level=log_level,
         log_format=log_format,
         prepare_threshold=prepare_threshold,
+        stall_timeout=stall_timeout,
     )
 
 

@@ -20,7 +20,7 @@ from ironflow_py import _database
 from ironflow_py.app import App
 from ironflow_py.cli._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from ironflow_py.errors import ConfigurationError
-from ironflow_py.store.postgres import DEFAULT_SCHEMA, PREPARE_THRESHOLD, PostgresStore
+from ironflow_py.store.postgres import DEFAULT_SCHEMA, PREPARE_THRESHOLD, STALL_TIMEOUT, PostgresStore
 
 ENV_PREFIX = "IRONFLOW"
 
@@ -38,6 +38,7 @@ class Settings:
     log_level: str = "info"
     log_format: str | None = None
     prepare_threshold: int | None = PREPARE_THRESHOLD
+    stall_timeout: float | None = STALL_TIMEOUT
     _app: App | None = None
     _logging_done: bool = False
 
@@ -75,7 +76,11 @@ class Settings:
         if not self.json:
             click.echo(f"using {db.description}", err=True)
         with PostgresStore.connect(
-            db.url, schema=self.schema, max_size=pool_size, prepare_threshold=self.prepare_threshold
+            db.url,
+            schema=self.schema,
+            max_size=pool_size,
+            prepare_threshold=self.prepare_threshold,
+            stall_timeout=self.stall_timeout,
         ) as store:
             if migrated:
                 store.require_migrated()
@@ -184,6 +189,26 @@ class PrepareThreshold(click.ParamType[int | None, Any]):
         self.fail(f"expected an integer >= 0 or 'none', got {value!r}", param, ctx)
 
 
+class StallTimeout(click.ParamType[float | None, Any]):
+    """`PostgresStore.connect`'s `stall_timeout`: seconds > 0, or `none` (never cut a stalled connection)."""
+
+    name = "SECONDS|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
+        if value is None or (isinstance(value, float | int) and not isinstance(value, bool) and value > 0):
+            return value
+        text = str(value).strip().lower()
+        if text in ("none", "off"):
+            return None
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0 or seconds == float("inf"):
+            self.fail(f"expected seconds > 0 or 'none', got {value!r}", param, ctx)
+        return seconds
+
+
 @attrs.frozen
 class _Global:
     decls: tuple[str, ...]
@@ -230,6 +255,14 @@ GLOBALS = (
         "prepares. Behind PgBouncer in transaction mode use `none` (unless PgBouncer >= 1.21 has "
         "max_prepared_statements > 0).",
         {"type": PrepareThreshold(), "default": str(PREPARE_THRESHOLD)},
+    ),
+    _Global(
+        ("--stall-timeout",),
+        "stall_timeout",
+        "Seconds a statement may wait for the server's answer before the connection is cut (a frozen "
+        "network, proxy or pooler); a worker's claims and settles are bounded by half its lease too. "
+        "`none` never cuts.",
+        {"type": StallTimeout(), "default": f"{STALL_TIMEOUT:g}"},
     ),
     _Global(
         ("--log-format",),

@@ -192,3 +192,25 @@ def test_no_stall_timeout_means_no_cut(pg_url: str, schema: str) -> None:
             assert conn.bound is None  # type: ignore[attr-defined]
             conn.execute("SELECT pg_sleep(0.2)")
         assert store.watchdog.cuts == 0
+
+
+def test_the_cli_takes_the_stall_timeout(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironflow_py.cli import _base, main
+
+    opened: list[float | None] = []
+    connect = PostgresStore.connect
+
+    def spy(url: str, **kwargs: Any) -> PostgresStore:
+        opened.append(kwargs.get("stall_timeout"))
+        return connect(url, **kwargs)
+
+    monkeypatch.setattr(_base.PostgresStore, "connect", spy)
+    args = ["--database-url", pg_url, "--schema", schema, "--json"]
+    assert main([*args, "--stall-timeout", "7.5", "migrate"]) == 0
+    monkeypatch.setenv("IRONFLOW_STALL_TIMEOUT", "none")
+    assert main([*args, "migrate"]) == 0
+    assert opened == [7.5, None]
+    assert main(["migrate", *args, "--stall-timeout", "0"]) == 2
+    assert "expected seconds > 0 or 'none'" in capsys.readouterr().err
