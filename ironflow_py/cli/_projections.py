@@ -126,6 +126,8 @@ def status(settings: Settings, names: tuple[str, ...]) -> None:
     lines = [
         f"{r.name:<24} position {r.position:<12} applied {r.applied:<10} lag {r.lag_events} events"
         + (f", {r.lag_seconds:.1f}s" if r.lag_seconds is not None else "")
+        + (f"\n{'':<24} led by {r.leader} until {r.lease_ends:%H:%M:%S}" if r.leader and r.lease_ends else "")
+        + (f"\n{'':<24} no leader (no live lease)" if not r.leader else "")
         + (f"\n{'':<24} FAILED at position {r.failed_position}: {r.failed_error}" if r.failed_at else "")
         for r in rows
     ]

@@ -65,6 +65,8 @@ class ProjectionStatus:
         failed_at: When the projection stopped on an event under the `stop` policy (None: it did not).
         failed_position: The position of the event it stopped on.
         failed_error: The error, naming the workflow, instance, sequence and cause.
+        leader: The worker leading it now ("worker_id token", as in its logs), None while no lease is live.
+        lease_ends: When that lead ends unless renewed (database clock), None without a leader.
     """
 
     name: str
@@ -78,6 +80,8 @@ class ProjectionStatus:
     failed_at: datetime | None = None
     failed_position: int | None = None
     failed_error: str | None = None
+    leader: str | None = None
+    lease_ends: datetime | None = None
 
 
 @attrs.frozen
@@ -148,6 +152,8 @@ class ProjectionControl:
                 failed_at,
                 failed_position,
                 failed_error,
+                leader,
+                lease_ends,
             )
             for (
                 name,
@@ -160,6 +166,8 @@ class ProjectionControl:
                 failed_at,
                 failed_position,
                 failed_error,
+                leader,
+                lease_ends,
             ) in rows
         ]
 
@@ -187,7 +195,8 @@ class ProjectionControl:
         Raises:
             StoreError: The database failed; nothing was reset.
         """
-        with self.store.connection() as conn:
+        # An operator's command, like a migration: its reset hook may rightly run long, so it is never cut.
+        with self.store.connection(unbounded=True) as conn:
             rebuild_on(conn, self._sql, projection)
 
     def dead_letters(self, name: str) -> list[DeadLetter]:

@@ -50,12 +50,18 @@ def test_status_then_rebuild(
             0,
         )
         assert "held_back_events" in status["horizon"]
+        assert row["leader"] == worker.holder and row["lease_ends"] is not None  # who leads, and until when
+        assert main(["--app", "tests.projection_apps:counters", "projections", "status"]) == 0
+        assert f"led by {worker.holder} until " in capsys.readouterr().out
 
         assert main(cli("rebuild", NAME)) == 0
         capsys.readouterr()
         assert main(cli("status", NAME)) == 0
         [row] = json.loads(capsys.readouterr().out)["projections"]
         assert (row["position"], row["applied"], row["lag_events"]) == (0, 0, 3)
+        worker.close()  # ends its lease: no leader now
+        assert main(cli("status", NAME)) == 0
+        assert json.loads(capsys.readouterr().out)["projections"][0]["leader"] is None
         assert admin.execute(f'SELECT count(*) FROM "{pg_store.schema}".rm_totals').fetchone() == (0,)
 
         assert main(cli("rebuild", "nope")) == 1

@@ -162,28 +162,32 @@ def test_returned_input_is_applied_once_when_the_worker_dies_around_its_feedback
     later worker runs it or applies its input again."""
     service.execute(Start("ret", 1, "reply_traced"))
     # Hold the instance lock so the worker's feedback transaction waits right after the handler returns.
+    # The transaction may wait half the first worker's lease (its deadline, design/reliability.md "Stalls"):
+    # a lease of 6 s leaves it 3 s, far more than the test needs to see it wait and let it go.
     lock = pg_store.q["lock_instance"]
     holder = psycopg.connect(admin.info.dsn)
-    holder.execute(lock, {"workflow_type": "job", "workflow_id": "ret"})
-    first = workers.start("--lease", "2")
-    wait_until(lambda: len(lines(tmp_path / "returned.log")) == 1, what="the handler to return")
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
-    wait_until(
-        lambda: admin.execute(waiting, (holder.info.backend_pid,)).fetchone() == (1,),
-        what="the feedback transaction to wait on the instance lock",
-    )
-    if boundary == "before_commit":
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-        holder.rollback()
-    else:
-        holder.rollback()  # the feedback transaction takes the lock and commits
-        wait_until(lambda: service.state("job", "ret").recorded == (0,), what="the feedback to commit")
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-        ((_, status, attempts, _),) = outbox(admin, pg_store)
-        assert (status, attempts) == ("done", 1), "the input is visible, so its effect is done in the same commit"
-    holder.close()
+    try:
+        holder.execute(lock, {"workflow_type": "job", "workflow_id": "ret"})
+        first = workers.start("--lease", "6")
+        wait_until(lambda: len(lines(tmp_path / "returned.log")) == 1, what="the handler to return")
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+        wait_until(
+            lambda: admin.execute(waiting, (holder.info.backend_pid,)).fetchone() == (1,),
+            what="the feedback transaction to wait on the instance lock",
+        )
+        if boundary == "before_commit":
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+            holder.rollback()
+        else:
+            holder.rollback()  # the feedback transaction takes the lock and commits
+            wait_until(lambda: service.state("job", "ret").recorded == (0,), what="the feedback to commit")
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+            ((_, status, attempts, _),) = outbox(admin, pg_store)
+            assert (status, attempts) == ("done", 1), "the input is visible, so its effect is done in the same commit"
+    finally:
+        holder.close()  # a failing test must not leave the instance lock held on the server
     workers.start("--lease", "2")
     # A marker effect queued once the first claim's lease has ended: the new worker claims in due order,
     # so by the time the marker is done it has seen the first effect too, had it still been pending.

@@ -633,13 +633,16 @@ WHERE name = %(name)s
   AND EXISTS (SELECT 1 FROM {schema}.projection_leases l WHERE l.name = %(name)s AND l.fence = %(fence)s)
 
 -- name: projection_status
--- Lag counts the visible events after the checkpoint, including those still behind the horizon.
+-- Lag counts the visible events after the checkpoint, including those still behind the horizon. The
+-- leader is the lease's holder while the lease is live by the database clock (an ended lease: no leader).
 SELECT c.name, c.tx_id::text, c.position, c.applied, c.updated_at,
        (SELECT count(*) FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position)),
        (SELECT e.recorded_at FROM {schema}.events e WHERE (e.tx_id, e.position) > (c.tx_id, c.position)
         ORDER BY e.tx_id, e.position LIMIT 1),
-       c.failed_at, c.failed_position, c.failed_error
+       c.failed_at, c.failed_position, c.failed_error,
+       CASE WHEN l.expires_at > now() THEN l.holder END, CASE WHEN l.expires_at > now() THEN l.expires_at END
 FROM {schema}.projection_checkpoints c
+LEFT JOIN {schema}.projection_leases l ON l.name = c.name
 WHERE c.name = ANY(%(names)s::text[])
 ORDER BY c.name
 
