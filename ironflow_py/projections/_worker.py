@@ -357,6 +357,8 @@ class ProjectionWorker:
 
         Raises:
             MigrationError: The schema lacks the projection tables (run `ironflow-py migrate`).
+            StoreStalled: The database gave no answer within the lease (or `stall_timeout`); the
+                connection was cut and the next call reconnects.
             StoreError: The database could not be reached; the next call reconnects.
         """
         self._guarded(lambda: self._try_lead(self._connection()))
@@ -375,6 +377,8 @@ class ProjectionWorker:
             ProjectionGap: An instance's events arrived out of order; nothing of that batch was applied.
             ProjectionHandlerFailed: A handler failed `max_attempts` times under `OnError.STOP`.
             MigrationError: The schema lacks the projection tables.
+            StoreStalled: The database gave no answer within the lease (or `stall_timeout`); the
+                connection was cut and the next call reconnects.
             StoreError: The database failed; the next call reconnects.
         """
 

@@ -206,7 +206,7 @@ def test_the_cli_takes_the_stall_timeout(
         opened.append(kwargs.get("stall_timeout"))
         return connect(url, **kwargs)
 
-    monkeypatch.setattr(_base.PostgresStore, "connect", spy)
+    monkeypatch.setattr(PostgresStore, "connect", spy)
     args = ["--database-url", pg_url, "--schema", schema, "--json"]
     assert main([*args, "--stall-timeout", "7.5", "migrate"]) == 0
     monkeypatch.setenv("IRONFLOW_STALL_TIMEOUT", "none")
