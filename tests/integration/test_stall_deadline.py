@@ -197,7 +197,7 @@ def test_no_stall_timeout_means_no_cut(pg_url: str, schema: str) -> None:
 def test_the_cli_takes_the_stall_timeout(
     pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ironflow_py.cli import _base, main
+    from ironflow_py.cli import main
 
     opened: list[float | None] = []
     connect = PostgresStore.connect
