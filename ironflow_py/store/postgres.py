@@ -348,7 +348,8 @@ class PostgresStore:
         try:
             # One direct connection first: a wrong password or an unreachable host fails here within
             # connect_timeout, with libpq's cause; the pool would only retry and time out saying nothing.
-            with psycopg.connect(url, **kwargs) as first:
+            with GuardedConnection.connect(url, **kwargs) as first:
+                first.watchdog, first.bound = watchdog, stall_timeout
                 behind_pooler = pooled(first)
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 url,
@@ -363,6 +364,7 @@ class PostgresStore:
             )
             pool.open(wait=True, timeout=timeout)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            watchdog.close()
             cause = _conninfo.scrub(str(exc).strip(), url)
             # from None: the driver's exception may quote the connection string; the cause is in the message.
             raise StoreError(f"cannot connect to PostgreSQL ({where}): {cause}") from None
