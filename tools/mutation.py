@@ -1024,7 +1024,7 @@ def mutations() -> list[Mutation]:
                 ),
             ),
             (*STALLS, *STALL_PROXY),
-            keyword="heartbeat or queued",
+            keyword="heartbeat or another_worker_finished",
         ),
         Mutation(
             "claim_effects: no half-lease deadline",
