@@ -202,6 +202,7 @@ class ReplicaBehind(StoreError):
             workflow_id=workflow_id,
         )
 
+
 class StoreStalled(StoreError):
     """The database gave no answer within the store's bound, so the store cut the connection.
 
