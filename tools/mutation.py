@@ -956,8 +956,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/service.py",
-                    "        if self.reads_replica:\n            # Asked after",
-                    "        if False:\n            # Asked after",
+                    "        if self.reads_replica:\n            outcome = attrs.evolve(outcome, wal_position=",
+                    "        if False:\n            outcome = attrs.evolve(outcome, wal_position=",
                 ),
             ),
             REPLICA,
