@@ -14,6 +14,7 @@ from benchmarks import (
     projections,
     replica,
     retention,
+    runs,
     scaling,
     upcast,
     waiting,
@@ -33,6 +34,7 @@ SECTIONS = {
     "retention": retention.main,
     "scaling": scaling.main,
     "replica": replica.main,
+    "runs": runs.main,
 }
 
 

@@ -42,6 +42,8 @@ from ironflow_py.errors import (
     UnknownInputType,
     UnknownTypeName,
     ValueRefused,
+    VersionNotLoaded,
+    VersionsMissing,
     WaitTimedOut,
     WorkflowCancelled,
     WorkflowError,
@@ -50,7 +52,16 @@ from ironflow_py.errors import (
     WorkflowTerminated,
     WorkflowTimedOut,
 )
-from ironflow_py.lifecycle import Cancelled, CancelRequest, Completed, Failed, RunOutcome, Terminated, TimedOut
+from ironflow_py.lifecycle import (
+    Cancelled,
+    CancelRequest,
+    Completed,
+    ContinuedAsNew,
+    Failed,
+    RunOutcome,
+    Terminated,
+    TimedOut,
+)
 from ironflow_py.projections import InMemoryProjection, OnError, Projection
 from ironflow_py.records import (
     EffectInfo,
@@ -102,6 +113,7 @@ __all__ = [
     "Completed",
     "ConcurrencyConflict",
     "ConfigurationError",
+    "ContinuedAsNew",
     "DeadLetters",
     "DecideFailed",
     "Decision",
@@ -161,6 +173,8 @@ __all__ = [
     "UnknownTypeName",
     "Upcast",
     "ValueRefused",
+    "VersionNotLoaded",
+    "VersionsMissing",
     "WaitTimedOut",
     "Workflow",
     "WorkflowCancelled",

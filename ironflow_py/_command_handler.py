@@ -15,7 +15,7 @@ import attrs
 from ironflow_py._cache import StateCache
 from ironflow_py.composition import ParentLink
 from ironflow_py.decider import Decider, Rebuilt, Step, Unchanged
-from ironflow_py.errors import ChildConflict, InstanceClosed, NotFound
+from ironflow_py.errors import ChildConflict, CodecError, InstanceClosed, NotFound, VersionNotLoaded
 from ironflow_py.lifecycle import input_key_for
 from ironflow_py.records import Outcome, OutcomeStatus
 from ironflow_py.store.base import Reader, Settle, Store, Writes, Written
@@ -23,7 +23,12 @@ from ironflow_py.telemetry._observer import Probe
 
 
 class CommandHandler:
-    """Executes inputs for one registered workflow against a store (the imperative shell of `Decider`)."""
+    """Executes inputs for one registered workflow type against a store (the imperative shell of `Decider`).
+
+    A type may have several versions side by side (`Workflow.version`): each instance's decisions are made
+    by the decider of the version its row records, read in the same statement that takes the lock; a new
+    instance gets `decider`, the default version's (design/versioning.md).
+    """
 
     def __init__(self, decider: Decider, store: Store, *, cache: StateCache | None = None, logger: Any = None) -> None:
         self.decider = decider
@@ -31,6 +36,34 @@ class CommandHandler:
         self.type = decider.type
         self.cache = cache
         self._log = logger
+        #: Version -> its decider, for every registered class of this type.
+        self.versions: dict[str, Decider] = {decider.workflow.version: decider}
+        self._snapshots = decider.snapshots
+
+    def add_version(self, decider: Decider, *, default: bool) -> None:
+        """Register another version's decider of this type; `default` makes it the one new instances get."""
+        self.versions[decider.workflow.version] = decider
+        if default:
+            self.decider = decider
+        # Asked for before the version is known (the load reads both at once): any version's rule counts.
+        self._snapshots = any(d.snapshots for d in self.versions.values())
+
+    def _decider_for(self, version: str | None, workflow_id: str) -> Decider:
+        """The decider of the version an instance records (None: a new instance, the default version's)."""
+        if version is None:
+            return self.decider
+        decider = self.versions.get(version)
+        if decider is None:
+            loaded = tuple(self.versions)
+            raise VersionNotLoaded(
+                f"it runs version {version!r}, which this process has not registered (registered: "
+                f"{', '.join(map(repr, loaded))}); register that class or move it with migrate_version",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+                version=version,
+                loaded=loaded,
+            )
+        return decider
 
     def execute(
         self,
@@ -60,12 +93,19 @@ class CommandHandler:
             LeaseLost: `settle`'s claim was lost; nothing was written and no user code ran.
             DecideFailed, CodecError, StoreError: see `Decider.decide`, `Decider.fold` and `Store.locked`.
         """
-        decider = self.decider
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         # 1. Lock the instance (and settle the claim, if any): nothing is read or written before the lock.
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
-            # 2. Load what is newer than the cached state (from its own sequence, to prove it still matches).
-            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            # 2. Load what is newer than the cached state (from its own sequence, to prove it still matches);
+            #    the instance's recorded version picks the code that decides.
+            decider, rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            if type(input) not in decider.codec.inputs:
+                raise CodecError(
+                    f"{type(input).__qualname__} is not an input of version {decider.workflow.version!r}, "
+                    "which this instance runs",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
             # 3. Decide: the one pure step, shared with WorkflowSpec.
             step = decider.decide(
                 rebuilt, input, now, workflow_id=workflow_id, input_key=input_key, key_status=key_status
@@ -95,7 +135,7 @@ class CommandHandler:
         """
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id) as tx:
-            rebuilt, _ = self._load(tx, workflow_id, cached)
+            _, rebuilt, _ = self._load(tx, workflow_id, cached)
         if self.cache is not None and rebuilt.seq > 0:
             self.cache.put(workflow_id, rebuilt)
         return rebuilt
@@ -119,15 +159,20 @@ class CommandHandler:
         Raises:
             DecideFailed, CodecError, StoreError: see `Decider.fold` and `Store.reading`.
         """
-        decider = self.decider
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with store.reading(self.type, workflow_id) as reader:
             known = 0 if cached is None else cached.seq - 1  # from the cached event itself, to prove it
-            origin = decider.origin(workflow_id, reader.load(after_seq=known, with_snapshot=decider.snapshots), cached)
+            loaded = reader.load(after_seq=known, with_snapshot=self._snapshots)
+            decider = self._decider_for(loaded.version, workflow_id)  # the version the replica's row records
+            if cached is not None and cached.version != decider.workflow.version:
+                cached = None  # folded by another version's code: fold without it (nothing is discarded)
+                loaded = reader.load(with_snapshot=self._snapshots)
+            origin = decider.origin(workflow_id, loaded, cached)
             if origin.cache_stale:  # the replica has not replayed the cached event (or it is gone): fold without it
-                origin = decider.origin(workflow_id, reader.load(with_snapshot=decider.snapshots))
+                origin = decider.origin(workflow_id, reader.load(with_snapshot=self._snapshots))
             events = origin.events if origin.events is not None else reader.events_after(origin.start.seq)
-            return decider.rebuild(workflow_id, origin, events)
+            rebuilt = decider.rebuild(workflow_id, origin, events)
+            return attrs.evolve(rebuilt, run=loaded.run, version=decider.workflow.version)
 
     def start_child(
         self,
@@ -165,10 +210,9 @@ class CommandHandler:
             ChildConflict: the id belongs to another instance; nothing was written.
             LeaseLost, DecideFailed, CodecError, StoreError: as `execute`.
         """
-        decider = self.decider
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
-            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            decider, rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
             step: Step | None = None
             if key_status is None and rebuilt.seq > 0:
                 info = tx.instance()
@@ -210,12 +254,29 @@ class CommandHandler:
         return step.result(written)
 
     def _load(
-        self, tx: Reader, workflow_id: str, cached: Rebuilt | None, probe: Probe | None = None
-    ) -> tuple[Rebuilt, OutcomeStatus | None]:
-        """Load the instance inside the locked transaction and rebuild its state (cache, snapshot, events)."""
-        decider = self.decider
+        self,
+        tx: Reader,
+        workflow_id: str,
+        cached: Rebuilt | None,
+        probe: Probe | None = None,
+        *,
+        version: str | None = None,
+    ) -> tuple[Decider, Rebuilt, OutcomeStatus | None]:
+        """Load the instance inside the locked transaction and rebuild its state (cache, snapshot, events).
+
+        The decider is the recorded version's (`version` overrides it: `migrate_version` folds with the
+        target's code). Nothing before the current run's start is loaded (the store filters it).
+        """
         after = cached.seq - 1 if cached is not None else 0
-        loaded = tx.load(after_seq=after, with_snapshot=decider.snapshots)
+        loaded = tx.load(after_seq=after, with_snapshot=self._snapshots)
+        decider = self._decider_for(version or loaded.version, workflow_id)
+        if cached is not None and cached.version != decider.workflow.version:
+            # Folded by another version's code (the instance was moved): start over from the store.
+            cached = None
+            if self.cache is not None:
+                self.cache.discard(workflow_id)
+            if after > 0:
+                loaded = tx.load(after_seq=0, with_snapshot=self._snapshots)
         origin = decider.origin(workflow_id, loaded, cached)
         if origin.cache_stale and self.cache is not None:
             self.cache.discard(workflow_id)
@@ -230,7 +291,9 @@ class CommandHandler:
         events = origin.events if origin.events is not None else tx.events_after(origin.start.seq)
         if probe is not None:
             probe.replayed = len(events)
-        return decider.rebuild(workflow_id, origin, events), loaded.key_status
+        rebuilt = decider.rebuild(workflow_id, origin, events)
+        rebuilt = attrs.evolve(rebuilt, run=loaded.run, version=decider.workflow.version)
+        return decider, rebuilt, loaded.key_status
 
     def delay(
         self,
@@ -266,13 +329,13 @@ class CommandHandler:
         """
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id, schedule_key) as tx:
-            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            decider, rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
             if not_before is not None:
                 at = not_before
             else:
                 assert delay is not None
                 at = (base if base is not None else tx.now()) + delay
-            step = self.decider.delay(
+            step = decider.delay(
                 rebuilt,
                 input,
                 at,
@@ -297,11 +360,11 @@ class CommandHandler:
         decide: Any,
         probe: Probe | None = None,
     ) -> Outcome[Any, Any]:
-        """Lock, load, `decide(rebuilt, key_status) -> Step`, write, commit: the same shape as `execute`."""
+        """Lock, load, `decide(decider, rebuilt, key_status) -> Step`, write, commit: the shape of `execute`."""
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
-            rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
-            step = decide(rebuilt, key_status)
+            decider, rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
+            step = decide(decider, rebuilt, key_status)
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
@@ -337,7 +400,7 @@ class CommandHandler:
             workflow_id,
             key,
             None,
-            lambda rebuilt, key_status: self.decider.terminate(
+            lambda decider, rebuilt, key_status: decider.terminate(
                 rebuilt,
                 reason,
                 now,
@@ -363,9 +426,60 @@ class CommandHandler:
             workflow_id,
             None,
             settle,
-            lambda rebuilt, _: self.decider.time_out(rebuilt, deadline, now, workflow_id=workflow_id),
+            lambda decider, rebuilt, _: decider.time_out(rebuilt, deadline, now, workflow_id=workflow_id),
             probe,
         )
+
+    def migrate_version(
+        self, workflow_id: str, to: str, input: object | None, now: datetime, *, probe: Probe | None = None
+    ) -> Outcome[Any, Any]:
+        """Move one instance to version `to` under its lock: fold its history with that version's code, record
+        ``ironflow.version_migrated/1``, and decide `input` (if any) with the new code, in one transaction.
+
+        Args:
+            workflow_id: the instance.
+            to: the target version (registered in this process).
+            input: an input of the target version to decide right after the move, or None.
+            now: the decision time.
+            probe: the observer's record of this decision, or None.
+
+        Returns:
+            accepted (its events start with the marker), rejected (nothing written), or duplicate when the
+            instance already runs `to` (a retried move is harmless; `input` is not decided then).
+
+        Raises:
+            VersionNotLoaded: `to` is not registered (the instance's own version need not be).
+            NotFound, InstanceClosed: the instance does not exist, or has closed.
+            DecideFailed, CodecError, StoreError: the target's code cannot fold the history or decide.
+        """
+        target = self._decider_for(to, workflow_id)
+        with self.store.locked(self.type, workflow_id) as tx:
+            info = tx.instance()
+            if info is None:
+                raise NotFound(
+                    f"workflow {self.type!r} has no instance {workflow_id!r}",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            if info.status.closed:
+                raise InstanceClosed(
+                    f"cannot move it to version {to!r}: it is {info.status.value}",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            if self.cache is not None:
+                self.cache.discard(workflow_id)
+            _, rebuilt, _ = self._load(tx, workflow_id, None, probe, version=to)
+            if info.version == to:
+                return Outcome(
+                    OutcomeStatus.DUPLICATE, self.type, workflow_id, rebuilt.state, first_status=OutcomeStatus.ACCEPTED
+                )
+            step = target.migrate(rebuilt, info.version, input, now, workflow_id=workflow_id)
+            writes = _observed(step.writes, probe)
+            written = tx.write(writes) if writes is not None else Written()
+        if self.cache is not None:
+            self.cache.put(workflow_id, step.rebuilt)
+        return step.result(written)
 
     def hold(self, workflow_id: str, paused: bool, now: datetime, request_id: str | None) -> OutcomeStatus:
         """Pause or resume dispatch for the instance, under its lock.

@@ -11,10 +11,10 @@ import functools
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 from ironflow_py.errors import NotFound
-from ironflow_py.lifecycle import RunOutcome
+from ironflow_py.lifecycle import ContinuedAsNew, RunOutcome
 from ironflow_py.records import InstanceInfo, InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.service import WorkflowService
 
@@ -147,6 +147,32 @@ class AsyncWorkflowService:
             functools.partial(self.service.result, workflow_type, workflow_id, min_lsn=min_lsn)
         )
 
+    @overload
+    async def wait(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        *,
+        timeout: float | None = ...,
+        allow_missing: bool = ...,
+        poll_interval: float = ...,
+        follow_runs: Literal[True] = ...,
+        run: None = ...,
+    ) -> RunOutcome: ...
+
+    @overload
+    async def wait(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        *,
+        timeout: float | None = ...,
+        allow_missing: bool = ...,
+        poll_interval: float = ...,
+        follow_runs: bool,
+        run: int | None = ...,
+    ) -> RunOutcome | ContinuedAsNew: ...
+
     async def wait(
         self,
         workflow_type: str,
@@ -155,7 +181,9 @@ class AsyncWorkflowService:
         timeout: float | None = None,
         allow_missing: bool = False,
         poll_interval: float = 2.0,
-    ) -> RunOutcome:
+        follow_runs: bool = True,
+        run: int | None = None,
+    ) -> RunOutcome | ContinuedAsNew:
         """`WorkflowService.wait`, awaitable; cancelling the task only drops its subscription.
 
         Args:
@@ -164,9 +192,13 @@ class AsyncWorkflowService:
             timeout: the longest wait in seconds (monotonic clock); None waits for ever.
             allow_missing: wait for an instance that does not exist yet instead of raising NotFound.
             poll_interval: seconds between re-reads when no notice comes.
+            follow_runs: True (the default): the final run's outcome; False: `ContinuedAsNew` as soon as the
+                run waited on continues as new.
+            run: with `follow_runs=False`, the run to wait on (None: the current one).
 
         Returns:
-            The outcome, labelled with the instance.
+            The outcome, labelled with the instance (a `RunOutcome`, or `ContinuedAsNew` when
+            `follow_runs` is False and the run continued).
 
         Raises:
             WaitTimedOut: `timeout` passed while the instance was still open.
@@ -182,8 +214,10 @@ class AsyncWorkflowService:
                 await asyncio.to_thread(store.listening, min(timeout, 2.0) if timeout is not None else 2.0)
             while True:
                 info = await asyncio.to_thread(store.instance, workflow_type, workflow_id)
+                if not follow_runs and run is None:
+                    run = info.run if info is not None else 1
                 step = service._wait_step(
-                    reg, info, workflow_type, workflow_id, deadline, timeout, allow_missing, poll_interval
+                    reg, info, workflow_type, workflow_id, deadline, timeout, allow_missing, poll_interval, run
                 )
                 if not isinstance(step, float):
                     return step

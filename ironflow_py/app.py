@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -37,6 +37,9 @@ class App:
         retention: How long finished rows are kept: `ironflow-py worker` prunes by it every
             `retention.interval`, and `ironflow-py prune` uses it unless options override it
             (design/retention.md). None: the worker never prunes.
+        default_version: Workflow type -> the version new instances get, for types registered in several
+            versions (``{"order": "2"}``; design/versioning.md). A type not named defaults to the version
+            listed last in `workflows`.
     """
 
     workflows: Sequence[AnyWorkflow | type[AnyWorkflow]]
@@ -46,6 +49,7 @@ class App:
     schedules: Sequence[Schedule] = ()
     tracer_provider: Any = None
     retention: RetentionPolicy | None = None
+    default_version: Mapping[str, str] = attrs.field(factory=dict)
 
     def service(
         self,
@@ -80,6 +84,7 @@ class App:
             observer=observer,
             schedules=self.schedules,
             read_store=read_store,
+            default_version=self.default_version,
         )
 
     def select_projections(self, names: Sequence[str] = ()) -> list[Projection]:

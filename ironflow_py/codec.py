@@ -554,8 +554,8 @@ def codec_for(
         show_values: debug only: let decode errors quote stored values (see `WorkflowCodec`).
 
     Returns:
-        A codec whose state type is the workflow's `state_type`, or, for a workflow that snapshots and
-        declares none, the class of its initial state.
+        A codec whose state type is the workflow's `state_type`, or, when it declares none, the class of
+        its initial state (needed by snapshots and by continue-as-new).
 
     Raises:
         ConfigurationError: a declared class is not an attrs class, is declared twice, or the converter
@@ -565,6 +565,13 @@ def codec_for(
     state_type = workflow.state_type
     if state_type is None and workflow.uses_snapshots():
         state_type = type(workflow.initial_state())
+    elif state_type is None:
+        # Any workflow may continue as new, whose snapshot carries the state into the next run; a workflow
+        # without snapshots must not fail to register because its initial_state cannot run yet.
+        try:
+            state_type = type(workflow.initial_state())
+        except Exception:
+            state_type = None
     return WorkflowCodec(
         workflow.type,
         inputs=workflow.inputs,

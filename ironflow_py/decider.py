@@ -23,7 +23,15 @@ import attrs
 from ironflow_py.codec import WorkflowCodec, dumps, loads
 from ironflow_py.composition import MESSAGE_ROW, START_CHILD_ROW, ParentLink
 from ironflow_py.decision import ChildStart, Decision, Message, Timer
-from ironflow_py.errors import CodecError, DecideFailed, DecodeError, EncodeError, NotFound, StoreError
+from ironflow_py.errors import (
+    CodecError,
+    DecideFailed,
+    DecodeError,
+    EncodeError,
+    InstanceClosed,
+    NotFound,
+    StoreError,
+)
 from ironflow_py.lifecycle import (
     DELAYED_START_INPUT,
     RUN_TIMEOUT_INPUT,
@@ -31,8 +39,10 @@ from ironflow_py.lifecycle import (
     WORKFLOW_OUTCOMES,
     Completed,
     InstanceTerminated,
+    RunContinued,
     RunOutcome,
     RunTimedOut,
+    VersionMigrated,
 )
 from ironflow_py.records import InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
 from ironflow_py.store.base import Loaded, LoadedEvent, NewSnapshot, NewTimer, Writes, Written
@@ -54,6 +64,10 @@ class Rebuilt:
     replace_snapshot: bool = False
     #: How the engine closed the instance (a lifecycle event in its history: terminate, run timeout), if it did.
     closed: RunOutcome | None = None
+    #: The run the instance is in (set by the command handler from the instance row; 1 in the harness).
+    run: int = 1
+    #: The `Workflow.version` whose class folded this state (set by the command handler for its cache).
+    version: str | None = None
 
 
 @attrs.frozen
@@ -163,11 +177,17 @@ class Peers:
         self._by_type: dict[str, Decider] = {}
         self._by_input: dict[type, Decider] = {}
 
-    def add(self, decider: Decider) -> None:
-        """Make `decider`'s workflow a target, by its type and by each of its input classes."""
-        self._by_type[decider.type] = decider
+    def add(self, decider: Decider, *, default: bool = True) -> None:
+        """Make `decider`'s workflow a target, by its type and by each of its input classes.
+
+        For a type in several versions, messages are encoded with the default version's codec (`default`
+        True); another version's decider only adds the input classes no version added before.
+        """
+        if default:
+            self._by_type[decider.type] = decider
         for cls in decider.codec.inputs.classes():
-            self._by_input[cls] = decider
+            if default or cls not in self._by_input:
+                self._by_input[cls] = decider
 
     def for_type(self, workflow_type: str) -> Decider | None:
         """The decider of a workflow type (None: not registered)."""
@@ -248,6 +268,8 @@ class Decider:
             if isinstance(event, InstanceTerminated | RunTimedOut):
                 closed = event.outcome()
                 continue
+            if isinstance(event, RunContinued | VersionMigrated):
+                continue  # the engine's markers: the state carries over unchanged
             try:
                 state = evolve(state, event)
             except Exception as exc:
@@ -485,6 +507,12 @@ class Decider:
         except Exception as exc:
             raise self._fail("evolve of the new events", workflow_id, exc) from exc
         outcome = self.outcome_of(new_state, workflow_id)
+        if outcome is not None and decision.continue_run:
+            raise DecideFailed(
+                "decide returned a decision that both closes the instance and continues it as new",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
         status = InstanceStatus.RUNNING if outcome is None else outcome.status
         # Encoded with the events: the outcome commits with the closing events or not at all.
         encoded_outcome = None if outcome is None else codec.encode_outcome(outcome, workflow_id)
@@ -493,19 +521,15 @@ class Decider:
             writes_cancelled = (*cancelled, RUN_TIMEOUT_TIMER)  # the run deadline goes when the instance closes
         elif rebuilt.seq == 0 and events:
             new_timers.extend(self._run_deadline(input, now, workflow_id, inherited_deadline))
+        recorded = tuple(decision.events)
+        if decision.continue_run:
+            # The run's marker is its last event; the snapshot at its sequence carries the state into the next run.
+            marker = RunContinued(rebuilt.run)
+            events.append(codec.encode_lifecycle_event(marker, workflow_id))
+            recorded = (*recorded, marker)
         last_seq = rebuilt.seq + len(events)
-        snapshot = None
-        snapshot_seq = rebuilt.snapshot_seq
-        if self.snapshots and last_seq > 0:
-            try:
-                due = rebuilt.replace_snapshot or (
-                    bool(events) and wf.should_snapshot(new_state, last_seq, last_seq - rebuilt.snapshot_seq)
-                )
-            except Exception as exc:
-                raise self._fail("should_snapshot", workflow_id, exc) from exc
-            if due:
-                snapshot = NewSnapshot(wf.state_version, codec.encode_state(new_state, workflow_id))
-                snapshot_seq = last_seq
+        snapshot = self._snapshot(new_state, rebuilt, last_seq, bool(events), decision.continue_run, workflow_id)
+        snapshot_seq = last_seq if snapshot is not None else rebuilt.snapshot_seq
         writes: Writes | None = Writes(
             now,
             last_seq,
@@ -519,6 +543,8 @@ class Decider:
             key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
             snapshot=snapshot,
             parent=parent if rebuilt.seq == 0 else None,
+            version=self.workflow.version,
+            continue_run=decision.continue_run,
         )
         if writes is not None and writes.is_empty():
             writes = None
@@ -526,8 +552,14 @@ class Decider:
             self.type,
             workflow_id,
             now,
-            Rebuilt(new_state, last_seq, snapshot_seq),
-            tuple(decision.events),
+            Rebuilt(
+                new_state,
+                last_seq,
+                snapshot_seq,
+                run=rebuilt.run + decision.continue_run,
+                version=self.workflow.version,
+            ),
+            recorded,
             tuple(decision.effects),
             timers,
             cancelled,
@@ -538,6 +570,25 @@ class Decider:
             messages=tuple(decision.messages),
             children=tuple(decision.children),
         )
+
+    def _snapshot(
+        self, state: Any, rebuilt: Rebuilt, last_seq: int, appended: bool, continued: bool, workflow_id: str
+    ) -> NewSnapshot | None:
+        """The snapshot a decision writes at `last_seq`: always when it continues the run as new (it carries
+        the state into the next run), else by the workflow's rule (design/snapshots.md)."""
+        wf = self.workflow
+        if not continued:
+            if not self.snapshots or last_seq == 0:
+                return None
+            try:
+                due = rebuilt.replace_snapshot or (
+                    appended and wf.should_snapshot(state, last_seq, last_seq - rebuilt.snapshot_seq)
+                )
+            except Exception as exc:
+                raise self._fail("should_snapshot", workflow_id, exc) from exc
+            if not due:
+                return None
+        return NewSnapshot(wf.state_version, self.codec.encode_state(state, workflow_id))
 
     def _run_deadline(
         self, input: object, now: datetime, workflow_id: str, inherited: datetime | None = None
@@ -607,6 +658,7 @@ class Decider:
             timers=[NewTimer(timer_key, at, DELAYED_START_INPUT, data)],
             input_key=schedule_key,
             key_status=OutcomeStatus.ACCEPTED if schedule_key is not None else None,
+            version=self.workflow.version,
         )
         timer = Timer(timer_key, at, input)
         return Accepted(
@@ -722,6 +774,67 @@ class Decider:
             terminate=terminate,
             input_key=input_key,
             key_status=OutcomeStatus.ACCEPTED if input_key is not None else None,
+            version=self.workflow.version,
         )
         closed = attrs.evolve(rebuilt, seq=last_seq, closed=outcome)
         return Accepted(self.type, workflow_id, now, closed, (event,), (), (), (), True, writes, None, outcome)
+
+    # -- moving an instance to another version -------------------------------------------------------------
+
+    def migrate(
+        self, rebuilt: Rebuilt, from_version: str, input: object | None, now: datetime, *, workflow_id: str
+    ) -> Step:
+        """Move an instance to this decider's version: the marker event, then `input` decided by this version.
+
+        `rebuilt` must be the state this version's `evolve` folds from the instance's history (the caller
+        rebuilds it with this decider), so the first decision of the new version sees the state its own
+        code computes.
+
+        Args:
+            rebuilt: the instance's state, folded by this version.
+            from_version: the version the instance records now.
+            input: an input of this version to decide right after the move, or None for the move alone.
+            now: the decision time.
+            workflow_id: the instance.
+
+        Returns:
+            `Accepted` writing ``ironflow.version_migrated/1`` (and the input's decision), with the new
+            version; `Unchanged` (rejected, nothing written) if `decide` rejects `input`.
+
+        Raises:
+            NotFound: the instance has no events.
+            InstanceClosed: it has closed.
+            DecideFailed, EncodeError, CodecError: as `decide`.
+        """
+        if rebuilt.seq == 0:
+            raise NotFound(
+                f"workflow {self.type!r} has no instance {workflow_id!r}",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        if rebuilt.closed is not None or self.outcome_of(rebuilt.state, workflow_id) is not None:
+            raise InstanceClosed(
+                f"cannot move it to version {self.workflow.version!r}: it has closed",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        marker = VersionMigrated(from_version, self.workflow.version)
+        encoded = self.codec.encode_lifecycle_event(marker, workflow_id)
+        moved = attrs.evolve(rebuilt, seq=rebuilt.seq + 1)
+        step: Accepted | None = None
+        if input is not None:
+            if type(input) not in self.codec.inputs:
+                raise CodecError(
+                    f"{type(input).__qualname__} is not an input of version {self.workflow.version!r}",
+                    workflow_type=self.type,
+                    workflow_id=workflow_id,
+                )
+            decided = self.decide(moved, input, now, workflow_id=workflow_id)
+            if isinstance(decided, Unchanged):
+                return Unchanged(decided.outcome, rebuilt, None, decided.decision)
+            step = decided
+        if step is None or step.writes is None:
+            writes = Writes(now, moved.seq, events=[encoded], version=self.workflow.version)
+            return Accepted(self.type, workflow_id, now, moved, (marker,), (), (), (), False, writes, None)
+        writes = attrs.evolve(step.writes, events=[encoded, *step.writes.events])
+        return attrs.evolve(step, writes=writes, events=(marker, *step.events))

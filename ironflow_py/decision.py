@@ -94,6 +94,8 @@ class Decision(Generic[E_co, F_co]):
         rejection: Why the input was refused; None for an accepted decision.
         messages: Inputs to deliver to other instances after commit, exactly once each (`send`, `send_to`).
         children: Child instances to start after commit (`start_child`).
+        continue_run: End the instance's current run with this decision and start the next run of the same
+            id (`continue_as_new`).
     """
 
     events: tuple[E_co, ...] = ()
@@ -103,6 +105,7 @@ class Decision(Generic[E_co, F_co]):
     rejection: object | None = None
     messages: tuple[Message, ...] = ()
     children: tuple[ChildStart, ...] = ()
+    continue_run: bool = False
 
     @property
     def rejected(self) -> bool:
@@ -160,9 +163,7 @@ class Decision(Generic[E_co, F_co]):
             ValueError: This decision is a rejection.
         """
         self._accepted()
-        return Decision(
-            (*self.events, *events), self.effects, self.timers, self.cancel_timers, None, self.messages, self.children
-        )
+        return attrs.evolve(self, events=(*self.events, *events))  # type: ignore[arg-type]
 
     def with_effect(self, *effects: F2) -> Decision[E_co, F_co | F2]:
         """Add effects to run after commit, after the ones already in this decision.
@@ -180,9 +181,7 @@ class Decision(Generic[E_co, F_co]):
             ValueError: This decision is a rejection.
         """
         self._accepted()
-        return Decision(
-            self.events, (*self.effects, *effects), self.timers, self.cancel_timers, None, self.messages, self.children
-        )
+        return attrs.evolve(self, effects=(*self.effects, *effects))  # type: ignore[arg-type]
 
     def with_timer(self, key: str, at: datetime, input: object) -> Decision[E_co, F_co]:
         """Schedule `input` to be executed on this instance at `at`; a timer with the same key is replaced.
@@ -294,3 +293,22 @@ class Decision(Generic[E_co, F_co]):
             raise ValueError(f"deadline must be one of {DEADLINE_POLICIES}, not {deadline!r}")
         child = ChildStart(input, id, on_parent_close, deadline)
         return attrs.evolve(self, children=(*self.children, child))
+
+    def continue_as_new(self) -> Decision[E_co, F_co]:
+        """End the instance's current run with this decision and start the next run of the same id.
+
+        In the decision's one statement the engine writes its events, effects and timers, the reserved
+        marker ``ironflow.run_continued/1`` (never passed to `evolve`), a snapshot of the state after the
+        events at the marker's sequence, and moves the instance to its next run. Later decisions start
+        from that snapshot and load no event from before the run start, so a long-lived id's history stays
+        bounded; the earlier runs' events can be pruned. Timers, pending effects and the version carry over
+        (design/versioning.md, "Continue-as-new").
+
+        Returns:
+            A new decision; this one is unchanged.
+
+        Raises:
+            ValueError: This decision is a rejection.
+        """
+        self._accepted()
+        return attrs.evolve(self, continue_run=True)

@@ -315,6 +315,44 @@ class InvalidDelay(WorkflowError):
     """A delayed start's time is unusable (naive `not_before`, negative `delay`, or both); nothing was written."""
 
 
+class VersionNotLoaded(WorkflowError):
+    """An instance runs a `Workflow.version` this process has not registered; nothing was read or written.
+
+    Register the class of that version beside the others (same `type`), or move the instance with
+    `WorkflowService.migrate_version` (design/versioning.md).
+
+    Args:
+        message: What went wrong.
+        workflow_type: The instance's workflow type.
+        workflow_id: The instance's id.
+        version: The version the instance records.
+        loaded: The versions of that type this process has registered.
+    """
+
+    def __init__(
+        self, message: str, *, workflow_type: str, workflow_id: str | None, version: str, loaded: tuple[str, ...]
+    ) -> None:
+        self.version = version
+        self.loaded = loaded
+        super().__init__(message, workflow_type=workflow_type, workflow_id=workflow_id)
+
+
+class VersionsMissing(IronflowError):
+    """A worker's code lacks versions that still have open instances, so it refuses to start.
+
+    Args:
+        missing: (workflow type, version, open instances) for each version with no registered class.
+    """
+
+    def __init__(self, missing: list[tuple[str, str, int]]) -> None:
+        self.missing = missing
+        listed = ", ".join(f"{t!r} version {v!r} ({n} open)" for t, v, n in missing)
+        super().__init__(
+            f"this code has no class for workflow versions that still have open instances: {listed}; register "
+            "those classes, or move the instances with migrate_version"
+        )
+
+
 class ChildConflict(WorkflowError):
     """A child could not be started: its id already belongs to another instance (another parent, or none).
 

@@ -28,6 +28,9 @@ from ironflow_py.records import InstanceStatus
 RESERVED_PREFIX = "ironflow."
 TERMINATED_EVENT = "ironflow.terminated/1"
 TIMED_OUT_EVENT = "ironflow.timed_out/1"
+#: The marker that ends a run continued as new (`Decision.continue_as_new`), and the record of a version move.
+RUN_CONTINUED_EVENT = "ironflow.run_continued/1"
+VERSION_MIGRATED_EVENT = "ironflow.version_migrated/1"
 #: The timer key (and input type name) of the run-timeout deadline a workflow with `run_timeout` gets.
 RUN_TIMEOUT_TIMER = "ironflow.run_timeout"
 RUN_TIMEOUT_INPUT = "ironflow.run_timeout/1"
@@ -248,9 +251,60 @@ class RunTimedOut:
         return TimedOut(self.deadline)
 
 
-LifecycleEvent = InstanceTerminated | RunTimedOut
+@attrs.frozen
+class RunContinued:
+    """The marker that ends run `run` of an instance continued as new (`ironflow.run_continued/1`).
+
+    The last event of that run; the next run starts at the following sequence. Never passed to `evolve`.
+
+    Attributes:
+        run: The number of the run it ends (1 for an instance's first run).
+    """
+
+    run: int
+
+
+@attrs.frozen
+class VersionMigrated:
+    """The record of `WorkflowService.migrate_version` (`ironflow.version_migrated/1`); never in `evolve`.
+
+    Attributes:
+        from_version: The version the instance ran before.
+        to_version: The version it runs from this event on.
+    """
+
+    from_version: str
+    to_version: str
+
+
+@attrs.frozen
+class ContinuedAsNew:
+    """How one run of an instance ended when its decision continued it as new: the id lives on in `next_run`.
+
+    Not a close: the instance keeps running. `WorkflowService.wait(..., follow_runs=False)` returns it;
+    with `follow_runs=True` (the default) `wait` follows the chain to the final run's outcome.
+
+    Attributes:
+        run: The run that ended (1 for the first).
+        next_run: The run the instance is in now.
+        workflow_type: The instance's workflow type, set when the engine reads it (not compared).
+        workflow_id: The instance's id, set likewise (not compared).
+    """
+
+    run: int
+    next_run: int
+    workflow_type: str | None = _where()
+    workflow_id: str | None = _where()
+
+
+LifecycleEvent = InstanceTerminated | RunTimedOut | RunContinued | VersionMigrated
 #: The reserved event names and their classes (the codec decodes these for every workflow).
-LIFECYCLE_EVENTS: dict[str, type] = {TERMINATED_EVENT: InstanceTerminated, TIMED_OUT_EVENT: RunTimedOut}
+LIFECYCLE_EVENTS: dict[str, type] = {
+    TERMINATED_EVENT: InstanceTerminated,
+    TIMED_OUT_EVENT: RunTimedOut,
+    RUN_CONTINUED_EVENT: RunContinued,
+    VERSION_MIGRATED_EVENT: VersionMigrated,
+}
 
 
 def input_key_for(action: str, request_id: str | None) -> str | None:

@@ -120,6 +120,9 @@ class InstanceInfo:
         parent_id: That parent's id (None: no parent).
         parent_close_policy: What it gets if the parent closes first (``"request_cancel"``, ``"terminate"``,
             ``"abandon"``; None: no parent); see design/composition.md.
+        version: The `Workflow.version` whose class makes its decisions (recorded by its first write).
+        run: Which run of the id it is in (1, then one more at each `continue_as_new`).
+        run_start: The sequence of the current run's first event (decisions load nothing before it).
     """
 
     workflow_type: str
@@ -134,6 +137,9 @@ class InstanceInfo:
     parent_type: str | None = None
     parent_id: str | None = None
     parent_close_policy: str | None = None
+    version: str = "1"
+    run: int = 1
+    run_start: int = 1
 
 
 @attrs.frozen

@@ -64,6 +64,9 @@ class RetentionPolicy:
         closed_instances: Keep a closed instance's history (events, input keys, timers, snapshot, finished
             effects) this long after it closed (default 30 days); then apply `closed_mode`.
         closed_mode: What pruning does to a closed instance: tombstone (the default), archive or delete.
+        previous_runs: Keep the events of an open instance's earlier runs (`Decision.continue_as_new`) this
+            long after the run that ended them (default 30 days); then delete them (archive mode: move them
+            to `events_archive`), up to the marker that ended that run. None keeps them forever.
         batch_size: At most this many rows of each kind (effects, dead effects, instances) per batch; one
             batch is one transaction.
         interval: How often an `EffectRuntime` given this policy prunes (default 5 minutes).
@@ -77,6 +80,7 @@ class RetentionPolicy:
     dead_effects: timedelta | None = attrs.field(default=None, validator=_non_negative)
     closed_instances: timedelta | None = attrs.field(default=timedelta(days=30), validator=_non_negative)
     closed_mode: ClosedMode = attrs.field(default=ClosedMode.TOMBSTONE, converter=ClosedMode)
+    previous_runs: timedelta | None = attrs.field(default=timedelta(days=30), validator=_non_negative)
     batch_size: int = attrs.field(default=500, validator=_positive)
     interval: timedelta = attrs.field(default=timedelta(minutes=5), validator=_positive_interval)
 
@@ -93,6 +97,7 @@ class PruneReport:
         input_keys: input keys deleted (in archive mode: moved to `input_keys_archive`).
         timers: timers of pruned instances deleted.
         snapshots: snapshots of pruned instances deleted.
+        runs: open instances whose earlier runs' events were pruned (their events count in `events`).
         batches: transactions committed.
         busy: True when another pruner held the prune lock, so this one did nothing.
     """
@@ -106,6 +111,7 @@ class PruneReport:
     snapshots: int = 0
     batches: int = 0
     busy: bool = False
+    runs: int = 0
 
     @property
     def rows(self) -> int:
@@ -127,9 +133,9 @@ class PruneReport:
             policy: The policy the batch ran with.
 
         Returns:
-            True when effects, dead effects or instances reached the batch size.
+            True when effects, dead effects, instances or runs reached the batch size.
         """
-        return max(self.effects, self.dead_effects, self.instances) >= policy.batch_size
+        return max(self.effects, self.dead_effects, self.instances, self.runs) >= policy.batch_size
 
     def __add__(self, other: PruneReport) -> PruneReport:
         """The sum of two reports (`busy` if either was).
@@ -150,4 +156,5 @@ class PruneReport:
             self.snapshots + other.snapshots,
             self.batches + other.batches,
             self.busy or other.busy,
+            self.runs + other.runs,
         )

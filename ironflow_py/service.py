@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 import attrs
 import cattrs
@@ -29,6 +29,7 @@ from ironflow_py.errors import (
     StoreError,
     UnknownInputType,
     ValueRefused,
+    VersionsMissing,
     WaitTimedOut,
 )
 from ironflow_py.lifecycle import (
@@ -37,6 +38,7 @@ from ironflow_py.lifecycle import (
     RUN_TIMEOUT_INPUT,
     CancelRequest,
     Completed,
+    ContinuedAsNew,
     RunOutcome,
     delayed_start_timer,
     input_key_for,
@@ -53,19 +55,87 @@ from ironflow_py.workflow import AnyWorkflow, Workflow
 
 @attrs.frozen
 class Registration:
-    """A registered workflow with its codec, its pure decide step and the command handler that runs it.
+    """A registered workflow type: its default version's class, codec and decide step, and its handler.
+
+    The command handler runs every version of the type, each instance on the version it records.
 
     Attributes:
-        workflow: The workflow instance.
+        workflow: The default version's workflow instance (new instances get it).
         codec: Its stored-name tables and JSON encoding.
         decider: Its pure decide step.
-        handler: The shell that runs one input in one transaction.
+        handler: The shell that runs one input in one transaction, on the instance's own version.
     """
 
     workflow: AnyWorkflow
     codec: WorkflowCodec
     decider: Decider
     handler: CommandHandler
+
+    @property
+    def versions(self) -> dict[str, Decider]:
+        """Every registered version of this type: version -> its decider."""
+        return self.handler.versions
+
+    def version_of(self, version: str | None) -> Decider:
+        """The decider of `version`, or the default version's when it is None or not registered here.
+
+        Args:
+            version: A `Workflow.version` (an instance's recorded one), or None.
+
+        Returns:
+            Its decider (the default's as a fallback: reads then name what does not decode).
+        """
+        found = self.handler.versions.get(version) if version is not None else None
+        return found if found is not None else self.decider
+
+    def instance_decider(self, store: Store, workflow_id: str) -> Decider:
+        """The decider of the version one instance records (one read; none for a type in one version).
+
+        For hooks the effect worker calls outside a decision (`dead_letter_input`, `child_closed_input`),
+        which must be the instance's own version's.
+
+        Args:
+            store: Where the instance lives.
+            workflow_id: The instance.
+
+        Returns:
+            Its version's decider (the default's for a new instance or an unregistered version).
+        """
+        if len(self.handler.versions) == 1:
+            return self.decider
+        info = store.instance(self.decider.type, workflow_id)
+        return self.version_of(info.version if info is not None else None)
+
+    def accepts(self, cls: type) -> bool:
+        """Whether some registered version of this type declares input class `cls`.
+
+        Args:
+            cls: An input class.
+
+        Returns:
+            True if one version's `inputs` lists it.
+        """
+        return any(cls in d.codec.inputs for d in self.handler.versions.values())
+
+    def codec_declaring(self, kind: str, name: str) -> WorkflowCodec:
+        """The codec of a version that declares stored name `name` among its `kind`, the default's first.
+
+        What a timer or an outbox row, which do not say their instance's version, is decoded with.
+
+        Args:
+            kind: ``"inputs"`` or ``"effects"``.
+            name: The stored type name.
+
+        Returns:
+            That codec; the default version's when none declares it (its error then names the name).
+        """
+        codec = self.codec
+        if len(self.handler.versions) == 1 or getattr(codec, kind).class_of(name) is not None:
+            return codec
+        for decider in self.handler.versions.values():
+            if getattr(decider.codec, kind).class_of(name) is not None:
+                return decider.codec
+        return codec
 
 
 class WorkflowService:
@@ -89,6 +159,9 @@ class WorkflowService:
             reports nowhere. The effect runtime and projection worker of this service use it too.
         schedules: `Schedule` declarations; their built-in workflow (type ``ironflow.schedule``) is
             registered and `service.schedules` controls them.
+        default_version: Workflow type -> the `Workflow.version` new instances of that type get, for a type
+            registered in several versions (``{"order": "2"}``); a type not named here defaults to the
+            version registered last. Existing instances keep the version they recorded.
         show_values: Debug only. By default an error about a stored payload that no longer decodes names
             the field and the expected type, never the value, and chains no driver exception (payloads may
             hold personal data and secrets, and errors reach logs); True quotes the values.
@@ -101,7 +174,8 @@ class WorkflowService:
             (monotonic clock), before raising `ReplicaBehind`.
 
     Raises:
-        ConfigurationError: A workflow is declared inconsistently (see `register`).
+        ConfigurationError: A workflow is declared inconsistently (see `register`), or `default_version`
+            names a type or version that is not registered.
     """
 
     def __init__(
@@ -118,8 +192,10 @@ class WorkflowService:
         schedules: Iterable[Schedule] = (),
         read_store: Store | None = None,
         replica_timeout: float = 5.0,
+        default_version: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
+        self._default_version = dict(default_version or {})
         #: Where reads go: the replica's store when one was given, else `store` itself.
         self.read_store: Store = read_store if read_store is not None else store
         #: True when reads go to a replica (a store other than `store`).
@@ -134,10 +210,15 @@ class WorkflowService:
         self._log = get_log("service", logger)
         self.state_cache_size = state_cache_size
         self._by_type: dict[str, Registration] = {}
-        self._by_input: dict[type, Registration] = {}
+        self._by_input: dict[type, str] = {}
         self._peers = Peers()
         for workflow in workflows:
             self.register(workflow)
+        for wtype, version in self._default_version.items():
+            if wtype not in self._by_type or version not in self._by_type[wtype].versions:
+                raise ConfigurationError(
+                    f"default_version names workflow {wtype!r} version {version!r}, which is not registered"
+                )
         declared = tuple(schedules)
         if declared:
             self.register(ScheduleWorkflow(declared))
@@ -154,10 +235,11 @@ class WorkflowService:
             The registered instance.
 
         Raises:
-            ConfigurationError: It is not a `Workflow`, its `type` is empty or taken, it declares no inputs
-                or events, a type table is inconsistent (a name or class declared twice, a class that is
-                not attrs), it uses a reserved ``ironflow.`` name, or another workflow declares one of its
-                input classes.
+            ConfigurationError: It is not a `Workflow`, its `type` is empty or its (type, version) is
+                taken, it declares no inputs or events, a type table is inconsistent (a name or class
+                declared twice, a class that is not attrs), it uses a reserved ``ironflow.`` name, or
+                another workflow type declares one of its input classes. Registering a class whose `type`
+                is taken but whose `version` is new adds that version beside the others (design/versioning.md).
         """
         instance = workflow() if isinstance(workflow, type) else workflow
         if not isinstance(instance, Workflow):
@@ -168,8 +250,12 @@ class WorkflowService:
         problem = key_problem(wtype, limit=MAX_TYPE_BYTES)
         if problem is not None:
             raise ConfigurationError(f"{type(instance).__qualname__}.type cannot be stored: {problem}")
-        if wtype in self._by_type:
-            raise ConfigurationError(f"workflow type {wtype!r} is registered twice")
+        version = getattr(instance, "version", None)
+        if not isinstance(version, str) or not version or key_problem(version, limit=MAX_TYPE_BYTES) is not None:
+            raise ConfigurationError(f"{type(instance).__qualname__}.version must be a non-empty string")
+        existing = self._by_type.get(wtype)
+        if existing is not None and version in existing.versions:
+            raise ConfigurationError(f"workflow type {wtype!r} version {version!r} is registered twice")
         for attr in ("inputs", "events"):
             if not getattr(instance, attr, None):
                 raise ConfigurationError(f"workflow {wtype!r} declares no {attr}")
@@ -182,17 +268,24 @@ class WorkflowService:
                     f"workflow {wtype!r}: {table.kind} names starting with {RESERVED_PREFIX!r} are reserved "
                     f"for the engine: {reserved}"
                 )
-        cache = StateCache(self.state_cache_size) if self.state_cache_size > 0 else None
-        handler = CommandHandler(decider, self.store, cache=cache, logger=self._log)
-        reg = Registration(instance, codec, decider, handler)
         for cls in codec.inputs.classes():
-            if cls in self._by_input:
-                other = self._by_input[cls].workflow.type
+            other = self._by_input.get(cls, wtype)
+            if other != wtype:
                 raise ConfigurationError(f"input {cls.__qualname__} is declared by both {other!r} and {wtype!r}")
+        wanted = self._default_version.get(wtype)
+        default = wanted is None or wanted == version
+        if existing is None:
+            cache = StateCache(self.state_cache_size) if self.state_cache_size > 0 else None
+            handler = CommandHandler(decider, self.store, cache=cache, logger=self._log)
+            self._by_type[wtype] = Registration(instance, codec, decider, handler)
+        else:
+            # Another version of a registered type: one handler (and state cache) serves them all.
+            existing.handler.add_version(decider, default=default)
+            if default:
+                self._by_type[wtype] = Registration(instance, codec, decider, existing.handler)
         for cls in codec.inputs.classes():
-            self._by_input[cls] = reg
-        self._by_type[wtype] = reg
-        self._peers.add(decider)
+            self._by_input[cls] = wtype
+        self._peers.add(decider, default=existing is None or default)
         return instance
 
     def registration(self, workflow_type: str) -> Registration:
@@ -224,10 +317,10 @@ class WorkflowService:
         Raises:
             UnknownInputType: No registered workflow declares that class.
         """
-        reg = self._by_input.get(type(input))
-        if reg is None:
+        wtype = self._by_input.get(type(input))
+        if wtype is None:
             raise UnknownInputType(type(input))
-        return reg
+        return self._by_type[wtype]
 
     @property
     def workflow_types(self) -> Sequence[str]:
@@ -444,7 +537,7 @@ class WorkflowService:
             CommitUnknown: The connection was lost while COMMIT was in flight; retry only with an input key.
         """
         reg = self.registration(workflow_type)
-        if type(input) not in reg.codec.inputs:
+        if not reg.accepts(type(input)):
             raise UnknownInputType(type(input))
         _check_id(workflow_type, workflow_id, "invalid instance id")
         return self._execute(reg, workflow_id, input, settle, input_key)
@@ -546,7 +639,7 @@ class WorkflowService:
             LeaseLost, DecideFailed, CodecError, StoreError: As `execute_on`.
         """
         reg = self.registration(workflow_type)
-        if type(input) not in reg.codec.inputs:
+        if not reg.accepts(type(input)):
             raise UnknownInputType(type(input))
         _check_id(workflow_type, workflow_id, "invalid child id")
         with self.observer.decision(workflow_type, workflow_id, type(input).__name__) as probe:
@@ -558,15 +651,16 @@ class WorkflowService:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
-    def _existing(self, workflow_type: str, workflow_id: str) -> Registration:
+    def _existing(self, workflow_type: str, workflow_id: str) -> tuple[Registration, InstanceInfo]:
         reg = self.registration(workflow_type)
-        if self.store.instance(workflow_type, workflow_id) is None:
+        info = self.store.instance(workflow_type, workflow_id)
+        if info is None:
             raise NotFound(
                 f"workflow {workflow_type!r} has no instance {workflow_id!r}",
                 workflow_type=workflow_type,
                 workflow_id=workflow_id,
             )
-        return reg
+        return reg, info
 
     def cancel(
         self, workflow_type: str, workflow_id: str, reason: str, *, request_id: str | None = None
@@ -591,10 +685,11 @@ class WorkflowService:
             DecideFailed: `cancel_input` raised, or returned an input the workflow does not declare.
             InvalidWorkflowId: the input's key is not a valid key (empty, too long, control characters).
         """
-        reg = self._existing(workflow_type, workflow_id)
+        reg, info = self._existing(workflow_type, workflow_id)
         request = CancelRequest(workflow_id, reason, request_id)
         try:
-            input = reg.workflow.cancel_input(request)
+            # The instance's own version turns the request into one of its inputs.
+            input = reg.version_of(info.version).workflow.cancel_input(request)
         except Exception as exc:
             raise DecideFailed(
                 f"cancel_input raised {type(exc).__name__}: {exc}", workflow_type=workflow_type, workflow_id=workflow_id
@@ -605,7 +700,7 @@ class WorkflowService:
                 workflow_type=workflow_type,
                 workflow_id=workflow_id,
             )
-        if type(input) not in reg.codec.inputs:
+        if not reg.accepts(type(input)):
             raise DecideFailed(
                 f"cancel_input returned {type(input).__qualname__}, which is not one of this workflow's inputs",
                 workflow_type=workflow_type,
@@ -701,7 +796,8 @@ class WorkflowService:
         """
         reg = self.registration(workflow_type)
         if input_type == DELAYED_START_INPUT:
-            delayed = reg.codec.decode_input(data["input_type"], data["data"], workflow_id)
+            codec = reg.codec_declaring("inputs", data["input_type"])
+            delayed = codec.decode_input(data["input_type"], data["data"], workflow_id)
             return self._execute(reg, workflow_id, delayed, settle, data.get("input_key"))
         if input_type == RUN_TIMEOUT_INPUT:
             deadline = datetime.fromisoformat(data["deadline"])
@@ -709,13 +805,13 @@ class WorkflowService:
                 outcome = reg.handler.time_out(workflow_id, deadline, self.clock.now(), settle, probe=probe)
                 probe.outcome = outcome.status.value
             return outcome
-        input = reg.codec.decode_input(input_type, data, workflow_id)
+        input = reg.codec_declaring("inputs", input_type).decode_input(input_type, data, workflow_id)
         return self._execute(reg, workflow_id, input, settle)
 
     # -- outcomes -----------------------------------------------------------------------------------------
 
     def result(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> RunOutcome | None:
-        """How an instance ended, without waiting (read from the `read_store`).
+        """How an instance ended, without waiting (read from the `read_store`; the final run's outcome).
 
         Args:
             workflow_type: A registered workflow type.
@@ -726,7 +822,8 @@ class WorkflowService:
 
         Returns:
             The outcome (`Completed`, `Failed`, `Cancelled`, `TimedOut`, `Terminated`), labelled with the
-            instance so `unwrap()` can name it; None while it is open or if it does not exist.
+            instance so `unwrap()` can name it; None while it is open or if it does not exist. Decoded
+            with the instance's own version's `result_type`.
 
         Raises:
             NotFound: The workflow type is not registered.
@@ -760,7 +857,7 @@ class WorkflowService:
             return None
         if info.outcome_data is None:  # closed before outcomes were stored (migration 004)
             return Completed(None).at(info.workflow_type, info.workflow_id)
-        return reg.codec.decode_outcome(info.outcome_data, info.workflow_id)
+        return reg.version_of(info.version).codec.decode_outcome(info.outcome_data, info.workflow_id)
 
     def _wait_step(
         self,
@@ -772,13 +869,17 @@ class WorkflowService:
         timeout: float | None,
         allow_missing: bool,
         poll_interval: float,
-    ) -> RunOutcome | float:
+        run: int | None = None,
+    ) -> RunOutcome | ContinuedAsNew | float:
         """One turn of a wait loop, shared by `wait` and the async twin.
 
-        Returns the outcome if the instance has closed, else the seconds to wait for a notice before
-        re-reading (at most `poll_interval`, never past `deadline` on the monotonic clock). Raises NotFound
-        or WaitTimedOut as `wait` documents.
+        Returns the outcome if the instance has closed (or `ContinuedAsNew` if `run` is given and the
+        instance has moved past it), else the seconds to wait for a notice before re-reading (at most
+        `poll_interval`, never past `deadline` on the monotonic clock). Raises NotFound or WaitTimedOut as
+        `wait` documents.
         """
+        if run is not None and info is not None and info.run > run:
+            return ContinuedAsNew(run, info.run, workflow_type=workflow_type, workflow_id=workflow_id)
         closed = self._closed_outcome(reg, info)
         if closed is not None:
             return closed
@@ -797,6 +898,32 @@ class WorkflowService:
             pause = min(pause, remaining)
         return pause
 
+    @overload
+    def wait(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        *,
+        timeout: float | None = ...,
+        allow_missing: bool = ...,
+        poll_interval: float = ...,
+        follow_runs: Literal[True] = ...,
+        run: None = ...,
+    ) -> RunOutcome: ...
+
+    @overload
+    def wait(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        *,
+        timeout: float | None = ...,
+        allow_missing: bool = ...,
+        poll_interval: float = ...,
+        follow_runs: bool,
+        run: int | None = ...,
+    ) -> RunOutcome | ContinuedAsNew: ...
+
     def wait(
         self,
         workflow_type: str,
@@ -805,12 +932,15 @@ class WorkflowService:
         timeout: float | None = None,
         allow_missing: bool = False,
         poll_interval: float = 2.0,
-    ) -> RunOutcome:
+        follow_runs: bool = True,
+        run: int | None = None,
+    ) -> RunOutcome | ContinuedAsNew:
         """Block until an instance closes and return how it ended.
 
         One LISTEN connection per store serves every waiter; the waiter subscribes, then reads the row,
         so a close that commits in between is not missed, and it re-reads every `poll_interval` seconds in
-        case a notice was lost (design/lifecycle.md).
+        case a notice was lost (design/lifecycle.md). An instance continued as new stays open across its
+        runs: by default the wait follows the chain to the final run's outcome.
 
         Args:
             workflow_type: A registered workflow type.
@@ -818,9 +948,14 @@ class WorkflowService:
             timeout: The longest wait in seconds (monotonic clock); None waits for ever.
             allow_missing: Wait for an instance that does not exist yet instead of raising NotFound.
             poll_interval: Seconds between re-reads when no notice comes (monotonic clock).
+            follow_runs: True (the default): wait for the close of whichever run is last. False: return
+                `ContinuedAsNew` as soon as the run being waited on continues as new.
+            run: With `follow_runs=False`, the run to wait on (None: the instance's run when the wait
+                starts; 1 for an instance that does not exist yet).
 
         Returns:
-            The outcome, labelled with the instance; `outcome.unwrap()` gives the result or raises.
+            The outcome, labelled with the instance; `outcome.unwrap()` gives the result or raises. With
+            `follow_runs=False`, `ContinuedAsNew(run, next_run)` when that run continued as new.
 
         Raises:
             WaitTimedOut: `timeout` passed while the instance was still open (it keeps running).
@@ -835,8 +970,10 @@ class WorkflowService:
             self.store.listening(min(timeout, 2.0) if timeout is not None else 2.0)
             while True:
                 info = self.store.instance(workflow_type, workflow_id)
+                if not follow_runs and run is None:
+                    run = info.run if info is not None else 1
                 step = self._wait_step(
-                    reg, info, workflow_type, workflow_id, deadline, timeout, allow_missing, poll_interval
+                    reg, info, workflow_type, workflow_id, deadline, timeout, allow_missing, poll_interval, run
                 )
                 if not isinstance(step, float):
                     return step
@@ -874,6 +1011,74 @@ class WorkflowService:
                 ) from exc
             raise
 
+    # -- versions -----------------------------------------------------------------------------------------
+
+    def migrate_version(
+        self, workflow_type: str, workflow_id: str, *, to: str, input: object | None = None
+    ) -> Outcome[Any, Any]:
+        """Move one open instance to another registered version of its type, explicitly, under its lock.
+
+        In one transaction: fold the instance's history with version `to`'s code (so a history it cannot
+        read fails here, before any write), append ``ironflow.version_migrated/1``, record `to` on the
+        instance, and decide `input` (if given) with the new code. Every later decision uses `to`.
+
+        Args:
+            workflow_type: A registered workflow type.
+            workflow_id: The instance.
+            to: The target `Workflow.version` (registered in this service).
+            input: An input of the target version to decide right after the move (None: move only).
+
+        Returns:
+            accepted (the marker event first), rejected (`input` was refused: nothing was written), or
+            duplicate (the instance already runs `to`; nothing was written, `input` was not decided).
+
+        Raises:
+            NotFound: The type is not registered or the instance does not exist.
+            VersionNotLoaded: `to` is not a registered version of the type.
+            InstanceClosed: The instance has closed.
+            DecideFailed, CodecError, StoreError: The target's code cannot fold the history or decide.
+        """
+        reg = self.registration(workflow_type)
+        _check_id(workflow_type, workflow_id, "invalid instance id")
+        with self.observer.decision(workflow_type, workflow_id, "migrate_version") as probe:
+            outcome = reg.handler.migrate_version(workflow_id, to, input, self.clock.now(), probe=probe)
+            probe.outcome = outcome.status.value
+        return outcome
+
+    def open_versions(self, workflow_type: str) -> dict[str, int]:
+        """How many open instances of one workflow type run each version (`ironflow-py inspect versions`).
+
+        Args:
+            workflow_type: A workflow type (registered or not: a type this code dropped can be listed).
+
+        Returns:
+            Version -> count of open instances.
+
+        Raises:
+            StoreError: The database could not be reached.
+        """
+        return self.store.open_versions(workflow_type)
+
+    def check_versions(self) -> None:
+        """Refuse to run without the code of a version that still has open instances.
+
+        For every registered type, compare the versions open instances record with the registered ones
+        (a worker calls this before it starts: `EffectRuntime.run`, `ironflow-py worker`).
+
+        Raises:
+            VersionsMissing: Some type has open instances of a version no registered class has; it lists
+                (type, version, open count) for each.
+            StoreError: The database could not be reached.
+        """
+        missing = [
+            (wtype, version, count)
+            for wtype, reg in self._by_type.items()
+            for version, count in self.store.open_versions(wtype).items()
+            if version not in reg.versions
+        ]
+        if missing:
+            raise VersionsMissing(missing)
+
     # -- reads ------------------------------------------------------------------------------------------
 
     def history(self, workflow_type: str, workflow_id: str, *, min_lsn: str | None = None) -> list[RecordedEvent[Any]]:
@@ -899,9 +1104,14 @@ class WorkflowService:
             ValueRefused: `min_lsn` is not a WAL position.
             StoreError: The database could not be reached.
         """
-        codec = self.registration(workflow_type).codec
+        reg = self.registration(workflow_type)
+        reads = self._reads(min_lsn, workflow_type, workflow_id)
+        codec = reg.codec
+        if len(reg.versions) > 1:
+            info = reads.instance(workflow_type, workflow_id)
+            codec = reg.version_of(info.version if info is not None else None).codec
         recorded = []
-        for e in self._reads(min_lsn, workflow_type, workflow_id).events(workflow_type, workflow_id):
+        for e in reads.events(workflow_type, workflow_id):
             event = codec.decode_event(e.type_name, e.data, workflow_id, e.seq)
             # An upcast event is shown under the name its class is declared with now.
             name = e.type_name if e.type_name not in codec.upcasters else codec.events.name_of(type(event))

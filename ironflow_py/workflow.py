@@ -50,6 +50,10 @@ class Workflow(Generic[S, I, E, F]):
             to have its chain checked at registration (design/versioning.md).
         snapshot_every: Save the state every N events so rebuilding folds only what came after (None, the
             default: never). Override `should_snapshot` for another rule (design/snapshots.md).
+        version: The code version of this class (default ``"1"``). Several classes may share one `type`
+            with distinct versions: each instance records the version it started on and every later
+            decision is made by that version's class, while new instances get the service's default
+            (`WorkflowService(default_version={"order": "2"})`; design/versioning.md).
         state_version: Bump when the state a history folds to changes: a new state shape, or an `evolve`
             change that gives an existing history another state (a bug fix). Snapshots written under
             another version are ignored and replaced; a stale snapshot under the same version would be
@@ -73,6 +77,7 @@ class Workflow(Generic[S, I, E, F]):
     effects: ClassVar[Mapping[str, builtins.type]] = {}
     upcasters: ClassVar[Mapping[str, UpcastFn]] = {}
     snapshot_every: ClassVar[int | None] = None
+    version: ClassVar[str] = "1"
     state_version: ClassVar[int] = 1
     state_type: ClassVar[Any] = None
     result_type: ClassVar[Any] = None

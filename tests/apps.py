@@ -53,3 +53,8 @@ from tests.upcast_workflows import SnappyShop  # noqa: E402
 shop = App(workflows=[SnappyShop])
 buggy_counter = App(workflows=[BuggyCounter])
 fixed_counter = App(workflows=[FixedCounter])
+
+# Versions side by side: an app with only version 2 of the order in tests/version_workflows.py.
+from tests.version_workflows import OrderV2  # noqa: E402
+
+vorder_v2_only = App(workflows=[OrderV2])

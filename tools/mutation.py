@@ -78,6 +78,8 @@ LEASES = ("tests/reliability/test_projection_leases.py",)
 SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_cache.py")
 UPCASTING = ("tests/unit/test_upcasting.py", "tests/contract/test_upcasting.py")
 VERSIONING = ("tests/contract/test_evolve_change.py", "tests/integration/test_versioning.py")
+VERSIONS = ("tests/contract/test_versions_contract.py", "tests/integration/test_versions_worker.py")
+RUNS = ("tests/contract/test_continue_as_new.py",)
 CRASH = ("tests/reliability/test_worker_processes.py",)
 REPLICA = ("tests/contract/test_replica_reads.py", "tests/reliability/test_read_replica.py")
 BUCKETS = ("tests/integration/test_buckets.py",)
@@ -467,11 +469,11 @@ def mutations() -> list[Mutation]:
         ),
         # -- input keys ------------------------------------------------------------------------------------------
         Mutation(
-            "lock_and_load (016): never finds the key",
+            "lock_and_load (018): never finds the key",
             "key",
             (
                 Edit(
-                    "ironflow_py/**/migrations/016_lock_and_load.sql",
+                    "ironflow_py/**/migrations/018_schema_lock_keys.sql",
                     "AND k.input_key = p_key",
                     "AND k.input_key = p_key AND false",
                 ),
@@ -733,11 +735,11 @@ def mutations() -> list[Mutation]:
             SNAPSHOTS,
         ),
         Mutation(
-            "lock_and_load (016): snapshot never read",
+            "lock_and_load (018): snapshot never read",
             "snapshot",
             (
                 Edit(
-                    "ironflow_py/**/migrations/016_lock_and_load.sql",
+                    "ironflow_py/**/migrations/018_schema_lock_keys.sql",
                     "AND s.seq > p_after;",
                     "AND s.seq > p_after AND false;",
                 ),
@@ -819,7 +821,7 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/_command_handler.py",
-                    "rebuilt, _ = self._load(tx, workflow_id, cached)",
+                    "_, rebuilt, _ = self._load(tx, workflow_id, cached)",
                     "rebuilt = self.decider.rebuild(workflow_id, self.decider.origin(workflow_id, tx.load()), "
                     "tx.load().events)",
                 ),
@@ -843,6 +845,130 @@ def mutations() -> list[Mutation]:
             "snapshot",
             (_py("ironflow_py/upgrade/_snapshots.py", "if fresh == snap.data:", "if True:"),),
             VERSIONING,
+        ),
+        # -- versions side by side and continue-as-new (design/versioning.md) ----------------------------------
+        Mutation(
+            "versions: every instance decided by the default version (the recorded one ignored)",
+            "version",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "self._decider_for(version or loaded.version, workflow_id)",
+                    "self._decider_for(version, workflow_id)",
+                ),
+            ),
+            VERSIONS,
+        ),
+        Mutation(
+            "write_decision: a new instance records version 1 whatever decided",
+            "version",
+            (
+                _sql(
+                    "write_decision", "THEN %(now)s::timestamptz END, %(version)s", "THEN %(now)s::timestamptz END, '1'"
+                ),
+            ),
+            VERSIONS,
+        ),
+        Mutation(
+            "versions: a state cached by another version's code is used",
+            "version",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "if cached is not None and cached.version != decider.workflow.version:\n"
+                    "            # Folded by another version's code",
+                    "if False:\n            # Folded by another version's code",
+                ),
+            ),
+            VERSIONS,
+        ),
+        Mutation(
+            "versions: the worker starts without a version that has open instances",
+            "version",
+            (_py("ironflow_py/service.py", "if version not in reg.versions", "if False"),),
+            VERSIONS,
+        ),
+        Mutation(
+            "lock_and_load (018): a continued run's snapshot is read only if the workflow snapshots",
+            "runs",
+            (_m018("IF p_snapshot OR v_run_start > 1 THEN", "IF p_snapshot THEN"),),
+            RUNS,
+        ),
+        Mutation(
+            "read_load: a continued run's snapshot is read only if the workflow snapshots",
+            "runs",
+            (
+                _sql(
+                    "read_load",
+                    "AND (%(with_snapshot)s OR coalesce((SELECT run_start FROM inst), 1) > 1)",
+                    "AND %(with_snapshot)s",
+                ),
+            ),
+            RUNS,
+        ),
+        Mutation(
+            "memory load: a continued run's snapshot is read only if the workflow snapshots",
+            "runs",
+            (
+                _py(
+                    "ironflow_py/store/memory.py",
+                    "if with_snapshot or run_start > 1 else None",
+                    "if with_snapshot else None",
+                ),
+            ),
+            RUNS,
+        ),
+        Mutation(
+            "continue_run: the run is not moved",
+            "runs",
+            (_sql("continue_run", "SET run = run + 1, run_start = %(last_seq)s + 1", "SET run = run"),),
+            RUNS,
+        ),
+        Mutation(
+            "decider: a continuing decision writes no snapshot",
+            "runs",
+            (_py("ironflow_py/decider.py", "        if not continued:\n", "        if True:\n"),),
+            RUNS,
+        ),
+        Mutation(
+            "decider: the run marker is folded by evolve",
+            "runs",
+            (_py("ironflow_py/decider.py", "if isinstance(event, RunContinued | VersionMigrated):", "if False:"),),
+            RUNS,
+        ),
+        Mutation(
+            "prune_run_events: the run marker goes too",
+            "retention",
+            (_sql("prune_run_events", "AND e.seq < d.u", "AND e.seq <= d.u"),),
+            RUNS,
+        ),
+        Mutation(
+            "prune_pick_runs: a named projection without a checkpoint holds nothing",
+            "retention",
+            (_drop("prune_pick_runs", "NOT %(held)s"),),
+            RUNS,
+        ),
+        Mutation(
+            "prune_pick_runs: the newest marker, not the newest one past its retention",
+            "retention",
+            (
+                _sql(
+                    "prune_pick_runs",
+                    "AND e.recorded_at < coalesce",
+                    "AND e.recorded_at > '-infinity' OR e.recorded_at < coalesce",
+                ),
+            ),
+            RUNS,
+        ),
+        Mutation(
+            "wait(follow_runs=False) never stops at a continued run",
+            "runs",
+            (
+                _py(
+                    "ironflow_py/service.py", "if run is not None and info is not None and info.run > run:", "if False:"
+                ),
+            ),
+            RUNS,
         ),
         # -- retention (design/retention.md) ----------------------------------------------------------------
         Mutation(
@@ -968,8 +1094,8 @@ def mutations() -> list[Mutation]:
             (
                 _sql(
                     "read_load",
-                    "AND e.seq > coalesce((SELECT seq FROM snap), %(after_seq)s)",
-                    "AND e.seq > %(after_seq)s",
+                    "AND e.seq > greatest(coalesce((SELECT seq FROM snap), %(after_seq)s), coalesce((SELECT run_start",
+                    "AND e.seq > greatest(%(after_seq)s, coalesce((SELECT run_start",
                 ),
             ),
             REPLICA,

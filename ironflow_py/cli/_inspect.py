@@ -1,4 +1,4 @@
-"""`inspect instances|show|outbox` and `diagram`: read-only views of what the database holds."""
+"""`inspect instances|show|versions|outbox` and `diagram`: read-only views of what the database holds."""
 
 from __future__ import annotations
 
@@ -105,6 +105,31 @@ def _show(settings: Settings, service: WorkflowService, workflow_type: str, work
         "timers": [attrs.asdict(t) for t in report.timers],
     }
     settings.emit(data, "\n".join(lines))
+
+
+@inspect.command()
+@click.argument("workflow_type")
+@pass_settings
+def versions(settings: Settings, workflow_type: str) -> None:
+    """Open instances per workflow version, and whether this code has each version's class."""
+    app = settings.app()
+    with settings.store() as store:
+        service = app.service(store)
+        counts = service.open_versions(workflow_type)
+        try:
+            reg = service.registration(workflow_type)
+            loaded, default = set(reg.versions), reg.workflow.version
+        except NotFound:
+            loaded, default = set(), None
+    names = sorted(set(counts) | loaded)
+    data = [{"version": v, "open": counts.get(v, 0), "registered": v in loaded, "default": v == default} for v in names]
+    text = "\n".join(
+        f"{row['version']:<12} open {row['open']:<8} "
+        + ("registered" if row["registered"] else "NOT REGISTERED")
+        + (" (default)" if row["default"] else "")
+        for row in data
+    )
+    settings.emit(data, text or f"no versions of {workflow_type!r}")
 
 
 @inspect.command()

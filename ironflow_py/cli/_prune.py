@@ -53,6 +53,7 @@ DURATION = Duration()
 @option("--done-effects", type=DURATION, help="Keep done and cancelled effects this long.")
 @option("--dead-effects", type=DURATION, help="Keep dead effects this long (default: never prune).")
 @option("--closed-instances", type=DURATION, help="Keep a closed instance's history this long.")
+@option("--previous-runs", type=DURATION, help="Keep the events of an open instance's earlier runs this long.")
 @option("--mode", type=click.Choice([m.value for m in ClosedMode]), help="What pruning does to a closed instance.")
 @option("--batch-size", type=int, help="Most rows of each kind per batch (one transaction each).")
 @option("--max-batches", type=int, help="Stop after this many batches (default: until nothing is due).")
@@ -62,6 +63,7 @@ def prune(
     done_effects: Any,
     dead_effects: Any,
     closed_instances: Any,
+    previous_runs: Any,
     mode: str | None,
     batch_size: int | None,
     max_batches: int | None,
@@ -69,7 +71,8 @@ def prune(
     """Remove finished rows whose retention has passed, in bounded batches.
 
     The policy is the app's `retention` (with --app) or the defaults (done effects 7d, dead effects never,
-    closed instances 30d as tombstones), with these options on top. With --app, the app's projections
+    closed instances 30d as tombstones, earlier runs of instances continued as new 30d), with these options
+    on top. With --app, the app's projections
     hold pruning back until they have read an instance's events, even before their first run.
     """
     app = settings.app() if settings.app_spec else None
@@ -79,6 +82,7 @@ def prune(
         ("done_effects", done_effects),
         ("dead_effects", dead_effects),
         ("closed_instances", closed_instances),
+        ("previous_runs", previous_runs),
     ):
         if value is not None:
             changes[name] = None if value == NEVER else value
@@ -103,6 +107,6 @@ def prune(
             f"pruned {report.rows} rows in {report.batches} batches ({seconds:.2f} s): "
             f"{report.instances} instances ({policy.closed_mode.value}), {report.events} events, "
             f"{report.input_keys} input keys, {report.effects} done effects, {report.dead_effects} dead effects, "
-            f"{report.timers} timers, {report.snapshots} snapshots"
+            f"{report.timers} timers, {report.snapshots} snapshots; earlier runs of {report.runs} instances"
         )
     settings.emit(data, text)

@@ -181,7 +181,8 @@ class Attempts:
         started = time.perf_counter()
         try:
             reg = self.service.registration(claim.workflow_type)
-            effect = reg.codec.decode_effect(claim.effect_type, claim.payload, claim.workflow_id)
+            codec = reg.codec_declaring("effects", claim.effect_type)
+            effect = codec.decode_effect(claim.effect_type, claim.payload, claim.workflow_id)
         except (NotFound, DecodeError) as exc:
             # A row this code cannot read will not become readable by retrying: dead-letter it now.
             self.dead(claim, None, None, _describe(exc), started, exc)
@@ -280,7 +281,8 @@ class Attempts:
         input = None
         if reg is not None:
             try:
-                input = reg.workflow.dead_letter_input(effect, error)
+                workflow = reg.instance_decider(self.service.store, claim.workflow_id).workflow
+                input = workflow.dead_letter_input(effect, error)
             except Exception as hook_exc:
                 error += f"; dead_letter_input raised {_describe(hook_exc)}"
         held = False

@@ -130,14 +130,14 @@ def _child_closed(
     outcome = child.codec.decode_outcome(payload["outcome"], claim.workflow_id)
     ref = ChildRef(claim.workflow_type, claim.workflow_id)
     try:
-        input = parent.workflow.child_closed_input(ref, outcome)
+        input = parent.instance_decider(service.store, parent_id).workflow.child_closed_input(ref, outcome)
     except Exception as exc:  # user code: retried under the default policy, then dead
         error = storable_text(f"child_closed_input raised {type(exc).__name__}: {exc}")
         attempts.failed(claim, attempts.registry.default_policy, child, None, error, started, exc)
         return None
     if input is None:
         return claim, started
-    if type(input) not in parent.codec.inputs:
+    if not parent.accepts(type(input)):
         raise UnknownInputType(type(input))
     key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)
     settle = Settle(

@@ -204,8 +204,13 @@ class EffectRuntime:
 
         Raises:
             SchemaNotMigrated: at once, before claiming anything, if the schema needs `ironflow-py migrate`.
+            VersionsMissing: at once, before claiming anything, if open instances record a workflow version
+                this code has no class for (design/versioning.md).
         """
         self.store.require_migrated()
+        # A worker without a version's code could not decide for its instances (timers, fed-back inputs):
+        # refuse to start rather than dead-letter their work one row at a time.
+        self.service.check_versions()
         restore = self._install_signals()
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ironflow-effect")
         if self.listen:

@@ -114,7 +114,8 @@ class _EventDecoder:
         self.hooks: dict[tuple[str, str], tuple[type, Callable[[Any, type], Any]]] = {}
 
     def slow(self, workflow_type: str, type_name: str, data: Any, workflow_id: str, seq: int) -> Any:
-        codec = self.service.registration(workflow_type).codec  # NotFound: a handler failure
+        # NotFound: a handler failure. A name only another version declares is read with that version's codec.
+        codec = self.service.registration(workflow_type).codec_declaring("events", type_name)
         event = codec.decode_event(type_name, data, workflow_id, seq)
         if type_name in codec.upcasters:
             return event
@@ -230,7 +231,8 @@ class ProjectionWorker:
         for cls in projection.event_classes:
             found = False
             for wtype in self.service.workflow_types:
-                codec = self.service.registration(wtype).codec
+                reg = self.service.registration(wtype)
+                codec = next((d.codec for d in reg.versions.values() if cls in d.codec.events), reg.codec)
                 name = codec.events.name_of(cls)
                 if name is not None:
                     pairs.add((wtype, name))

@@ -70,6 +70,12 @@ class Loaded:
     snapshot: StoredSnapshot | None = None
     #: Set when no event or snapshot was read because the instance was pruned to a tombstone.
     tombstone: Tombstone | None = None
+    #: The `Workflow.version` the instance records (None: no instance row yet; the default version decides).
+    version: str | None = None
+    #: The sequence of the current run's first event: nothing before it was loaded (design/versioning.md).
+    run_start: int = 1
+    #: The instance's current run (1 until its first `continue_as_new`).
+    run: int = 1
 
 
 @attrs.frozen
@@ -114,6 +120,11 @@ class Writes:
     trace_context: str | None = None
     #: The parent a new child instance records (written with the instance row it creates; None: no parent).
     parent: ParentLink | None = None
+    #: The `Workflow.version` whose class made this decision, recorded on the instance row (None: keep it).
+    version: str | None = None
+    #: Continue as new: the run ends at `last_seq` (its marker event is the last of `events`, `snapshot`
+    #: covers it) and the next run starts at `last_seq + 1`.
+    continue_run: bool = False
 
     def touches_instance(self) -> bool:
         """True when the instance row must be created or updated (anything but a bare input key)."""
@@ -688,6 +699,20 @@ class Store(Protocol):
 
         Returns:
             The page of instance rows.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        ...
+
+    def open_versions(self, workflow_type: str) -> dict[str, int]:
+        """How many open (running) instances of one workflow type record each `Workflow.version`.
+
+        Args:
+            workflow_type: The workflow type.
+
+        Returns:
+            Version -> count of open instances (versions with none are absent).
 
         Raises:
             StoreError: The database could not be reached or refused the query.

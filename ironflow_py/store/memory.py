@@ -21,6 +21,7 @@ from ironflow_py._names import names
 from ironflow_py.clock import SystemClock
 from ironflow_py.composition import CHILD_CLOSED_ROW, PARENT_CLOSED_ROW, START_CHILD_ROW
 from ironflow_py.errors import LeaseLost
+from ironflow_py.lifecycle import RUN_CONTINUED_EVENT
 from ironflow_py.records import EffectInfo, InstanceInfo, InstanceStatus, OutcomeStatus, TimerInfo
 from ironflow_py.retention import ClosedMode, PruneReport, RetentionPolicy
 from ironflow_py.store._prune import prune_until_done
@@ -348,9 +349,26 @@ class MemoryStore:
             parent = (old.parent_type, old.parent_id, old.parent_close_policy) if old else (None, None, None)
             if parent[1] is None and w.parent is not None:  # link_parent: written once, never moved
                 parent = (w.parent.workflow_type, w.parent.workflow_id, w.parent.on_parent_close)
+            version = w.version if w.version is not None else (old.version if old else "1")
+            run, run_start = (old.run, old.run_start) if old else (1, 1)
+            if w.continue_run:  # the run ends at last_seq; the next one starts right after it
+                run, run_start = run + 1, w.last_seq + 1
             self._instances[ref] = InstanceInfo(
-                *ref, status, w.last_seq, created, w.now, closed_at, outcome, paused_at, *parent
+                *ref,
+                status,
+                w.last_seq,
+                created,
+                w.now,
+                closed_at,
+                outcome,
+                paused_at,
+                *parent,
+                version,
+                run,
+                run_start,
             )
+            if w.continue_run:
+                self._waiters.notify(*ref)  # as the run trigger of migration 017: waiters re-read the row
             if status.closed:
                 self._close_relations(ref, w.now)
                 # Waiters re-read under this lock, so they see the close once the write below returns.
@@ -382,6 +400,22 @@ class MemoryStore:
         if sweep:
             row = _OutboxRow(self._new_id(), *ref, PARENT_CLOSED_ROW, {}, now)
             self._outbox[row.id] = row
+
+    def open_versions(self, workflow_type: str) -> dict[str, int]:
+        """How many open instances of one type record each version (see `Store.open_versions`).
+
+        Args:
+            workflow_type: The workflow type.
+
+        Returns:
+            Version -> count of open instances.
+        """
+        with self._lock:
+            found: dict[str, int] = {}
+            for (wtype, _), info in self._instances.items():
+                if wtype == workflow_type and info.status is InstanceStatus.RUNNING:
+                    found[info.version] = found.get(info.version, 0) + 1
+            return dict(sorted(found.items()))
 
     def children(self, workflow_type: str, workflow_id: str, *, open_only: bool = True) -> list[InstanceInfo]:
         """The instances started as children of one parent (see `Store.children`).
@@ -554,19 +588,25 @@ class MemoryTransaction:
         return [LoadedEvent(e.seq, e.type_name, e.data) for e in self._store._events.get(self._ref, []) if e.seq > seq]
 
     def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
-        """The events after `after_seq` or a newer snapshot, and the key's status (see `Transaction.load`)."""
+        """The events after `after_seq` or a newer snapshot, and the key's status (see `Transaction.load`).
+
+        As `lock_and_load` (migration 017): nothing before the run start, whose snapshot is always read.
+        """
         store = self._store
-        snapshot = store._snapshots.get(self._ref) if with_snapshot else None
+        info = store._instances.get(self._ref)
+        run_start = info.run_start if info is not None else 1
+        snapshot = store._snapshots.get(self._ref) if with_snapshot or run_start > 1 else None
         if snapshot is not None and snapshot.seq <= after_seq:
             snapshot = None
-        events = self.events_after(max(after_seq, snapshot.seq if snapshot else 0))
+        events = self.events_after(max(after_seq, snapshot.seq if snapshot else 0, run_start - 1))
         key = self._input_key
         key_status = store._keys.get((*self._ref, key)) if key is not None else None
         tombstone = None
         if not events and snapshot is None and self._ref in store._pruned:
             info = store._instances[self._ref]
             tombstone = Tombstone(info.last_seq, info.outcome_data)
-        return Loaded(events, key_status, snapshot, tombstone)
+        version, run = (info.version, info.run) if info is not None else (None, 1)
+        return Loaded(events, key_status, snapshot, tombstone, version, run_start, run)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row (see `Transaction.instance`)."""
@@ -598,10 +638,11 @@ class MemoryTransaction:
         """Replace the name and payload of existing events (see `Transaction.rewrite_events`)."""
         parsed = [(seq, name, json.loads(payload)) for seq, name, payload in rows]  # all or nothing
         stored = self._store._events[self._ref]
+        first = stored[0].seq if stored else 1  # earlier runs' events may have been pruned
         for seq, name, data in parsed:
-            old = stored[seq - 1]
+            old = stored[seq - first]
             assert old.seq == seq
-            stored[seq - 1] = StoredEvent(seq, old.position, name, data, old.recorded_at)
+            stored[seq - first] = StoredEvent(seq, old.position, name, data, old.recorded_at)
 
     def drop_snapshot(self, seq: int) -> bool:
         """Delete the snapshot if it is at `seq` (see `Transaction.drop_snapshot`)."""
@@ -853,7 +894,32 @@ class MemoryPruner:
                     report = report + PruneReport(dead_effects=len(rows))
             if policy.closed_instances is not None and not self.projections:
                 report = report + self._instances(policy, now)
+            if policy.previous_runs is not None and not self.projections:
+                report = report + self._runs(policy.previous_runs, policy.batch_size, now)
             return report
+
+    def _runs(self, keep: timedelta, limit: int, now: datetime) -> PruneReport:
+        """`prune_pick_runs` and `prune_run_events`: events before the newest run marker older than `keep`."""
+        store = self.store
+        picked: list[tuple[datetime, tuple[str, str], int]] = []
+        for ref, info in store._instances.items():
+            if info.run_start <= 1 or ref in store._pruned:
+                continue
+            events = store._events.get(ref, [])
+            markers = [
+                e
+                for e in events
+                if e.seq < info.run_start and e.type_name == RUN_CONTINUED_EVENT and e.recorded_at < now - keep
+            ]
+            if markers and events and events[0].seq < markers[-1].seq:
+                picked.append((markers[-1].recorded_at, ref, markers[-1].seq))
+        picked = sorted(picked)[:limit]
+        removed = 0
+        for _, ref, upto in picked:
+            kept = [e for e in store._events[ref] if e.seq >= upto]
+            removed += len(store._events[ref]) - len(kept)
+            store._events[ref] = kept
+        return PruneReport(runs=len(picked), events=removed)
 
     def _dead_kept(self, row: _OutboxRow, policy: RetentionPolicy, now: datetime) -> bool:
         keep = policy.dead_effects

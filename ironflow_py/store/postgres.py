@@ -926,6 +926,22 @@ class PostgresStore:
             cur = conn.cursor(row_factory=args_row(_instance_info))
             return cur.execute(self.q["list_instances"], params).fetchall()
 
+    def open_versions(self, workflow_type: str) -> dict[str, int]:
+        """How many open instances of one type record each version (see `Store.open_versions`).
+
+        Args:
+            workflow_type: The workflow type.
+
+        Returns:
+            Version -> count of open instances.
+
+        Raises:
+            StoreError: The database could not be reached or refused the query.
+        """
+        with self.connection(workflow_type) as conn:
+            rows = conn.execute(self.q["open_versions"], {"workflow_type": workflow_type}).fetchall()
+        return {version: count for version, count in rows}
+
     def children(self, workflow_type: str, workflow_id: str, *, open_only: bool = True) -> list[InstanceInfo]:
         """The instances started as children of one parent (see `Store.children`).
 
@@ -984,21 +1000,26 @@ class PostgresTransaction:
         params = {**self._ids, "after_seq": after_seq, "with_snapshot": with_snapshot, "input_key": self._input_key}
         rows = self._cur.execute(self._store.q["lock_and_load"], params).fetchall()
         self._locked = True
-        key_status = snapshot = None
-        first = 0
-        if self._input_key is not None and rows and rows[0][0] is None:
-            key_status = OutcomeStatus(rows[0][1])
-            first = 1
+        key_status = snapshot = version = None
+        first = run_start = run = 1
+        # The instance row, when it exists, comes first: the only row with a seq and no payload.
+        if rows and rows[0][0] is not None and rows[0][2] is None:
+            run_start, version, _, run = rows[0]
+        else:
+            first = 0
+        if self._input_key is not None and len(rows) > first and rows[first][0] is None:
+            key_status = OutcomeStatus(rows[first][1])
+            first += 1
         if len(rows) > first and rows[first][1] is None:
-            seq, _, data, version = rows[first]
-            snapshot = StoredSnapshot(seq, version, data)
+            seq, _, data, state_version = rows[first]
+            snapshot = StoredSnapshot(seq, state_version, data)
             first += 1
         events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows[first:]]
         tombstone = None
         if not events and snapshot is None:  # new, or pruned to a tombstone (design/retention.md)
             row = self._cur.execute(self._store.q["load_tombstone"], self._ids).fetchone()
             tombstone = Tombstone(row[0], row[1]) if row else None
-        return Loaded(events, key_status, snapshot, tombstone)
+        return Loaded(events, key_status, snapshot, tombstone, version, run_start, run)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row under the lock (see `Transaction.instance`)."""
@@ -1087,11 +1108,14 @@ class PostgresTransaction:
             "snapshot_version": w.snapshot.state_version if w.snapshot else None,
             "snapshot_payload": w.snapshot.payload if w.snapshot else None,
             "trace_context": w.trace_context,
+            "version": w.version,
             "notify": bool(w.effects or w.timers),
             "channel": self._store.channel,
         }
         row = self._cur.execute(self._store.q["write_decision"], params).fetchone()
         assert row is not None
+        if w.continue_run:
+            self._cur.execute(self._store.q["continue_run"], {**self._ids, "last_seq": w.last_seq})
         if w.parent is not None:
             link = w.parent
             self._conn.execute(

@@ -36,21 +36,26 @@ class PostgresReader:
         self._ids = ids
 
     def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
-        """The snapshot newer than `after_seq` (when asked) and the events after it, `read_load`."""
+        """The instance row, the snapshot newer than `after_seq` (when asked, or once a run has continued) and
+        the events after it from the current run, `read_load`."""
         params = {**self._ids, "after_seq": after_seq, "with_snapshot": with_snapshot}
         rows = self._conn.execute(self._store.q["read_load"], params).fetchall()
-        snapshot = None
+        snapshot = version = None
         first = 0
-        if rows and rows[0][0] == 0:
-            _, seq, _, data, version = rows[0]
-            snapshot = StoredSnapshot(seq, version, data)
+        run_start = run = 1
+        if rows and rows[0][0] == 0:  # the instance row (migration 017)
+            _, run_start, version, _, run = rows[0]
             first = 1
+        if len(rows) > first and rows[first][0] == 1:
+            _, seq, _, data, state_version = rows[first]
+            snapshot = StoredSnapshot(seq, state_version, data)
+            first += 1
         events = [LoadedEvent(seq, type_name, data) for _, seq, type_name, data, _ in rows[first:]]
         tombstone = None
         if not events and snapshot is None:  # new, or pruned to a tombstone (design/retention.md)
             row = self._conn.execute(self._store.q["load_tombstone"], self._ids).fetchone()
             tombstone = Tombstone(row[0], row[1]) if row else None
-        return Loaded(events, None, snapshot, tombstone)
+        return Loaded(events, None, snapshot, tombstone, version, run_start, run)
 
     def events_after(self, seq: int) -> list[LoadedEvent]:
         """The events after `seq`, in the transaction's view, `load_events`."""

@@ -45,6 +45,8 @@ class PostgresPruner:
             report = self._effects(conn, policy, now)
             if policy.closed_instances is not None:
                 report = report + self._instances(conn, policy, now)
+            if policy.previous_runs is not None:
+                report = report + self._runs(conn, policy, now)
         return report + PruneReport(batches=1)
 
     def prune_all(
@@ -69,6 +71,19 @@ class PostgresPruner:
             return False
         present = {r[0] for r in conn.execute(self.q["prune_projection_names"], {"names": list(self.projections)})}
         return any(name not in present for name in self.projections)
+
+    def _runs(self, conn: psycopg.Connection[Any], policy: RetentionPolicy, now: datetime | None) -> PruneReport:
+        """Events of earlier runs of open instances continued as new (`prune_pick_runs`)."""
+        q = self.q
+        pick = {"now": now, "keep": policy.previous_runs, "limit": policy.batch_size, "held": self._held(conn)}
+        chosen = conn.execute(q["prune_pick_runs"], pick).fetchall()
+        if not chosen:
+            return PruneReport()
+        params = {"types": [r[0] for r in chosen], "ids": [r[1] for r in chosen], "upto": [r[2] for r in chosen]}
+        if policy.closed_mode is ClosedMode.ARCHIVE:
+            conn.execute(q["prune_archive_run_events"], {**params, "now": now})
+        events = conn.execute(q["prune_run_events"], params).rowcount
+        return PruneReport(runs=len(chosen), events=events)
 
     def _instances(self, conn: psycopg.Connection[Any], policy: RetentionPolicy, now: datetime | None) -> PruneReport:
         q = self.q

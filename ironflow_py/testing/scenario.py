@@ -13,7 +13,7 @@ MemoryStore; retry jitter comes from a seeded generator, so a scenario replays i
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,8 @@ class Scenario:
         logger: A structlog-style logger (default: the library's logger).
         schedules: `Schedule` declarations (`scenario.service.schedules`); call `reconcile()` on it to start
             them, as a worker does when it starts.
+        default_version: Workflow type -> the version new instances get, for a type given in several
+            versions (as `WorkflowService`); `scenario.service.migrate_version` moves one instance.
 
     Raises:
         ConfigurationError: A workflow is declared inconsistently (see `WorkflowService.register`).
@@ -60,6 +62,7 @@ class Scenario:
         converter: Any = None,
         logger: Any = None,
         schedules: Sequence[Schedule] = (),
+        default_version: Mapping[str, str] | None = None,
     ) -> None:
         self.clock = ManualClock(start)
         self.store = MemoryStore()
@@ -71,6 +74,7 @@ class Scenario:
             converter=converter,
             logger=self.log,
             schedules=schedules,
+            default_version=default_version,
         )
         self.registry = with_schedule_handlers(effects if effects is not None else EffectRegistry(), self.service)
         self.outbox: Outbox = self.store.outbox("scenario")

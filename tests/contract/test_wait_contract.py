@@ -26,7 +26,7 @@ def _wait_in_thread(
 
     def run() -> None:
         try:
-            got.append(service.wait("counter", workflow_id, **kwargs))  # type: ignore[arg-type]
+            got.append(service.wait("counter", workflow_id, **kwargs))  # type: ignore[call-overload]
         except Exception as exc:
             got.append(exc)
 

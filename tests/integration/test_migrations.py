@@ -71,6 +71,9 @@ EXPECTED_COLUMNS = {
         ("parent_type", "text", True),
         ("parent_id", "text", True),
         ("parent_close_policy", "text", True),
+        ("version", "text", False),
+        ("run", "integer", False),
+        ("run_start", "bigint", False),
         ("bucket", "integer", False),
     ],
     "outbox": [
@@ -173,6 +176,7 @@ EXPECTED_INDEXES = {
     "input_keys_pkey",
     "instances_by_parent",
     "instances_by_status",
+    "instances_open_versions",
     "instances_paused",
     "instances_pkey",
     "snapshots_pkey",
@@ -210,7 +214,7 @@ def test_migrations_produce_the_schema_the_code_expects(pg_store: PostgresStore,
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
         (pg_store.schema,),
     ).fetchall()
-    assert sorted(r[0] for r in triggers) == ["events_notify", "instances_closed_notify"]
+    assert sorted(r[0] for r in triggers) == ["events_notify", "instances_closed_notify", "instances_run_notify"]
     assert pg_store.applied_migrations() == [m.version for m in load_migrations(pg_store.schema)]
 
 

@@ -161,3 +161,45 @@ def test_readme_replica_example_runs(pg_url: str, schema: str, capsys: pytest.Ca
     assert namespace["done"].wal_position is not None
     namespace["replica"].close()
     namespace["store"].close()
+
+
+def _first_then(block_marker: str, pg_url: str, schema: str) -> tuple[str, str]:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    block = next((b for b in blocks if block_marker in b), None)
+    assert block is not None, f"the README lost its block with {block_marker!r}"
+    first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    return first, block
+
+
+def test_readme_versions_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "second version side by side" block, run after the first example on its database."""
+    first, block = _first_then("class AccountGoal2k", pg_url, schema)
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(block, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == [
+        "2 None",
+        "1",
+        "{'1': 1, '2': 1}",
+        "['ironflow.version_migrated/1'] 2",
+    ]
+    namespace["store"].close()
+
+
+def test_readme_continue_as_new_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "continue-as-new" block, run after the first example on its database."""
+    first, block = _first_then("continue_as_new()", pg_url, schema)
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(block, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == [
+        "3 23 Total(cents=25, deposits=25)",
+        "ContinuedAsNew(run=1, next_run=3)",
+    ]
+    namespace["store"].close()

@@ -80,14 +80,16 @@ WITH new_events AS (
 ), instance AS (
     -- Skipped when the decision only records an input key (a keyed rejection creates no instance).
     -- The outcome and close time are written here, with the closing events: never one without the other.
+    -- version: recorded by the first write; a later decision was made by that version's class (or moved it,
+    -- migrate_version), so it writes that one. A run continued as new moves the run in continue_run.
     INSERT INTO {schema}.instances
-        (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at)
+        (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at, version)
     SELECT %(workflow_type)s, %(workflow_id)s, %(status)s, %(last_seq)s, %(now)s, %(now)s, %(outcome)s::jsonb,
-           CASE WHEN %(status)s <> 'running' THEN %(now)s::timestamptz END
+           CASE WHEN %(status)s <> 'running' THEN %(now)s::timestamptz END, %(version)s
     WHERE %(touch_instance)s
     ON CONFLICT (workflow_type, workflow_id) DO UPDATE
         SET status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at,
-            outcome = EXCLUDED.outcome, closed_at = EXCLUDED.closed_at
+            outcome = EXCLUDED.outcome, closed_at = EXCLUDED.closed_at, version = EXCLUDED.version
     RETURNING 1
 ), snapshot AS (
     -- The state after this decision's events, replacing the previous snapshot of the instance.
@@ -109,6 +111,14 @@ SELECT (SELECT coalesce(array_agg(position ORDER BY seq), '{{}}') FROM new_event
        -- Wake the workers when this commits (NOTIFY is delivered at commit, never on rollback). Polling
        -- stays the source of truth: a lost notification only costs latency.
        CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL
+
+-- name: continue_run
+-- Continue-as-new (design/versioning.md): runs after write_decision, in its transaction and under the
+-- instance lock, only when the decision ends its run. Its marker event is at last_seq and the snapshot
+-- covers it; the next run starts right after. The run trigger (migration 017) wakes run waiters at commit.
+UPDATE {schema}.instances
+SET run = run + 1, run_start = %(last_seq)s + 1
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 
 -- name: link_parent
 -- A child records its parent in the transaction that creates it (a start-child delivery, under the
@@ -158,9 +168,17 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM notice) OR EXISTS (SELECT 1 FROM sweep)
             THEN pg_notify(%(channel)s, '') END IS NULL,
        (SELECT count(*) FROM unstarted)
 
+-- name: open_versions
+-- Open instances per recorded version (the partial index instances_open_versions, migration 017).
+SELECT version, count(*)
+FROM {schema}.instances
+WHERE workflow_type = %(workflow_type)s AND status = 'running'
+GROUP BY version
+ORDER BY version
+
 -- name: children
 SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
-       parent_type, parent_id, parent_close_policy
+       parent_type, parent_id, parent_close_policy, version, run, run_start
 FROM {schema}.instances
 WHERE parent_type = %(workflow_type)s AND parent_id = %(workflow_id)s
   AND parent_id IS NOT NULL AND (NOT %(open_only)s OR status = 'running')
@@ -191,19 +209,26 @@ ORDER BY seq
 
 -- name: read_load
 -- A lock-free `lock_and_load` without the input key (Store.reading: a state read on a replica). The
--- snapshot row first (event_type NULL), then the events after it or after p_after, in seq order. It runs
--- inside a REPEATABLE READ READ ONLY transaction, so a following load_events sees the same data.
-WITH snap AS (
+-- instance row first (part 0: run_start, version, run), then the snapshot row (event_type NULL; always
+-- read once a run has continued, as in lock_and_load, migration 017), then the events after it or after
+-- p_after, never before the run start, in seq order. It runs inside a REPEATABLE READ READ ONLY
+-- transaction, so a following load_events sees the same data.
+WITH inst AS (
+    SELECT i.run_start, i.version, i.run FROM {schema}.instances i
+    WHERE i.workflow_type = %(workflow_type)s AND i.workflow_id = %(workflow_id)s
+), snap AS (
     SELECT s.seq, s.payload, s.state_version FROM {schema}.snapshots s
     WHERE s.workflow_type = %(workflow_type)s AND s.workflow_id = %(workflow_id)s
-      AND s.seq > %(after_seq)s AND %(with_snapshot)s
+      AND s.seq > %(after_seq)s AND (%(with_snapshot)s OR coalesce((SELECT run_start FROM inst), 1) > 1)
 )
-SELECT 0 AS part, seq, NULL::text AS event_type, payload, state_version FROM snap
+SELECT 0 AS part, run_start AS seq, version AS event_type, NULL::jsonb AS payload, run AS state_version FROM inst
 UNION ALL
-SELECT 1, e.seq, e.event_type, e.payload, NULL::integer
+SELECT 1, seq, NULL::text, payload, state_version FROM snap
+UNION ALL
+SELECT 2, e.seq, e.event_type, e.payload, NULL::integer
 FROM {schema}.events e
 WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s
-  AND e.seq > coalesce((SELECT seq FROM snap), %(after_seq)s)
+  AND e.seq > greatest(coalesce((SELECT seq FROM snap), %(after_seq)s), coalesce((SELECT run_start FROM inst), 1) - 1)
 ORDER BY part, seq
 
 -- name: read_only_snapshot
@@ -223,13 +248,13 @@ SELECT coalesce(pg_last_wal_replay_lsn() >= %(min_lsn)s::pg_lsn, NOT pg_is_in_re
 
 -- name: instance
 SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
-       parent_type, parent_id, parent_close_policy
+       parent_type, parent_id, parent_close_policy, version, run, run_start
 FROM {schema}.instances
 WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
 
 -- name: list_instances
 SELECT workflow_type, workflow_id, status, last_seq, created_at, updated_at, closed_at, outcome, paused_at,
-       parent_type, parent_id, parent_close_policy
+       parent_type, parent_id, parent_close_policy, version, run, run_start
 FROM {schema}.instances
 WHERE (%(workflow_type)s::text IS NULL OR workflow_type = %(workflow_type)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
@@ -811,6 +836,50 @@ WITH candidates AS MATERIALIZED (
 SELECT workflow_type, workflow_id FROM candidates
 WHERE pg_try_advisory_xact_lock({schema}.instance_lock_key(workflow_type, workflow_id))
 ORDER BY closed_at
+
+-- name: prune_pick_runs
+-- Open instances continued as new (design/versioning.md) with events of earlier runs to prune: for each,
+-- the newest run marker (ironflow.run_continued/1) written before the retention cutoff and before the
+-- current run; every event before that marker goes (the marker stays, so the history still begins at a run
+-- boundary). Decisions never read those events (lock_and_load starts at run_start). Only behind every
+-- projection's checkpoint: the marker's (tx_id, position) is at or before the slowest cursor, and within
+-- one instance both rise with seq, so every earlier event is too. The same locks as prune_pick_instances:
+-- the instance row, then its advisory lock tried on the chosen rows only.
+WITH candidates AS MATERIALIZED (
+    SELECT i.workflow_type, i.workflow_id, m.seq AS upto, m.recorded_at
+    FROM {schema}.instances i
+    CROSS JOIN LATERAL (
+        SELECT e.seq, e.recorded_at, e.tx_id, e.position FROM {schema}.events e
+        WHERE e.workflow_type = i.workflow_type AND e.workflow_id = i.workflow_id
+          AND e.seq < i.run_start AND e.event_type = 'ironflow.run_continued/1'
+          AND e.recorded_at < coalesce(%(now)s::timestamptz, now()) - %(keep)s::interval
+        ORDER BY e.seq DESC LIMIT 1
+    ) m
+    WHERE i.run_start > 1 AND i.pruned_at IS NULL AND NOT %(held)s
+      AND EXISTS (SELECT 1 FROM {schema}.events f
+                  WHERE f.workflow_type = i.workflow_type AND f.workflow_id = i.workflow_id AND f.seq < m.seq)
+      AND NOT EXISTS (SELECT 1 FROM {schema}.projection_checkpoints c
+                      WHERE (m.tx_id, m.position) > (c.tx_id, c.position))
+    ORDER BY m.recorded_at
+    LIMIT %(limit)s
+    FOR UPDATE OF i SKIP LOCKED
+)
+SELECT workflow_type, workflow_id, upto FROM candidates
+WHERE pg_try_advisory_xact_lock({schema}.instance_lock_key(workflow_type, workflow_id))
+ORDER BY recorded_at
+
+-- name: prune_archive_run_events
+INSERT INTO {schema}.events_archive
+    (position, tx_id, workflow_type, workflow_id, seq, event_type, payload, recorded_at, archived_at)
+SELECT e.position, e.tx_id, e.workflow_type, e.workflow_id, e.seq, e.event_type, e.payload, e.recorded_at,
+       coalesce(%(now)s::timestamptz, now())
+FROM unnest(%(types)s::text[], %(ids)s::text[], %(upto)s::bigint[]) AS d(t, i, u)
+JOIN {schema}.events e ON e.workflow_type = d.t AND e.workflow_id = d.i AND e.seq < d.u
+
+-- name: prune_run_events
+DELETE FROM {schema}.events e
+USING unnest(%(types)s::text[], %(ids)s::text[], %(upto)s::bigint[]) AS d(t, i, u)
+WHERE e.workflow_type = d.t AND e.workflow_id = d.i AND e.seq < d.u
 
 -- name: prune_archive_events
 INSERT INTO {schema}.events_archive

@@ -17,8 +17,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT hashtextextended({schema_name} || chr(31) || p_type || chr(31) || p_id, 7330)
 $$;
 
--- lock_and_load (migration 016) with the new key; the rest is unchanged (rows and "why a function": 016).
-CREATE OR REPLACE FUNCTION {schema}.lock_and_load(p_type text, p_id text, p_after bigint, p_snapshot boolean, p_key text)
+-- lock_and_load with the new key. Merged with migration 017 (versions and runs): on a new schema 017 runs
+-- first and this definition, the same as 017's, is the one in force; rows and "why a function": 016, 017.
+CREATE OR REPLACE FUNCTION {schema}.lock_and_load(
+    p_type text, p_id text, p_after bigint, p_snapshot boolean, p_key text
+)
 RETURNS TABLE (seq bigint, event_type text, payload jsonb, state_version integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -26,15 +29,27 @@ DECLARE
     v_seq bigint;
     v_payload jsonb;
     v_version integer;
+    v_run_start bigint := 1;
+    v_code text;
+    v_run integer;
 BEGIN
     PERFORM pg_advisory_xact_lock({schema}.instance_lock_key(p_type, p_id));
+    SELECT i.run_start, i.version, i.run INTO v_run_start, v_code, v_run
+    FROM {schema}.instances i
+    WHERE i.workflow_type = p_type AND i.workflow_id = p_id;
+    IF FOUND THEN
+        seq := v_run_start; event_type := v_code; payload := NULL; state_version := v_run;
+        RETURN NEXT;
+    ELSE
+        v_run_start := 1;
+    END IF;
     IF p_key IS NOT NULL THEN
         RETURN QUERY
             SELECT NULL::bigint, k.status, NULL::jsonb, NULL::integer
             FROM {schema}.input_keys k
             WHERE k.workflow_type = p_type AND k.workflow_id = p_id AND k.input_key = p_key;
     END IF;
-    IF p_snapshot THEN
+    IF p_snapshot OR v_run_start > 1 THEN
         SELECT s.seq, s.payload, s.state_version INTO v_seq, v_payload, v_version
         FROM {schema}.snapshots s
         WHERE s.workflow_type = p_type AND s.workflow_id = p_id AND s.seq > p_after;
@@ -47,7 +62,7 @@ BEGIN
     RETURN QUERY
         SELECT e.seq, e.event_type, e.payload, NULL::integer
         FROM {schema}.events e
-        WHERE e.workflow_type = p_type AND e.workflow_id = p_id AND e.seq > v_after
+        WHERE e.workflow_type = p_type AND e.workflow_id = p_id AND e.seq > greatest(v_after, v_run_start - 1)
         ORDER BY e.seq;
 END
 $$;
