@@ -290,3 +290,25 @@ def test_schema_newer_than_the_code_is_refused(pg_store: PostgresStore, admin: C
     )
     with pytest.raises(MigrationError, match=r"\[999\]"):
         pg_store.migrate()
+
+
+def test_a_schema_that_had_018_before_017_ends_with_the_same_lock_and_load(
+    pg_url: str, schema: str, admin: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers landed out of order: 018 (schema lock keys) before 017 (versions and runs). Both define
+    lock_and_load; a schema that applied 018 first gets 017 afterwards and must end with the same function
+    a new schema gets (017, then 018)."""
+    from ironflow_py.store import postgres
+
+    real = load_migrations
+    with PostgresStore.connect(pg_url, schema=schema) as store:
+        monkeypatch.setattr(postgres, "load_migrations", lambda s: [m for m in real(s) if m.version != 17])
+        assert 18 in store.migrate()
+        monkeypatch.setattr(postgres, "load_migrations", real)
+        assert store.migrate() == [17]
+    body = admin.execute(
+        "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE p.proname = 'lock_and_load' AND n.nspname = %s",
+        (schema,),
+    ).fetchone()
+    assert body is not None and "instance_lock_key" in body[0] and "v_run_start" in body[0]
