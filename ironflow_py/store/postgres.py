@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import json
 import re
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +17,8 @@ from typing import Any
 import psycopg
 import psycopg.errors
 import psycopg_pool
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.rows import args_row
 from psycopg.types.json import set_json_loads
 
@@ -169,6 +172,51 @@ def json_loads(data: str | bytes) -> Any:
             except _orjson.JSONDecodeError:
                 pass
     return json.loads(data)
+
+
+class _TextArray(list[str]):
+    """A list of strings sent as a binary `text[]` by `_TextArrayDumper` (write_decision's arrays)."""
+
+    __slots__ = ()
+
+
+_ARRAY_HEADER = struct.Struct("!iiiii")  # dimensions, has-nulls flag, element oid, length, lower bound
+_ELEMENT_LENGTH = struct.Struct("!i")
+_TEXT_OID = 25
+_TEXT_ARRAY_OID = 1009
+
+
+class _TextArrayDumper(Dumper):
+    """Dumps `_TextArray` in PostgreSQL's binary array format, in the connection's encoding.
+
+    psycopg's own list dumper inspects the list for its element type and builds a dumper per call: 8 µs
+    for a list of one string, 1.5 µs here; write_decision sends four or more lists per decision.
+    """
+
+    format = Format.BINARY
+    oid = _TEXT_ARRAY_OID
+
+    def __init__(self, cls: type, context: Any = None) -> None:
+        super().__init__(cls, context)
+        conn = self.connection
+        self._encoding = conn.info.encoding if conn is not None else "utf-8"
+
+    def dump(self, obj: Any) -> bytes:
+        encoding = self._encoding
+        parts = [_ARRAY_HEADER.pack(1, 0, _TEXT_OID, len(obj), 1)]
+        for item in obj:
+            data = item.encode(encoding)
+            parts.append(_ELEMENT_LENGTH.pack(len(data)))
+            parts.append(data)
+        return b"".join(parts)
+
+
+psycopg.adapters.register_dumper(_TextArray, _TextArrayDumper)
+
+
+def _texts(items: list[str]) -> _TextArray | None:
+    """`items` as a binary text[] parameter, or None (SQL NULL) when empty."""
+    return _TextArray(items) if items else None
 
 
 #: Seconds a lost pooled connection is retried (1 s, 2 s, then capped at this end) before the pool gives the
@@ -1094,15 +1142,15 @@ class PostgresTransaction:
             "outcome": w.outcome,
             "terminate": w.terminate,
             "touch_instance": w.touches_instance(),
-            "event_types": [t for t, _ in w.events] or None,
-            "event_payloads": [p for _, p in w.events] or None,
-            "effect_types": [t for t, _ in w.effects] or None,
-            "effect_payloads": [p for _, p in w.effects] or None,
-            "timer_keys": [t.key for t in w.timers] or None,
+            "event_types": _texts([t for t, _ in w.events]),
+            "event_payloads": _texts([p for _, p in w.events]),
+            "effect_types": _texts([t for t, _ in w.effects]),
+            "effect_payloads": _texts([p for _, p in w.effects]),
+            "timer_keys": _texts([t.key for t in w.timers]),
             "timer_due": [t.due_at for t in w.timers] or None,
-            "timer_types": [t.input_type for t in w.timers] or None,
-            "timer_payloads": [t.payload for t in w.timers] or None,
-            "cancel_keys": list(w.cancel_timers) or None,
+            "timer_types": _texts([t.input_type for t in w.timers]),
+            "timer_payloads": _texts([t.payload for t in w.timers]),
+            "cancel_keys": _texts(list(w.cancel_timers)),
             "input_key": w.input_key,
             "key_status": None if w.key_status is None else w.key_status.value,
             "snapshot_version": w.snapshot.state_version if w.snapshot else None,
