@@ -356,6 +356,12 @@ def mutations() -> list[Mutation]:
             LEASES,
         ),
         Mutation(
+            "projection worker: orjson without the long-digit guard (integers past 64 bits become floats)",
+            "codec",
+            (Edit("ironflow_py/projections/_worker.py", "_loads = json_loads", "_loads = __import__('orjson').loads"),),
+            ("tests/integration/projections/test_worker.py",),
+        ),
+        Mutation(
             "projection_checkpoint_for_update: no row lock",
             "lock",
             (_sql("projection_checkpoint_for_update", "\nFOR UPDATE", ""),),

@@ -9,7 +9,6 @@ finishes the batch in hand, ends its leases and returns.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -39,7 +38,7 @@ from ironflow_py.projections._control import ProjectionControl, rebuild_on
 from ironflow_py.projections._projection import OnError, Projection
 from ironflow_py.service import WorkflowService
 from ironflow_py.store._watchdog import GuardedConnection, StalledStatement
-from ironflow_py.store.postgres import PostgresStore, configure_session
+from ironflow_py.store.postgres import PostgresStore, configure_session, json_loads
 from ironflow_py.store.postgres_listen import (
     LISTEN_UNAVAILABLE,
     connect_session,
@@ -57,16 +56,10 @@ T = TypeVar("T")
 _WAIT_SLICE = 0.25
 #: Longest sleep between rounds when LISTEN does not work (the self-test failed): polling takes its place.
 _POLL_WITHOUT_LISTEN = 1.0
-_JSON_DECODE = json.JSONDecoder().decode
-
-
-def _loads(data: bytes | str) -> Any:
-    """Parse JSON with the stdlib decoder on text.
-
-    `json.loads(bytes)` first sniffs the encoding, which costs about a fifth of a catch-up read
-    (PostgreSQL sends UTF-8).
-    """
-    return _JSON_DECODE(data if isinstance(data, str) else data.decode())
+#: The worker's JSON loader is the store's: orjson when installed (2 µs less per event of a catch-up than
+#: the stdlib decoder), the stdlib for a payload with a run of 19 digits, so integers stay exact and the
+#: result never depends on which parser ran (design/codec.md).
+_loads = json_loads
 
 
 @attrs.frozen

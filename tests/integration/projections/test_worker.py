@@ -232,6 +232,34 @@ def test_in_memory_fold_matches_the_worker_and_filters_by_event_class(service: W
         worker.close()
 
 
+def test_the_worker_hands_integers_beyond_64_bits_over_exactly(service: WorkflowService) -> None:
+    """The worker parses payloads with the store's loader (orjson when installed), which reads a number
+    orjson would turn into a float with the stdlib instead: a handler sees exactly the integer decided."""
+
+    class BigCounter(Counter):
+        limit = 2**80
+
+    big = WorkflowService(service.store, workflows=[BigCounter])
+    seen: list[object] = []
+
+    def add(total: int, event: RecordedEvent[Any]) -> int:
+        seen.append(event.event.amount)
+        return total + int(event.event.amount)
+
+    memory = InMemoryProjection("sum_big", 0, add, event_classes=[Added])
+    worker = ProjectionWorker(big, [memory.projection()])
+    try:
+        last = 0
+        for n in (2**64, 2**70 + 1, 3):
+            last = big.execute(Add("big", n)).events[0].position
+        while not worker.control.caught_up("sum_big", last):
+            worker.run_until_idle()
+        assert seen == [2**64, 2**70 + 1, 3] and all(type(n) is int for n in seen)
+        assert memory.state == 2**64 + 2**70 + 4
+    finally:
+        worker.close()
+
+
 def test_a_second_worker_is_a_standby_until_the_first_closes(service: WorkflowService) -> None:
     schema = service.store.schema  # type: ignore[attr-defined]
     first = ProjectionWorker(service, [counter_projection(schema)], worker_id="first")
