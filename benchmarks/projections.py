@@ -6,10 +6,13 @@ the per-instance gap guard). Each reader runs in its own child process, which re
 fast readers run 3 times, interleaved, and the best run is shown (the upsert once):
 - a bare keyset read on `position` (psycopg, batches of 1,000, payloads parsed by psycopg's default
   stdlib `json.loads`), the baseline;
-- the same read with the worker's JSON loader (stdlib `JSONDecoder.decode` on text), like for like;
+- the same read with the worker's JSON loader (the store's `json_loads`: orjson when installed), like for like;
 - the same keyset on the projection cursor `(tx_id, position)` below the xmin horizon, nothing else;
 - `ProjectionWorker` with a no-op handler, with a handler that upserts one row per event, and with a batch
-  handler (`handle_batch`) that upserts a whole batch with one `INSERT ... SELECT FROM unnest`.
+  handler (`handle_batch`) that upserts a whole batch with one `INSERT ... SELECT FROM unnest`;
+- the bare keyset read followed, per batch, by that same upsert in its own transaction, no worker: the
+  ceiling of any batch-upserting reader, since the upsert's server work (1,000 rows updated per batch) is
+  the read model's own.
 Live lag: 4 threads execute decisions at full speed while a worker tails them in-process; lag is the time
 from `execute` returning (committed) to the worker's batch commit that applied the event.
 """
@@ -72,16 +75,16 @@ def generate(url: str, schema: str) -> float:
 
 def child(mode: str, url: str, schema: str, run: int) -> dict[str, Any]:
     _quiet()
-    bare = mode in ("keyset", "keyset_text", "cursor")
-    count, seconds = _bare(url, schema, mode) if bare else _worker(url, schema, f"{mode}_{run}", mode)
+    bare = mode in ("keyset", "keyset_text", "cursor", "keyset_upsert")
+    count, seconds, cpu = _bare(url, schema, mode) if bare else _worker(url, schema, f"{mode}_{run}", mode)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"mode": mode, "events": count, "seconds": seconds, "rss_mb": rss_mb}
+    return {"mode": mode, "events": count, "seconds": seconds, "cpu_s": cpu, "rss_mb": rss_mb}
 
 
-def _bare(url: str, schema: str, mode: str) -> tuple[int, float]:
-    """(events, seconds of reading), the connection set up before the clock starts."""
+def _bare(url: str, schema: str, mode: str) -> tuple[int, float, float]:
+    """(events, seconds of reading, CPU seconds of this process), the connection set up before the clock."""
     s = sql.Identifier(schema)
-    if mode in ("keyset", "keyset_text"):
+    if mode in ("keyset", "keyset_text", "keyset_upsert"):
         query = sql.SQL(
             "SELECT position, workflow_type, workflow_id, seq, event_type, payload, recorded_at "
             "FROM {s}.events WHERE position > %s ORDER BY position LIMIT %s"
@@ -96,21 +99,33 @@ def _bare(url: str, schema: str, mode: str) -> tuple[int, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         if mode != "keyset":
             set_json_loads(_loads, conn)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while True:
             params = (tx, pos, BATCH) if mode == "cursor" else (pos, BATCH)
             rows = conn.execute(query, params).fetchall()
             if not rows:
-                return count, time.perf_counter() - started
+                return count, time.perf_counter() - started, time.process_time() - cpu
             count += len(rows)
+            if mode == "keyset_upsert":
+                with conn.transaction():
+                    conn.execute(_upsert_many(s), ([r[2] for r in rows], [r[5]["amount"] for r in rows]))
             if mode == "cursor":
                 tx, pos = rows[-1][0], rows[-1][1]
             else:
                 pos = rows[-1][0]
 
 
-def _worker(url: str, schema: str, name: str, mode: str) -> tuple[int, float]:
-    """(events, seconds of catching up), the worker built and connected before the clock starts."""
+def _upsert_many(s: sql.Identifier) -> sql.Composed:
+    """The batch upsert: one row per counter per batch (ON CONFLICT DO UPDATE may not touch a row twice)."""
+    return sql.SQL(
+        "INSERT INTO {s}.bench_totals AS t (workflow_id, total, n) "
+        "SELECT w, sum(a), count(*) FROM unnest(%s::text[], %s::bigint[]) AS u(w, a) GROUP BY w "
+        "ON CONFLICT (workflow_id) DO UPDATE SET total = t.total + EXCLUDED.total, n = t.n + EXCLUDED.n"
+    ).format(s=s)
+
+
+def _worker(url: str, schema: str, name: str, mode: str) -> tuple[int, float, float]:
+    """(events, seconds of catching up, CPU seconds), the worker built and connected before the clock."""
     s = sql.Identifier(schema)
     upsert = sql.SQL(
         "INSERT INTO {s}.bench_totals AS t (workflow_id, total, n) VALUES (%s, %s, 1) "
@@ -123,12 +138,7 @@ def _worker(url: str, schema: str, name: str, mode: str) -> tuple[int, float]:
     def upserting(event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
         conn.execute(upsert, (event.workflow_id, event.event.amount))
 
-    # One row per counter per batch (ON CONFLICT DO UPDATE may not touch a row twice in one statement).
-    upsert_many = sql.SQL(
-        "INSERT INTO {s}.bench_totals AS t (workflow_id, total, n) "
-        "SELECT w, sum(a), count(*) FROM unnest(%s::text[], %s::bigint[]) AS u(w, a) GROUP BY w "
-        "ON CONFLICT (workflow_id) DO UPDATE SET total = t.total + EXCLUDED.total, n = t.n + EXCLUDED.n"
-    ).format(s=s)
+    upsert_many = _upsert_many(s)
 
     def upserting_batch(conn: psycopg.Connection[Any], events: Sequence[RecordedEvent[Any]]) -> None:
         conn.execute(upsert_many, ([e.workflow_id for e in events], [e.event.amount for e in events]))
@@ -142,9 +152,9 @@ def _worker(url: str, schema: str, name: str, mode: str) -> tuple[int, float]:
         worker = ProjectionWorker(service, [projection], batch_size=BATCH)
         try:
             assert worker.prepare()  # connect, LISTEN, take the lead: setup, like the bare read's connect
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             count = worker.run_until_idle()
-            return count, time.perf_counter() - started
+            return count, time.perf_counter() - started, time.process_time() - cpu
         finally:
             worker.close()
 
@@ -232,7 +242,7 @@ def main(url: str) -> None:
         # The machine is shared: the fast readers run REPEAT times, interleaved, and the best run counts.
         runs: dict[str, list[dict[str, Any]]] = {}
         for k in range(REPEAT):
-            for m in ("keyset", "keyset_text", "cursor", "noop", "upsert_batch"):
+            for m in ("keyset", "keyset_text", "cursor", "noop", "upsert_batch", "keyset_upsert"):
                 runs.setdefault(m, []).append(run_child(m, url, schema, k))
         runs["upsert"] = [run_child("upsert", url, schema, 0)]
         results = {
@@ -249,6 +259,7 @@ def main(url: str) -> None:
         "noop": "ProjectionWorker, no-op handler",
         "upsert": "ProjectionWorker, upsert one row per event",
         "upsert_batch": "ProjectionWorker, handle_batch: one unnest upsert per batch",
+        "keyset_upsert": "bare keyset read + the same unnest upsert per batch, no worker",
     }
     rows = []
     for mode, r in results.items():
@@ -261,12 +272,13 @@ def main(url: str) -> None:
                 f"{r['seconds']:.1f}",
                 f"{rate:,.0f}",
                 f"{rate / base:.2f}",
+                f"{r['cpu_s'] / r['events'] * 1e6:.1f}",
                 f"{r['rss_mb']:.0f}",
             ]
         )
     print_table(
         f"Catch-up over {EVENTS:,} stored events (batches of {BATCH}); {load_average()}",
-        ["reader", "events", "seconds", "events/s", "vs bare keyset", "peak RSS MB"],
+        ["reader", "events", "seconds", "events/s", "vs bare keyset", "client CPU µs/event", "peak RSS MB"],
         rows,
     )
     p50, p99, rate, n = live_lag(url)
