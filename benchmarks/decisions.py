@@ -6,13 +6,17 @@ Counter workflow, one event and one effect per decision, each decision on an ins
   framework's client-side overhead;
 - "plain" is the transaction a developer would write by hand: BEGIN, lock, read the instance's events,
   insert one event, insert one outbox row, COMMIT (six round trips, small statements).
-Client CPU is the benchmark process's CPU time per decision (time.process_time, every thread).
+Client CPU is the benchmark process's CPU time per decision (time.process_time, every thread); server CPU
+is the CPU time of the run's PostgreSQL backends per decision (from /proc, so only for a server on this
+machine; "-" otherwise). Every side opens its connections before the clock starts.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,13 +50,20 @@ def seed(url: str, schema: str, instances: int, prior: int) -> None:
         conn.execute(sql.SQL("ANALYZE {s}.events").format(s=sql.Identifier(schema)))
 
 
+def connect(url: str, schema: str, threads: int) -> PostgresStore:
+    """A store with `threads` connections open before the clock starts, named so their backends can be found."""
+    return PostgresStore.connect(
+        url, schema=schema, min_size=threads, max_size=threads, application_name=f"bench_{uuid.uuid4().hex[:12]}"
+    )
+
+
 def framework_rate(url: str, prior: int, threads: int, per_thread: int, **store_kw: Any) -> Rate:
-    with fresh_schema(url) as schema, PostgresStore.connect(url, schema=schema, max_size=threads) as store:
+    with fresh_schema(url) as schema, connect(url, schema, threads) as store:
         store.migrate()
         seed(url, schema, threads * per_thread, prior)
         service = WorkflowService(store, workflows=[Counter])
         service.execute(Add("warmup"))
-        return timed(threads, per_thread, lambda t, i: _one(service, f"i{t * per_thread + i}"))
+        return timed(store, threads, per_thread, lambda t, i: _one(service, f"i{t * per_thread + i}"))
 
 
 def _one(service: WorkflowService, wid: str) -> None:
@@ -62,21 +73,46 @@ def _one(service: WorkflowService, wid: str) -> None:
 
 @attrs.frozen
 class Rate:
-    """Decisions per second, and the benchmark process's CPU time per decision in microseconds."""
+    """Decisions per second, the benchmark process's CPU time per decision and the server's (µs; None: the
+    server's backends are not on this machine)."""
 
     per_second: float
     cpu_us: float
+    server_us: float | None = None
 
 
-def timed(threads: int, per_thread: int, work: Callable[[int, int], None]) -> Rate:
+def backend_cpu(store: PostgresStore) -> float | None:
+    """CPU seconds used so far by the store's backends (found by its application name), from /proc."""
+    app = store.pool.kwargs["application_name"]  # type: ignore[index]
+    conninfo = store.pool.conninfo
+    assert isinstance(conninfo, str)
+    with psycopg.connect(conninfo, autocommit=True) as conn:  # not one of the counted backends
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchall()
+    total = 0
+    for (pid,) in rows:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # not a local server (or not visible from here)
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK") if rows else None
+
+
+def timed(store: PostgresStore, threads: int, per_thread: int, work: Callable[[int, int], None]) -> Rate:
+    server = backend_cpu(store)
     started = time.process_time()
     rate = run_threads(threads, per_thread, work)
-    return Rate(rate, (time.process_time() - started) / (threads * per_thread) * 1e6)
+    cpu = time.process_time() - started
+    server_after = backend_cpu(store)
+    n = threads * per_thread
+    server_us = None if server is None or server_after is None else (server_after - server) / n * 1e6
+    return Rate(rate, cpu / n * 1e6, server_us)
 
 
 def raw_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
     """The store's statements on the same tables, straight from psycopg."""
-    with fresh_schema(url) as schema, PostgresStore.connect(url, schema=schema, max_size=threads) as store:
+    with fresh_schema(url) as schema, connect(url, schema, threads) as store:
         store.migrate()
         seed(url, schema, threads * per_thread, prior)
         q = store.q
@@ -118,12 +154,12 @@ def raw_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
                 }
                 conn.execute(q["write_decision"], params).fetchone()
 
-        return timed(threads, per_thread, work)
+        return timed(store, threads, per_thread, work)
 
 
 def plain_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
     """The hand-written decision transaction: lock, read the events, insert one event and one outbox row."""
-    with fresh_schema(url) as schema, PostgresStore.connect(url, schema=schema, max_size=threads) as store:
+    with fresh_schema(url) as schema, connect(url, schema, threads) as store:
         store.migrate()
         seed(url, schema, threads * per_thread, prior)
         s = sql.Identifier(schema)
@@ -153,7 +189,7 @@ def plain_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
                 notify = json.dumps({"counter_id": wid, "total": total, "note": None})
                 conn.execute(effect, ("counter", wid, "counter.notify/1", notify, NOW, NOW)).fetchone()
 
-        return timed(threads, per_thread, work)
+        return timed(store, threads, per_thread, work)
 
 
 NOW = datetime.now(UTC)
@@ -183,10 +219,20 @@ def main(url: str) -> None:
                 f"{fw.per_second / raw.per_second:.2f}",
                 f"{fw.per_second / plain.per_second:.2f}",
                 f"{fw.cpu_us:.0f} / {raw.cpu_us:.0f} / {plain.cpu_us:.0f}",
+                " / ".join("-" if r.server_us is None else f"{r.server_us:.0f}" for r in (fw, raw, plain)),
             ]
         )
     print_table(
         f"decisions/s, counter workflow, 1 prior event, best of {reps} interleaved; {load_average()}",
-        ["threads", "execute/s", "same SQL/s", "plain/s", "vs same SQL", "vs plain", "client CPU µs (e/s/p)"],
+        [
+            "threads",
+            "execute/s",
+            "same SQL/s",
+            "plain/s",
+            "vs same SQL",
+            "vs plain",
+            "client CPU µs (e/s/p)",
+            "server CPU µs (e/s/p)",
+        ],
         rows,
     )
