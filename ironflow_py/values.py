@@ -26,6 +26,8 @@ MAX_TYPE_BYTES: Final = 128
 MAX_IDENTIFIER_BYTES: Final = 63
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+#: What, in JSON text, may come from a value `_scan` refuses or rewrites: NUL, a float in exponent form, -0.0.
+_SUSPECT: Final = re.compile(r"\\u0000|[0-9][eE]|-0\.0")
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode: Final[Callable[[Any], str]] = _ENCODER.encode
 
@@ -134,6 +136,15 @@ def to_json(data: Any) -> str:
         RefusedValue: a string or number PostgreSQL would refuse, with its path.
         TypeError: an object JSON cannot represent.
     """
+    try:
+        text = _encode(data)
+    except (TypeError, ValueError, RecursionError):
+        pass  # the walk below names what is wrong, with its path
+    else:
+        # The fast path, in C: the text needs no fix when it holds no escaped NUL, no exponent or negative
+        # zero that could be a float (a match inside a string only costs the walk) and no lone surrogate.
+        if _SUSPECT.search(text) is None and (text.isascii() or _SURROGATE.search(text) is None):
+            return text
     fixes: list[str] = []
     text = _encode(_scan(data, "$", fixes))
     for index, number in enumerate(fixes):
