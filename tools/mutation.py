@@ -670,6 +670,24 @@ def mutations() -> list[Mutation]:
             ("tests/unit/test_composition.py",),
         ),
         Mutation(
+            "Join: a resolved key is not marked settled in the derived index",
+            "children",
+            (
+                _py(
+                    "ironflow_py/composition.py",
+                    'object.__setattr__(new, "_settled", settled | 1 << bit)',
+                    'object.__setattr__(new, "_settled", settled)',
+                ),
+            ),
+            ("tests/unit/test_composition.py",),
+        ),
+        Mutation(
+            "to_json: the fast path keeps a float in exponent form",
+            "values",
+            (_py("ironflow_py/values.py", 'r"\\\\u0000|[0-9][eE]|-0\\.0"', 'r"\\\\u0000|-0\\.0"'),),
+            ("tests/unit/test_values.py", "tests/contract/test_refused_values.py"),
+        ),
+        Mutation(
             "schedule workflow: a stale tick is not ignored",
             "schedule",
             (_py("ironflow_py/schedule_workflow.py", "if state.paused or fire_time != state.next_fire:", "if False:"),),
