@@ -18,7 +18,7 @@ import psycopg
 from ironflow_py.errors import ProjectionGap
 from ironflow_py.projections._projection import Projection
 from ironflow_py.records import RecordedEvent
-from ironflow_py.store.postgres import connection_lost
+from ironflow_py.store.postgres import session_unusable
 from ironflow_py.store.postgres_projections import PostgresProjections
 
 
@@ -261,8 +261,9 @@ def _decoded(
 
 def _raise_failure(conn: psycopg.Connection[Any], row: Row, exc: Exception, narrow: int = 0) -> NoReturn:
     """Raise what the caller acts on: a lost connection as a driver error, anything else as HandlerFailure."""
-    if connection_lost(conn, exc):
-        # Not the handler's fault and not an attempt: the caller reconnects and retries the batch.
+    if session_unusable(conn, exc):
+        # Not the handler's fault and not an attempt: the caller reconnects and retries the batch (a session
+        # left on a read-only node after a failover included: the new one reaches the primary).
         if isinstance(exc, psycopg.Error):
             raise exc
         raise psycopg.OperationalError(f"the connection was lost while the handler ran: {exc}") from exc

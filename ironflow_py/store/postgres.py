@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -99,6 +100,51 @@ def connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and (
         state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
     )
+
+
+#: SQLSTATE read_only_sql_transaction: the session is on a node that cannot write (a hot standby, a demoted
+#: primary, a pooler still pointing at the old primary). An outage, not a data error: the same statement
+#: succeeds once the session is on the primary.
+READ_ONLY = "25006"
+
+
+def read_only(exc: BaseException) -> bool:
+    """True when `exc` says the session cannot write: it reached a standby or a demoted primary.
+
+    After a failover that is where a session opened before it, or routed by something that has not yet
+    followed the promotion, can land. It is an outage (retryable), never a refused value.
+
+    Args:
+        exc: an exception raised by psycopg, or one raised while handling it (a projection handler that
+            wraps the driver's error): its causes are looked at too.
+
+    Returns:
+        Whether the error, or one it was raised from, is SQLSTATE 25006 (read_only_sql_transaction).
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk: a cause chain can loop
+        if seen is None:
+            return False
+        if isinstance(seen, psycopg.Error) and seen.sqlstate == READ_ONLY:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def session_unusable(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+    """True when `exc` says the session itself failed (lost, or on a node that cannot write), not the data.
+
+    A daemon drops such a session and reconnects, and does not count the error as an attempt: on a
+    multi-host URL with `target_session_attrs=read-write` the new session reaches the current primary.
+
+    Args:
+        conn: the connection the statement ran on.
+        exc: what it raised.
+
+    Returns:
+        `connection_lost(conn, exc)` or `read_only(exc)`.
+    """
+    return connection_lost(conn, exc) or read_only(exc)
 
 
 def check_schema_name(schema: str) -> None:
@@ -226,6 +272,11 @@ def _texts(items: list[str]) -> _TextArray | None:
 RECONNECT_TIMEOUT = 4.0
 
 
+#: Seconds one request for a pooled connection waits before it is made again (see `PostgresStore._getconn`):
+#: the longest a caller waits, after the server is back, for the pool to try a new connection.
+POOL_WAIT_SLICE = 1.0
+
+
 #: psycopg's default: a statement is prepared on the server after it ran this many times on a connection.
 PREPARE_THRESHOLD = 5
 
@@ -324,6 +375,8 @@ class PostgresStore:
         self._waiters = WaiterHub()
         self._listener: ClosedListener | None = None
         self._listener_lock = threading.Lock()
+        self._check_lock = threading.Lock()
+        self._checking = False
         given = pool.kwargs if isinstance(pool.kwargs, dict) else {}
         threshold = given.get("prepare_threshold", PREPARE_THRESHOLD)
         #: The `prepare_threshold` of the pool's connections; the daemons' own connections use it too.
@@ -507,6 +560,50 @@ class PostgresStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _check_pool_soon(self) -> None:
+        """A session was lost: test the idle ones now, in the background (one check at a time).
+
+        When the server died (or a failover moved the primary) every idle session in the pool is dead too;
+        psycopg_pool would find each only when a caller gets it and fails. `pool.check()` discards them
+        first and opens new ones, so about one call per outage fails instead of one per pooled session.
+        """
+        with self._check_lock:
+            if self._checking:
+                return
+            self._checking = True
+
+        def check() -> None:
+            try:
+                # Best effort: what the check misses (the pool closing under it) a caller meets, as before.
+                with contextlib.suppress(Exception):
+                    self.pool.check()
+            finally:
+                with self._check_lock:
+                    self._checking = False
+
+        threading.Thread(target=check, name="ironflow-pool-check", daemon=True).start()
+
+    def _getconn(self, within: float | None = None) -> psycopg.Connection[Any] | None:
+        """A pooled connection, waiting at most the pool's `timeout`, asked for again every POOL_WAIT_SLICE s.
+
+        psycopg_pool gives a lost connection's slot up after `reconnect_timeout` and opens a new one only
+        when a caller asks: a caller already waiting does not ask again. After an outage longer than
+        that (a failover takes several seconds), every waiting caller would sit out the whole pool timeout
+        with the server back. Asking again every slice makes the pool open a connection within a slice
+        of the server (or the promoted standby) accepting sessions. None when the wait passed.
+
+        Args:
+            within: The longest wait in seconds (a call bounded as a whole); None: the pool's `timeout`.
+        """
+        deadline = time.monotonic() + (self.pool.timeout if within is None else within)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self.pool.getconn(timeout=max(0.001, min(POOL_WAIT_SLICE, left)))
+            except psycopg_pool.PoolTimeout:
+                if time.monotonic() >= deadline:
+                    return None
+
     @contextmanager
     def connection(
         self,
@@ -535,16 +632,37 @@ class PostgresStore:
             ConcurrencyConflict: A second event with the same instance sequence was refused.
             ValueRefused: The database or the driver refused a value (SQLSTATE class 22, 23 or 54, NUL in
                 a text parameter, a lone surrogate); permanent.
-            StoreError: Any other driver or pool error (connection lost, server error, pool timeout).
+            StoreError: Any other driver or pool error (connection lost, server error, pool timeout, a
+                session on a read-only node: SQLSTATE 25006, whose connection is discarded).
         """
         try:
             # A call bounded as a whole waits for a pooled connection no longer than its bound either.
-            with self.pool.connection(timeout=within) as conn:
-                self.guard(conn, None if unbounded else self.bound(within), whole_call=within is not None)
-                try:
-                    yield conn
-                finally:
-                    self.guard(conn, self.stall_timeout)  # back to the default before the pool gets it
+            conn = self._getconn(within)
+            if conn is None:
+                wait = self.pool.timeout if within is None else within
+                raise StoreError(
+                    f"PoolTimeout: no connection within {wait:g} s",
+                    workflow_type=workflow_type,
+                    workflow_id=workflow_id,
+                )
+            try:
+                with conn:  # psycopg's connection block: rolls back on error; pooled, so it is not closed
+                    self.guard(conn, None if unbounded else self.bound(within), whole_call=within is not None)
+                    try:
+                        yield conn
+                    except BaseException as exc:
+                        if read_only(exc):  # the driver's error, or a store error raised from it
+                            # The session is on a node that cannot write (a standby, the demoted primary after
+                            # a failover). Closed before it goes back, so the pool discards it and opens a new
+                            # one, which the URL's target_session_attrs=read-write sends to the primary.
+                            conn.close()
+                        elif conn.broken:
+                            self._check_pool_soon()
+                        raise
+                    finally:
+                        self.guard(conn, self.stall_timeout)  # back to the default before the pool gets it
+            finally:
+                self.pool.putconn(conn)
         except StalledStatement as exc:
             raise StoreStalled(str(exc), workflow_type=workflow_type, workflow_id=workflow_id) from exc
         except psycopg.errors.UniqueViolation as exc:
@@ -567,10 +685,6 @@ class PostgresStore:
                 workflow_type=workflow_type,
                 workflow_id=workflow_id,
                 sqlstate=getattr(exc, "sqlstate", None),
-            ) from exc
-        except psycopg_pool.PoolTimeout as exc:
-            raise StoreError(
-                f"{type(exc).__name__}: {exc}".strip(), workflow_type=workflow_type, workflow_id=workflow_id
             ) from exc
 
     @contextmanager
