@@ -1288,6 +1288,39 @@ def mutations() -> list[Mutation]:
             ("tests/reliability/test_poolers.py", *STALLS),
             keyword="direct_store or statement_without_an_answer",
         ),
+        Mutation(
+            "connection: a session on a read-only node goes back to the pool",
+            "failover",
+            (
+                _py(
+                    "ironflow_py/store/postgres.py",
+                    "                        conn.close()\n                        raise",
+                    "                        raise",
+                ),
+            ),
+            ("tests/integration/test_multi_host.py",),
+            keyword="read_only",
+        ),
+        Mutation(
+            "session_unusable: a read-only session is the projection handler's fault",
+            "failover",
+            (
+                _py(
+                    "ironflow_py/store/postgres.py",
+                    "return connection_lost(conn, exc) or read_only(exc)",
+                    "return connection_lost(conn, exc)",
+                ),
+            ),
+            ("tests/integration/projections/test_isolation.py",),
+            keyword="read_only",
+        ),
+        Mutation(
+            "_getconn: a waiting caller asks the pool once",
+            "failover",
+            (_py("ironflow_py/store/postgres.py", "min(POOL_WAIT_SLICE, left)", "left"),),
+            ("tests/reliability/test_outages.py",),
+            keyword="waiting",
+        ),
     ]
     return found
 

@@ -21,6 +21,7 @@ import pytest
 
 from ironflow_py import EffectRuntime, PostgresStore, StoreError, WorkflowService
 from ironflow_py.store import _conninfo
+from ironflow_py.store.postgres import RECONNECT_TIMEOUT
 from tests.effect_app import Job, Start, make_registry
 from tests.reliability import throwaway_pg
 from tests.reliability.throwaway_pg import PASSWORD, ThrowawayCluster
@@ -177,4 +178,41 @@ def test_everything_resumes_within_seconds_after_a_restart(
         if thread is not None:
             thread.join(30)
         logging.getLogger("ironflow_py").removeHandler(records)
+        store.close()
+
+
+def test_a_caller_already_waiting_for_a_connection_gets_one_when_the_server_is_back(
+    cluster: ThrowawayCluster, request: pytest.FixtureRequest
+) -> None:
+    """psycopg_pool gives a lost connection's slot up after RECONNECT_TIMEOUT and opens a new one only when a
+    caller asks. A caller that was already waiting (a service call during a failover, which takes longer
+    than that) must get a connection once the server is back, not sit out the pool timeout (60 s here)."""
+    schema = f"waiting_{request.node.nodeid.__hash__() & 0xFFFF:x}"
+    store = PostgresStore.connect(cluster.url(), schema=schema, min_size=1, max_size=1, timeout=60)
+    try:
+        store.migrate()
+        service = WorkflowService(store, workflows=[Job])
+        cluster.stop()
+        with pytest.raises(StoreError):  # the pooled session is gone: discarded, its slot reconnecting
+            service.execute(Start("first", 0, "reply"))
+        result: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                result["outcome"] = service.execute(Start("waiting", 0, "reply"))
+            except StoreError as exc:
+                result["error"] = exc
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        down = threading.Event()
+        down.wait(RECONNECT_TIMEOUT + 4)  # the outage outlasts the pool's reconnect attempts (not ordering)
+        assert caller.is_alive()  # still waiting for a connection
+        cluster.start()
+        back = time.monotonic()
+        caller.join(90)
+        assert "error" not in result, result
+        assert result["outcome"].status.value == "accepted"
+        print(f"\nwaiting caller served {time.monotonic() - back:.2f} s after the server was back")
+    finally:
         store.close()

@@ -200,3 +200,36 @@ def test_a_connection_terminated_while_the_handler_runs_is_not_an_attempt(
     assert totals(admin, schema)["victim"] == (7, 1, 1), "applied once, equal to the fold"
     assert [r[0] for r in applied(admin, schema)] == ["victim"]
     assert calls["n"] == 6
+
+
+def test_a_handler_meeting_a_read_only_session_is_not_an_attempt(
+    service: WorkflowService, admin: Conn, running: Callable[[ProjectionWorker], threading.Thread]
+) -> None:
+    """After a failover a session can land on a node that cannot write: the handler's write fails with
+    SQLSTATE 25006. That is an outage, not the handler's fault: with `dead_letter` after 2 attempts, 4 such
+    failures still leave the event applied once and nothing dead-lettered (the worker reconnects)."""
+    schema = service.store.schema  # type: ignore[attr-defined]
+    inner = counter_projection(schema)
+    calls = {"n": 0}
+
+    def handle(event: RecordedEvent[Any], conn: psycopg.Connection[Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 4:
+            conn.execute("SET transaction_read_only = on")  # what every write meets on a standby
+        assert inner.handler is not None
+        inner.handler(event, conn)
+
+    projection = Projection(NAME, handle, workflow_types=["counter"], reset=inner.reset)
+    worker = ProjectionWorker(
+        service,
+        [projection],
+        retry=ProjectionRetry(max_attempts=2, initial=0.0, on_error=OnError.DEAD_LETTER),
+        poll_interval=1.0,
+    )
+    running(worker)
+    position = service.execute(Add("read-only", 5)).events[0].position
+    assert worker.wait_until_caught_up(NAME, position, 30)
+    assert calls["n"] == 5
+    assert worker.control.dead_letters(NAME) == []
+    assert applied(admin, schema) == [("read-only", 1, position)]  # once
+    assert totals(admin, schema) == {"read-only": (5, 1, 1)}
