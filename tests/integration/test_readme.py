@@ -203,3 +203,36 @@ def test_readme_continue_as_new_example_runs(pg_url: str, schema: str, capsys: p
         "ContinuedAsNew(run=1, next_run=3)",
     ]
     namespace["store"].close()
+
+
+def test_readme_failover_example_runs(pg_url: str, schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Automatic failover" block, after the first example, on a host list whose first host is down."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from tests.reliability.formation import free_port
+
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    failover = next((b for b in blocks if "target_session_attrs=read-write" in b), None)
+    assert failover is not None, "the README lost its failover example"
+    first = blocks[0].replace('"postgresql://postgres@127.0.0.1/postgres"', repr(pg_url))
+    first = first.replace(
+        "PostgresStore.connect(" + repr(pg_url) + ")",
+        "PostgresStore.connect(" + repr(pg_url) + ", schema=" + repr(schema) + ")",
+    )
+    params = {k: str(v) for k, v in conninfo_to_dict(pg_url).items()}
+    params.update(
+        host="127.0.0.1," + params.get("host", "127.0.0.1"),
+        port=f"{free_port()},{params.get('port', '5432')}",
+        target_session_attrs="read-write",
+    )
+    url = '"postgresql://app@node1:5432,node2:5432/app?target_session_attrs=read-write",'
+    assert url in failover, "the README failover example changed shape; update this test"
+    failover = failover.replace(url, repr(make_conninfo("", **params)) + ", schema=" + repr(schema) + ",")
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(failover, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "accepted"
+    namespace["formation"].close()
+    namespace["store"].close()
