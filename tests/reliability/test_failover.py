@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -78,7 +79,9 @@ class Writer(threading.Thread):
         self.number = number
         self.service = service
         self.stop = stop
-        self.acked: list[tuple[str, str, float]] = []  # (account, key, monotonic time of the success)
+        #: (account, key, monotonic time the successful call started, and when it returned)
+        self.acked: list[tuple[str, str, float, float]] = []
+        self.failed_at: list[float] = []  # monotonic time of each failed call
         self.errors: collections.Counter[str] = collections.Counter()
         self.failure: BaseException | None = None
 
@@ -88,23 +91,31 @@ class Writer(threading.Thread):
             while not self.stop.is_set():
                 account, key = f"acct-{(self.number + i) % ACCOUNTS}", f"w{self.number}-{i}"
                 while True:  # the same input, with the same key, until it is acknowledged
+                    started = time.monotonic()
                     try:
                         outcome = self.service.execute(Deposit(account, key, 1 + i % 7))
                     except (StoreError, CommitUnknown) as exc:
                         self.errors[type(exc).__name__] += 1
+                        self.failed_at.append(time.monotonic())
                         self.stop.wait(0.05)  # a client's pause between retries, not an ordering device
                         continue
                     assert outcome.status in (OutcomeStatus.ACCEPTED, OutcomeStatus.DUPLICATE), outcome
                     if outcome.status is OutcomeStatus.DUPLICATE:
                         self.errors["duplicate on retry"] += 1
-                    self.acked.append((account, key, time.monotonic()))
+                    self.acked.append((account, key, started, time.monotonic()))
                     break
                 i += 1
         except BaseException as exc:  # surfaced by the test
             self.failure = exc
 
-    def successes_after(self, moment: float) -> int:
-        return sum(1 for _, _, at in self.acked if at > moment)
+    def on_new_primary(self, killed: float) -> list[tuple[str, float]]:
+        """(key, time returned) of the calls made on the new primary: started after this writer's first
+        failure after the kill (its session on the old primary is gone by then; a call that was in flight
+        at the kill may still have been answered by the old primary)."""
+        failed = [t for t in self.failed_at if t > killed]
+        if not failed:
+            return []
+        return [(key, done) for _, key, started, done in self.acked if started > failed[0]]
 
 
 class Waiter(threading.Thread):
@@ -137,7 +148,7 @@ class Clients:
 
     def __init__(self, uri: str, stack: ExitStack) -> None:
         writer_url = uri.replace("postgres://", "postgres://postgres@", 1)
-        daemon_url = make_conninfo("", **{**conninfo_to_dict(uri), "user": "postgres"})
+        self.daemon_url = daemon_url = make_conninfo("", **{**conninfo_to_dict(uri), "user": "postgres"})
         assert "host=127.0.0.1,127.0.0.1" in daemon_url and "target_session_attrs=read-write" in daemon_url
         self.store = stack.enter_context(PostgresStore.connect(writer_url, schema=SCHEMA, max_size=WRITERS + 2))
         self.store.migrate()
@@ -190,11 +201,11 @@ class Clients:
             assert w.failure is None, w.failure
 
     def acked(self) -> list[tuple[str, str]]:
-        return [(account, key) for w in self.writers for account, key, _ in w.acked]
+        return [(account, key) for w in self.writers for account, key, _, _ in w.acked]
 
-    def written_after(self, moment: float) -> set[str]:
-        """Keys of the deposits acknowledged after `moment` (after the kill: written on the new primary)."""
-        return {key for w in self.writers for _, key, at in w.acked if at > moment}
+    def written_on_new_primary(self, killed: float) -> set[str]:
+        """Keys of the deposits written on the new primary."""
+        return {key for w in self.writers for key, _ in w.on_new_primary(killed)}
 
     def folds(self, accounts: list[str]) -> dict[str, Any]:
         return {a: self.service.state("ledger", a) for a in accounts}
@@ -207,6 +218,17 @@ class Clients:
         with self.store.connection() as conn:
             model = read_model(conn, SCHEMA)
         return model == {a: (s.total, len(s.keys), len(s.acked)) for a, s in states.items()}
+
+
+def writable_after(url: str, killed: float) -> float:
+    """Seconds from the kill until a fresh session on `url` can write: the promotion as a client sees it."""
+    while True:
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
+                conn.execute("SELECT txid_current()")  # refused on a standby (25006)
+                return time.monotonic() - killed
+        except psycopg.Error:
+            time.sleep(0.02)  # polling the formation, as fast as a client could
 
 
 def check_history(clients: Clients, acked: list[tuple[str, str]]) -> None:
@@ -242,11 +264,12 @@ def test_a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_or_double
 
         old_primary = formation.primary()
         killed = formation.kill_node(old_primary)
+        promoted_s = writable_after(clients.daemon_url, killed)
 
-        wait_for(lambda: all(w.successes_after(killed) for w in writers), "every writer to succeed again")
-        first_writes = sorted(min(at for _, _, at in w.acked if at > killed) - killed for w in writers)
+        wait_for(lambda: all(w.on_new_primary(killed) for w in writers), "every writer to succeed again")
+        first_writes = sorted(min(done for _, done in w.on_new_primary(killed)) - killed for w in writers)
         # Their effects and events exist only on the new primary: the workers claimed and read them there.
-        after = clients.written_after(killed)
+        after = clients.written_on_new_primary(killed)
         wait_for(lambda: any(k in after for k, _ in handled.times), "an effect of the new primary handled")
         wait_for(lambda: any(k in after for k, _ in clients.projected), "an event of the new primary projected")
         service.execute(Close("waited"))
@@ -258,7 +281,7 @@ def test_a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_or_double
         assert clients.store.listening(30.0)
         assert clients.store.listener_pid in formation.backend_pids(new_primary)
 
-        wait_for(lambda: all(w.successes_after(killed) >= AFTER for w in writers), "the writers' later inputs")
+        wait_for(lambda: all(len(w.on_new_primary(killed)) >= AFTER for w in writers), "the writers' later inputs")
         clients.stop_writing()
         acked = [*clients.acked(), ("waited", "waited-0")]
         check_history(clients, acked)
@@ -268,6 +291,7 @@ def test_a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_or_double
         projection_s = min(t for k, t in clients.projected if k in after) - killed
         print(
             "\n| failover (SIGKILL of the primary's keeper and postmaster) | seconds after the kill |\n|---|---|\n"
+            f"| a fresh session can write (the promotion, seen by a client polling every 20 ms) | {promoted_s:.2f} |\n"
             f"| first writer success on the new primary | {first_writes[0]:.2f} |\n"
             f"| all {WRITERS} writers succeeded again | {first_writes[-1]:.2f} |\n"
             f"| effect worker: first effect written on the new primary handled | {effect_s:.2f} |\n"
