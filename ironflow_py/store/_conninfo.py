@@ -1,8 +1,9 @@
 """Connection strings: passwords masked for output, and the session bounds every store connection gets.
 
 Parsing is `psycopg.conninfo`'s (libpq's own parser), so every form libpq accepts is handled the same way:
-a URL with `user:password@`, a URL with `?password=`, and a `key=value` string. See design/operations.md
-("Outages and stalls", "Secrets").
+a URL with `user:password@`, a URL with `?password=`, and a `key=value` string, each also with a host list
+(`host=a,b port=p1,p2`, `postgresql://a:p1,b:p2/db`, what `pg_autoctl show uri` prints: design/failover.md).
+See design/operations.md ("Outages and stalls", "Secrets").
 """
 
 from __future__ import annotations
