@@ -1315,6 +1315,13 @@ def mutations() -> list[Mutation]:
             keyword="read_only",
         ),
         Mutation(
+            "connection: a lost session leaves the other dead ones in the pool",
+            "failover",
+            (_py("ironflow_py/store/postgres.py", "elif conn.broken:", "elif False:"),),
+            ("tests/integration/test_multi_host.py",),
+            keyword="lost_session",
+        ),
+        Mutation(
             "_getconn: a waiting caller asks the pool once",
             "failover",
             (_py("ironflow_py/store/postgres.py", "min(POOL_WAIT_SLICE, left)", "left"),),
