@@ -1294,8 +1294,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/store/postgres.py",
-                    "                        conn.close()\n                        raise",
-                    "                        raise",
+                    "conn.close()\n                        elif conn.broken:",
+                    "pass\n                        elif conn.broken:",
                 ),
             ),
             ("tests/integration/test_multi_host.py",),
