@@ -239,22 +239,30 @@ class Formation:
 
     # -- breaking it -------------------------------------------------------------------------------------
 
-    def kill_node(self, name: str) -> float:
+    def kill_node(self, name: str) -> tuple[float, float]:
         """SIGKILL node `name`'s keeper processes, then its postmaster: the node is gone, nothing restarts it.
 
         Returns:
-            `time.monotonic()` just after the postmaster was killed.
+            `time.monotonic()` just after the postmaster was killed, and once every process it had (the
+            backends, which exit when they see their postmaster is gone) has exited: from then on no
+            session can be answered by this node.
         """
         postmaster = self.postmaster_pid(name)
+        backends = _children(postmaster)
         keeper = self.keepers[name]
         for pid in [keeper.pid, *_children(keeper.pid)]:
-            if pid != postmaster and pid not in _children(postmaster):
+            if pid != postmaster and pid not in backends:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         os.kill(postmaster, signal.SIGKILL)
         killed = time.monotonic()
+        deadline = killed + 60
+        while any(Path(f"/proc/{pid}").exists() for pid in [postmaster, *backends]):
+            assert time.monotonic() < deadline, "the killed node's backends did not exit"
+            time.sleep(0.005)  # polling the process table, bounded
+        gone = time.monotonic()
         keeper.wait(10)
-        return killed
+        return killed, gone
 
     def close(self) -> None:
         """Stop every keeper still running (fast shutdown of its postgres), then delete the folder."""

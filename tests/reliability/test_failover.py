@@ -81,7 +81,6 @@ class Writer(threading.Thread):
         self.stop = stop
         #: (account, key, monotonic time the successful call started, and when it returned)
         self.acked: list[tuple[str, str, float, float]] = []
-        self.failed_at: list[float] = []  # monotonic time of each failed call
         self.errors: collections.Counter[str] = collections.Counter()
         self.failure: BaseException | None = None
 
@@ -96,7 +95,6 @@ class Writer(threading.Thread):
                         outcome = self.service.execute(Deposit(account, key, 1 + i % 7))
                     except (StoreError, CommitUnknown) as exc:
                         self.errors[type(exc).__name__] += 1
-                        self.failed_at.append(time.monotonic())
                         self.stop.wait(0.05)  # a client's pause between retries, not an ordering device
                         continue
                     assert outcome.status in (OutcomeStatus.ACCEPTED, OutcomeStatus.DUPLICATE), outcome
@@ -108,14 +106,10 @@ class Writer(threading.Thread):
         except BaseException as exc:  # surfaced by the test
             self.failure = exc
 
-    def on_new_primary(self, killed: float) -> list[tuple[str, float]]:
-        """(key, time returned) of the calls made on the new primary: started after this writer's first
-        failure after the kill (its session on the old primary is gone by then; a call that was in flight
-        at the kill may still have been answered by the old primary)."""
-        failed = [t for t in self.failed_at if t > killed]
-        if not failed:
-            return []
-        return [(key, done) for _, key, started, done in self.acked if started > failed[0]]
+    def on_new_primary(self, gone: float) -> list[tuple[str, float]]:
+        """(key, time returned) of the calls made on the new primary: started once the old primary's last
+        process had exited (`gone`), so no other node could have answered them."""
+        return [(key, done) for _, key, started, done in self.acked if started > gone]
 
 
 class Waiter(threading.Thread):
@@ -203,9 +197,9 @@ class Clients:
     def acked(self) -> list[tuple[str, str]]:
         return [(account, key) for w in self.writers for account, key, _, _ in w.acked]
 
-    def written_on_new_primary(self, killed: float) -> set[str]:
+    def written_on_new_primary(self, gone: float) -> set[str]:
         """Keys of the deposits written on the new primary."""
-        return {key for w in self.writers for key, _ in w.on_new_primary(killed)}
+        return {key for w in self.writers for key, _ in w.on_new_primary(gone)}
 
     def folds(self, accounts: list[str]) -> dict[str, Any]:
         return {a: self.service.state("ledger", a) for a in accounts}
@@ -263,13 +257,13 @@ def test_a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_or_double
         wait_for(lambda: handled.times and clients.projected, "the effect and projection workers to work")
 
         old_primary = formation.primary()
-        killed = formation.kill_node(old_primary)
+        killed, gone = formation.kill_node(old_primary)
         promoted_s = writable_after(clients.daemon_url, killed)
 
-        wait_for(lambda: all(w.on_new_primary(killed) for w in writers), "every writer to succeed again")
-        first_writes = sorted(min(done for _, done in w.on_new_primary(killed)) - killed for w in writers)
+        wait_for(lambda: all(w.on_new_primary(gone) for w in writers), "every writer to succeed again")
+        first_writes = sorted(min(done for _, done in w.on_new_primary(gone)) - killed for w in writers)
         # Their effects and events exist only on the new primary: the workers claimed and read them there.
-        after = clients.written_on_new_primary(killed)
+        after = clients.written_on_new_primary(gone)
         wait_for(lambda: any(k in after for k, _ in handled.times), "an effect of the new primary handled")
         wait_for(lambda: any(k in after for k, _ in clients.projected), "an event of the new primary projected")
         service.execute(Close("waited"))
@@ -281,7 +275,7 @@ def test_a_killed_primary_is_replaced_and_nothing_acknowledged_is_lost_or_double
         assert clients.store.listening(30.0)
         assert clients.store.listener_pid in formation.backend_pids(new_primary)
 
-        wait_for(lambda: all(len(w.on_new_primary(killed)) >= AFTER for w in writers), "the writers' later inputs")
+        wait_for(lambda: all(len(w.on_new_primary(gone)) >= AFTER for w in writers), "the writers' later inputs")
         clients.stop_writing()
         acked = [*clients.acked(), ("waited", "waited-0")]
         check_history(clients, acked)
