@@ -359,17 +359,22 @@ class CommandHandler:
         settle: Settle | None,
         decide: Any,
         probe: Probe | None = None,
-    ) -> Outcome[Any, Any]:
-        """Lock, load, `decide(decider, rebuilt, key_status) -> Step`, write, commit: the shape of `execute`."""
+    ) -> Any:
+        """Lock, load, `decide(decider, rebuilt, key_status, tx) -> Step | None`, write, commit: the shape of `execute`.
+
+        A `decide` that returns None writes nothing and makes this return None.
+        """
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
             decider, rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
-            step = decide(decider, rebuilt, key_status)
+            step = decide(decider, rebuilt, key_status, tx)
+            if step is None:
+                return None
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
             self.cache.put(workflow_id, step.rebuilt)
-        return step.result(written)  # type: ignore[no-any-return]
+        return step.result(written)
 
     def terminate(
         self,
@@ -396,11 +401,46 @@ class CommandHandler:
             NotFound: the instance does not exist.
         """
         key = input_key_for("terminate", request_id)
-        return self._run(
+        outcome: Outcome[Any, Any] = self._run(
             workflow_id,
             key,
             None,
-            lambda decider, rebuilt, key_status: decider.terminate(
+            lambda decider, rebuilt, key_status, tx: decider.terminate(
+                rebuilt,
+                reason,
+                now,
+                workflow_id=workflow_id,
+                request_id=request_id,
+                input_key=key,
+                key_status=key_status,
+                # An instance with no events but a row only waits for a delayed start: terminate it too.
+                exists=rebuilt.seq > 0 or tx.instance() is not None,
+            ),
+            probe,
+        )
+        return outcome
+
+    def cancel_unstarted(
+        self, workflow_id: str, reason: str, now: datetime, request_id: str | None, *, probe: Probe | None = None
+    ) -> Outcome[Any, Any] | None:
+        """Close an instance that has not started yet `cancelled`, under its lock (`Decider.cancel_unstarted`).
+
+        Args:
+            workflow_id: the instance; the caller has seen its row with no events.
+            reason: why, kept in the lifecycle event and the outcome.
+            now: the time of the close.
+            request_id: the caller's request id (a repeat is a `duplicate`), or None.
+            probe: the observer's record of this decision (see `execute`), or None.
+
+        Returns:
+            The outcome, or None when the instance has started meanwhile (nothing was written).
+        """
+        key = input_key_for("cancel", request_id)
+        outcome: Outcome[Any, Any] | None = self._run(
+            workflow_id,
+            key,
+            None,
+            lambda decider, rebuilt, key_status, _tx: decider.cancel_unstarted(
                 rebuilt,
                 reason,
                 now,
@@ -411,6 +451,7 @@ class CommandHandler:
             ),
             probe,
         )
+        return outcome
 
     def time_out(
         self,
@@ -422,13 +463,14 @@ class CommandHandler:
         probe: Probe | None = None,
     ) -> Outcome[Any, Any]:
         """Deliver the run timeout (the reserved deadline timer fired), with its fenced deletion in `settle`."""
-        return self._run(
+        outcome: Outcome[Any, Any] = self._run(
             workflow_id,
             None,
             settle,
-            lambda decider, rebuilt, _: decider.time_out(rebuilt, deadline, now, workflow_id=workflow_id),
+            lambda decider, rebuilt, _, _tx: decider.time_out(rebuilt, deadline, now, workflow_id=workflow_id),
             probe,
         )
+        return outcome
 
     def migrate_version(
         self, workflow_id: str, to: str, input: object | None, now: datetime, *, probe: Probe | None = None

@@ -383,7 +383,7 @@ class WorkflowCodec:
         return self._decode(self.events, name, data, workflow_id, seq)
 
     def encode_lifecycle_event(self, event: LifecycleEvent, workflow_id: str) -> tuple[str, str]:
-        """A lifecycle event (`InstanceTerminated`, `RunTimedOut`) as its reserved name and JSON text.
+        """A lifecycle event (`InstanceTerminated`, `RunTimedOut`, `StartCancelled`) as its reserved name and JSON text.
 
         Args:
             event: the lifecycle event.

@@ -34,14 +34,17 @@ from ironflow_py.errors import (
 )
 from ironflow_py.lifecycle import (
     DELAYED_START_INPUT,
+    LIFECYCLE_CLASSES,
     RUN_TIMEOUT_INPUT,
     RUN_TIMEOUT_TIMER,
     WORKFLOW_OUTCOMES,
+    ClosingEvent,
     Completed,
     InstanceTerminated,
     RunContinued,
     RunOutcome,
     RunTimedOut,
+    StartCancelled,
     VersionMigrated,
 )
 from ironflow_py.records import InstanceStatus, Outcome, OutcomeStatus, RecordedEvent
@@ -265,7 +268,7 @@ class Decider:
                 )
             seq = event_seq
             event = decode(type_name, data, workflow_id, seq)
-            if isinstance(event, InstanceTerminated | RunTimedOut):
+            if isinstance(event, LIFECYCLE_CLASSES):
                 closed = event.outcome()
                 continue
             if isinstance(event, RunContinued | VersionMigrated):
@@ -688,6 +691,7 @@ class Decider:
         request_id: str | None = None,
         input_key: str | None = None,
         key_status: OutcomeStatus | None = None,
+        exists: bool = False,
     ) -> Step:
         """Close the instance `terminated` without running any workflow code.
 
@@ -699,20 +703,22 @@ class Decider:
             request_id: the operator's request id, kept in the event.
             input_key: the key derived from `request_id` (`input_key_for`), or None.
             key_status: the status recorded for that key (None: not seen).
+            exists: the instance row exists (read under the lock): one with no events only waits for a
+                delayed start, and is terminated like any other (its timers go with it).
 
         Returns:
             `Unchanged` (duplicate request, already closed) or `Accepted` whose writes append one lifecycle
             event, delete every timer, cancel the pending effects and close the instance.
 
         Raises:
-            NotFound: the instance has no events.
+            NotFound: the instance has no events and no row.
         """
         state = rebuilt.state
         if key_status is not None:
             return Unchanged(
                 Outcome(OutcomeStatus.DUPLICATE, self.type, workflow_id, state, first_status=key_status), rebuilt
             )
-        if rebuilt.seq == 0:
+        if rebuilt.seq == 0 and not exists:
             raise NotFound(
                 f"workflow {self.type!r} has no instance {workflow_id!r}",
                 workflow_type=self.type,
@@ -721,6 +727,46 @@ class Decider:
         if rebuilt.closed is not None or self.outcome_of(state, workflow_id) is not None:
             return Unchanged(Outcome(OutcomeStatus.ALREADY_COMPLETED, self.type, workflow_id, state), rebuilt)
         return self._close(rebuilt, InstanceTerminated(reason, request_id), now, workflow_id, input_key, terminate=True)
+
+    def cancel_unstarted(
+        self,
+        rebuilt: Rebuilt,
+        reason: str,
+        now: datetime,
+        *,
+        workflow_id: str,
+        request_id: str | None = None,
+        input_key: str | None = None,
+        key_status: OutcomeStatus | None = None,
+    ) -> Step | None:
+        """Close an instance that has not started (it only waits for a delayed start) `cancelled`.
+
+        No workflow code runs, `cancel_input` included: there is no state to compensate. Like `terminate`,
+        the one lifecycle event (`StartCancelled`) deletes every timer, so the delayed starts never run.
+
+        Args:
+            rebuilt: the instance's state; the caller has checked the instance row exists.
+            reason: why, kept in the event and in `Cancelled(reason)`.
+            now: the time of the close.
+            workflow_id: the instance.
+            request_id: the caller's request id, kept in the event.
+            input_key: the key derived from `request_id` (`input_key_for("cancel", ...)`), or None.
+            key_status: the status recorded for that key (None: not seen).
+
+        Returns:
+            `Unchanged` (duplicate request, already closed); None for an open instance with events (it
+            started meanwhile: cancel it through `cancel_input`); otherwise an `Accepted` that closes it.
+        """
+        state = rebuilt.state
+        if key_status is not None:
+            return Unchanged(
+                Outcome(OutcomeStatus.DUPLICATE, self.type, workflow_id, state, first_status=key_status), rebuilt
+            )
+        if rebuilt.closed is not None or self.outcome_of(state, workflow_id) is not None:
+            return Unchanged(Outcome(OutcomeStatus.ALREADY_COMPLETED, self.type, workflow_id, state), rebuilt)
+        if rebuilt.seq > 0:
+            return None
+        return self._close(rebuilt, StartCancelled(reason, request_id), now, workflow_id, input_key, terminate=True)
 
     def time_out(self, rebuilt: Rebuilt, deadline: datetime, now: datetime, *, workflow_id: str) -> Step:
         """The run timeout fell due: deliver `timeout_input(deadline)`, or close the instance `timed_out`.
@@ -755,7 +801,7 @@ class Decider:
     def _close(
         self,
         rebuilt: Rebuilt,
-        event: InstanceTerminated | RunTimedOut,
+        event: ClosingEvent,
         now: datetime,
         workflow_id: str,
         input_key: str | None,

@@ -11,13 +11,11 @@ from typing import Any
 
 import attrs
 
-from ironflow_py.lifecycle import DELAYED_START_INPUT, InstanceTerminated, RunTimedOut
+from ironflow_py.lifecycle import DELAYED_START_INPUT
 from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
 from ironflow_py.store import postgres_admin
 from ironflow_py.store.postgres import PostgresStore
-
-LIFECYCLE_CLASSES = (InstanceTerminated, RunTimedOut)
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ TIMED_OUT_EVENT = "ironflow.timed_out/1"
 #: The marker that ends a run continued as new (`Decision.continue_as_new`), and the record of a version move.
 RUN_CONTINUED_EVENT = "ironflow.run_continued/1"
 VERSION_MIGRATED_EVENT = "ironflow.version_migrated/1"
+START_CANCELLED_EVENT = "ironflow.start_cancelled/1"
 #: The timer key (and input type name) of the run-timeout deadline a workflow with `run_timeout` gets.
 RUN_TIMEOUT_TIMER = "ironflow.run_timeout"
 RUN_TIMEOUT_INPUT = "ironflow.run_timeout/1"
@@ -297,13 +298,35 @@ class ContinuedAsNew:
     workflow_id: str | None = _where()
 
 
-LifecycleEvent = InstanceTerminated | RunTimedOut | RunContinued | VersionMigrated
+@attrs.frozen
+class StartCancelled:
+    """The lifecycle event of a cancel that reached an instance before it started (`ironflow.start_cancelled/1`).
+
+    An instance that only waits for a delayed start (status `scheduled`) has run no workflow code, so
+    `WorkflowService.cancel` closes it `cancelled` without calling `cancel_input`: its delayed starts are
+    dropped. Never in `evolve`.
+    """
+
+    reason: str
+    request_id: str | None = None
+
+    def outcome(self) -> RunOutcome:
+        """The outcome this event closes the instance with."""
+        return Cancelled(self.reason)
+
+
+#: The reserved events that close an instance.
+ClosingEvent = InstanceTerminated | RunTimedOut | StartCancelled
+LifecycleEvent = ClosingEvent | RunContinued | VersionMigrated
+#: The reserved event classes that close the instance; like the run markers, none reaches `evolve`.
+LIFECYCLE_CLASSES: tuple[type[ClosingEvent], ...] = (InstanceTerminated, RunTimedOut, StartCancelled)
 #: The reserved event names and their classes (the codec decodes these for every workflow).
 LIFECYCLE_EVENTS: dict[str, type] = {
     TERMINATED_EVENT: InstanceTerminated,
     TIMED_OUT_EVENT: RunTimedOut,
     RUN_CONTINUED_EVENT: RunContinued,
     VERSION_MIGRATED_EVENT: VersionMigrated,
+    START_CANCELLED_EVENT: StartCancelled,
 }
 
 

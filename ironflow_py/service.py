@@ -668,7 +668,9 @@ class WorkflowService:
         """Ask an instance to cancel, through `Workflow.cancel_input` and the decider.
 
         `cancel_input` turns the request into one of the workflow's inputs, which then runs like any other,
-        so compensations are ordinary effects.
+        so compensations are ordinary effects. An instance that has not started (it only waits for a
+        delayed start, status `scheduled`) is closed `cancelled` at once instead: its delayed starts are
+        dropped and no workflow code runs, `cancel_input` included.
 
         Args:
             workflow_type: a registered workflow type.
@@ -677,15 +679,25 @@ class WorkflowService:
             request_id: makes the request idempotent: a repeat with the same id is a `duplicate`.
 
         Returns:
-            What the cancel input did: accepted, rejected, already_completed (closed), or duplicate.
+            What the cancel input did: accepted, rejected, already_completed (closed: `cancel_input` is not
+            called), or duplicate.
 
         Raises:
             NotFound: the type is not registered or the instance does not exist.
-            NotCancellable: `cancel_input` returned None (nothing was written).
+            NotCancellable: `cancel_input` returned None for a started instance (nothing was written).
             DecideFailed: `cancel_input` raised, or returned an input the workflow does not declare.
             InvalidWorkflowId: the input's key is not a valid key (empty, too long, control characters).
         """
         reg, info = self._existing(workflow_type, workflow_id)
+        if info.last_seq == 0 or info.closed_at is not None:
+            # Not started (it only waits for a delayed start): close it `cancelled`, no workflow code runs.
+            # Closed: answer `duplicate` or `already_completed` without calling cancel_input.
+            with self.observer.decision(workflow_type, workflow_id, "cancel") as probe:
+                unstarted = reg.handler.cancel_unstarted(workflow_id, reason, self.clock.now(), request_id, probe=probe)
+                if unstarted is not None:
+                    probe.outcome = unstarted.status.value
+            if unstarted is not None:
+                return unstarted
         request = CancelRequest(workflow_id, reason, request_id)
         try:
             # The instance's own version turns the request into one of its inputs.

@@ -10,17 +10,21 @@ import attrs
 import pytest
 
 from ironflow_py import (
+    Cancelled,
     Decision,
     EffectRegistry,
     InvalidDelay,
     ManualClock,
+    NotCancellable,
+    NotFound,
     OutcomeStatus,
+    Terminated,
     Workflow,
     WorkflowService,
 )
 from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.inspection import instance_report, shown_status
-from ironflow_py.lifecycle import DELAYED_START_INPUT
+from ironflow_py.lifecycle import DELAYED_START_INPUT, InstanceTerminated, StartCancelled
 from ironflow_py.store.base import Store
 
 T0 = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
@@ -181,3 +185,52 @@ def test_a_long_input_key_still_makes_one_timer(run: Runner) -> None:
     run.clock.advance(timedelta(seconds=1))
     run.run_due()
     assert run.added("g") == (1,)
+
+
+def test_terminate_closes_an_instance_that_only_waits_for_its_delayed_start(run: Runner) -> None:
+    run.service.execute(Add("t", 1), delay=timedelta(seconds=30))
+    outcome = run.service.terminate("ledger", "t", "not needed", request_id="r1")
+    assert outcome.status is OutcomeStatus.ACCEPTED
+    assert run.service.terminate("ledger", "t", "again", request_id="r1").status is OutcomeStatus.DUPLICATE
+    assert run.service.store.timers("ledger", "t") == []  # the delayed start went with it
+    assert run.service.result("ledger", "t") == Terminated("not needed")
+    run.clock.advance(timedelta(minutes=1))
+    assert run.run_due() == 0
+    assert [e.event for e in run.service.history("ledger", "t")] == [InstanceTerminated("not needed", "r1")]
+
+
+def test_cancel_closes_an_unstarted_instance_cancelled_without_running_workflow_code(run: Runner) -> None:
+    # Ledger has no cancel_input: a started ledger is not cancellable, an unstarted one is simply dropped.
+    run.service.execute(Add("u", 1), delay=timedelta(seconds=30))
+    run.service.execute(Add("u", 2), input_key="k", delay=timedelta(seconds=40))
+    outcome = run.service.cancel("ledger", "u", "changed my mind", request_id="c1")
+    assert outcome.status is OutcomeStatus.ACCEPTED
+    assert run.service.cancel("ledger", "u", "again", request_id="c1").status is OutcomeStatus.DUPLICATE
+    assert run.service.cancel("ledger", "u", "late").status is OutcomeStatus.ALREADY_COMPLETED
+    assert run.service.store.timers("ledger", "u") == []
+    assert run.service.result("ledger", "u") == Cancelled("changed my mind")
+    info = run.service.instance("ledger", "u")
+    assert info is not None and shown_status(run.service.store, info) == "cancelled"
+    run.clock.advance(timedelta(minutes=1))
+    assert run.run_due() == 0
+    assert [type(e.event) for e in run.service.history("ledger", "u")] == [StartCancelled]
+    # Once started, the same workflow is cancelled only through cancel_input, which it lacks.
+    run.service.execute(Add("v", 1))
+    with pytest.raises(NotCancellable):
+        run.service.cancel("ledger", "v", "no")
+
+
+def test_cancel_unstarted_leaves_an_instance_that_started_meanwhile_to_cancel_input(run: Runner) -> None:
+    # The service saw no events before it took the lock; under the lock the instance has one: nothing is
+    # written and the cancel goes the usual way.
+    run.service.execute(Add("w", 1))
+    handler = run.service.registration("ledger").handler
+    assert handler.cancel_unstarted("w", "late", run.clock.now(), None) is None
+    assert run.added("w") == (1,) and run.service.result("ledger", "w") is None
+
+
+def test_terminate_and_cancel_of_an_unknown_instance_are_not_found(run: Runner) -> None:
+    with pytest.raises(NotFound):
+        run.service.terminate("ledger", "nobody", "x")
+    with pytest.raises(NotFound):
+        run.service.cancel("ledger", "nobody", "x")
