@@ -204,12 +204,29 @@ class CommandHandler:
 
         Returns:
             What the input did (accepted, rejected, duplicate; already_completed for a closed child of this
-            parent).
+            parent). A rejected first input writes nothing at all, not even `settle`: no child exists, and
+            the caller tells the parent.
 
         Raises:
             ChildConflict: the id belongs to another instance; nothing was written.
             LeaseLost, DecideFailed, CodecError, StoreError: as `execute`.
         """
+        try:
+            return self._start_child(input, workflow_id, input_key, now, parent, inherited_deadline, settle, probe)
+        except _StartRejected as rejected:
+            return rejected.outcome
+
+    def _start_child(
+        self,
+        input: object,
+        workflow_id: str,
+        input_key: str,
+        now: datetime,
+        parent: ParentLink,
+        inherited_deadline: datetime | None,
+        settle: Settle | None,
+        probe: Probe | None,
+    ) -> Outcome[Any, Any]:
         cached = self.cache.get(workflow_id) if self.cache is not None else None
         with self.store.locked(self.type, workflow_id, input_key, settle=settle) as tx:
             decider, rebuilt, key_status = self._load(tx, workflow_id, cached, probe)
@@ -247,6 +264,11 @@ class CommandHandler:
                     parent=parent,
                     inherited_deadline=inherited_deadline,
                 )
+            if rebuilt.seq == 0 and isinstance(step, Unchanged) and step.outcome.status is OutcomeStatus.REJECTED:
+                # A first input the child rejects creates no child. Roll back (the start row's "done" and
+                # the key are not written), so the worker tells the parent in the parent's own transaction,
+                # with that "done" (design/composition.md, "A child that never starts").
+                raise _StartRejected(step.outcome)
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
@@ -560,6 +582,14 @@ class CommandHandler:
             paused_at = (info.paused_at or now) if paused else None
             tx.hold(paused_at, now)
         return OutcomeStatus.ACCEPTED
+
+
+class _StartRejected(Exception):
+    """Rolls back a child start whose first input was rejected; carries the outcome out of the transaction."""
+
+    def __init__(self, outcome: Outcome[Any, Any]) -> None:
+        super().__init__("the child's first input was rejected")
+        self.outcome = outcome
 
 
 def _observed(writes: Writes | None, probe: Probe | None) -> Writes | None:

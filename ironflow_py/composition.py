@@ -30,6 +30,9 @@ MESSAGE_ROW = "ironflow.message/1"
 START_CHILD_ROW = "ironflow.start_child/1"
 CHILD_CLOSED_ROW = "ironflow.child_closed/1"
 PARENT_CLOSED_ROW = "ironflow.parent_closed/1"
+#: The `Failed.code` a parent's `child_closed_input` receives for a child that rejected its first input:
+#: that child was never created (its `detail` is the rejection reason).
+START_REJECTED = "ironflow.start_rejected"
 RESERVED_ROWS: frozenset[str] = frozenset({MESSAGE_ROW, START_CHILD_ROW, CHILD_CLOSED_ROW, PARENT_CLOSED_ROW})
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_py import Cancelled, Completed, Decision, Workflow
+from ironflow_py import Cancelled, Completed, Decision, Failed, Workflow
 from ironflow_py.composition import ChildRef, Join
 from ironflow_py.lifecycle import CancelRequest, RunOutcome
 
@@ -89,6 +89,8 @@ class Task(Workflow[TaskState, Any, Any, Any]):
 
     def decide(self, now: datetime, state: TaskState, input: Any) -> Decision[Any, Any]:
         match input:
+            case StartTask(_, value) if value < 0:
+                return Decision.reject("a negative value")  # a first input a child rejects: it never starts
             case StartTask(_, value):
                 return Decision.accept(TaskStarted(value)) if state.status == "new" else Decision.reject("started")
             case FinishTask():
@@ -159,7 +161,7 @@ class Job(Workflow[JobState, Any, Any, Any]):
     inputs = {"job.fan_out/1": FanOut, "job.child_done/1": ChildDone, "job.ping/1": Ping}
     events = {"job.fanned_out/1": FannedOut, "job.collected/1": Collected, "job.pinged/1": Pinged}
     state_type = JobState
-    result_type = list[int]
+    result_type = list[int | None]
 
     def initial_state(self) -> JobState:
         return JobState()
@@ -192,6 +194,8 @@ class Job(Workflow[JobState, Any, Any, Any]):
         job_id = child.workflow_id.rsplit("-t", 1)[0]
         if isinstance(outcome, Completed):
             return ChildDone(job_id, child.workflow_id, True, outcome.result)
+        if isinstance(outcome, Failed):
+            return ChildDone(job_id, child.workflow_id, False, None, f"{outcome.code}: {outcome.detail}")
         return ChildDone(job_id, child.workflow_id, False, None, outcome.status.value)
 
     def decide(self, now: datetime, state: JobState, input: Any) -> Decision[Any, Any]:
@@ -305,3 +309,66 @@ class Tree(Workflow[str, Any, Any, Any]):
             case Prune(_, reason):
                 return Decision.accept(Pruned(reason))
         return Decision.reject("unknown input")
+
+
+# -- a child with no cancel_input, under the default request_cancel policy ---------------------------------------
+
+
+@attrs.frozen
+class Hold:
+    hold_id: str
+
+
+@attrs.frozen
+class Held:
+    pass
+
+
+class Holder(Workflow[bool, Hold, Held, Any]):
+    """Starts on Hold and then waits for nothing: it has no `cancel_input`, so only terminate closes it."""
+
+    type = "holder"
+    inputs = {"holder.hold/1": Hold}
+    events = {"holder.held/1": Held}
+
+    def initial_state(self) -> bool:
+        return False
+
+    def workflow_id(self, input: Hold) -> str:
+        return input.hold_id
+
+    def evolve(self, state: bool, event: Held) -> bool:
+        return True
+
+    def decide(self, now: datetime, state: bool, input: Hold) -> Decision[Held, Any]:
+        return Decision.accept(Held())
+
+
+@attrs.frozen
+class Keep:
+    keeper_id: str
+
+
+@attrs.frozen
+class Kept:
+    pass
+
+
+class Keeper(Workflow[bool, Keep, Kept, Any]):
+    """Starts one `Holder` child (default policy: request_cancel); closed by terminate in the tests."""
+
+    type = "keeper"
+    inputs = {"keeper.keep/1": Keep}
+    events = {"keeper.kept/1": Kept}
+
+    def initial_state(self) -> bool:
+        return False
+
+    def workflow_id(self, input: Keep) -> str:
+        return input.keeper_id
+
+    def evolve(self, state: bool, event: Kept) -> bool:
+        return True
+
+    def decide(self, now: datetime, state: bool, input: Keep) -> Decision[Kept, Any]:
+        return Decision.accept(Kept()).start_child(Hold(f"{input.keeper_id}/h"))

@@ -17,6 +17,7 @@ from ironflow_py.composition import (
     MESSAGE_ROW,
     PARENT_CLOSED_ROW,
     START_CHILD_ROW,
+    START_REJECTED,
     ChildRef,
     ParentLink,
     delivery_key,
@@ -35,7 +36,8 @@ from ironflow_py.errors import (
     UnknownInputType,
     ValueRefused,
 )
-from ironflow_py.lifecycle import RUN_TIMEOUT_TIMER
+from ironflow_py.lifecycle import RUN_TIMEOUT_TIMER, Failed
+from ironflow_py.records import OutcomeStatus
 from ironflow_py.store.base import EffectClaim, Settle, SettleKind
 from ironflow_py.values import storable_text
 
@@ -101,6 +103,8 @@ def deliver(attempts: Attempts, claim: EffectClaim) -> tuple[EffectClaim, float]
                 inherited_deadline=inherited,
                 settle=settle,
             )
+            if outcome.status is OutcomeStatus.REJECTED:
+                return _start_rejected(attempts, claim, owner, item, outcome.reason, settle, started)
         else:
             raise NotFound(f"reserved row type {claim.effect_type!r} is not known to this version of ironflow_py")
     except LeaseLost:
@@ -117,6 +121,39 @@ def deliver(attempts: Attempts, claim: EffectClaim) -> tuple[EffectClaim, float]
         attempts.failed(claim, attempts.registry.default_policy, owner, item, error, started, exc)
         return None
     attempts.logged(claim, "done", started, delivered=claim.effect_type, decision=outcome.status.value)
+    return None
+
+
+def _start_rejected(
+    attempts: Attempts,
+    claim: EffectClaim,
+    parent: Registration,
+    start: object,
+    reason: str | None,
+    settle: Settle,
+    started: float,
+) -> tuple[EffectClaim, float] | None:
+    """The child rejected its first input, so it was never created and will never close: its parent gets
+    `child_closed_input(ref, Failed("start_rejected", reason))`, in the parent's transaction with the start
+    row's fenced "done" (nothing was written in the child's). A parent that closed meanwhile answers
+    `already_completed`; one whose `child_closed_input` returns None only sees the row done."""
+    service = attempts.service
+    ref = ChildRef(claim.payload["to_type"], claim.payload["to_id"])
+    try:
+        input = parent.workflow.child_closed_input(ref, Failed(START_REJECTED, reason))
+    except Exception as exc:  # user code: retried under the default policy (the child rejects again), then dead
+        error = storable_text(f"child_closed_input raised {type(exc).__name__}: {exc}")
+        attempts.failed(claim, attempts.registry.default_policy, parent, start, error, started, exc)
+        return None
+    if input is None:
+        return claim, started
+    if type(input) not in parent.codec.inputs:
+        raise UnknownInputType(type(input))
+    key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)
+    result = service.execute_on(claim.workflow_type, claim.workflow_id, input, input_key=key, settle=settle)
+    attempts.logged(
+        claim, "done", started, delivered=claim.effect_type, decision=f"rejected; parent {result.status.value}"
+    )
     return None
 
 
@@ -172,7 +209,17 @@ def _sweep(attempts: Attempts, claim: EffectClaim, started: float) -> tuple[Effe
                 elif policy == "request_cancel":
                     service.cancel(child.workflow_type, child.workflow_id, reason, request_id=request_id)
             except NotCancellable:
-                policy = "not_cancellable"  # its workflow has no cancel_input: it keeps running
+                # Its workflow has no cancel_input: it keeps running (terminating it could cut an effect
+                # short with no compensation). Said once per child, as a warning (design/composition.md).
+                policy = "not_cancellable"
+                attempts.log.warning(
+                    "child_not_cancellable",
+                    parent_type=claim.workflow_type,
+                    parent_id=claim.workflow_id,
+                    child_type=child.workflow_type,
+                    child_id=child.workflow_id,
+                    why="request_cancel, but its workflow has no cancel_input: it keeps running",
+                )
             except (NotFound, InvalidWorkflowId) as exc:
                 policy = f"skipped ({type(exc).__name__})"
             applied[policy] = applied.get(policy, 0) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import threading
 import time
@@ -22,13 +23,26 @@ from ironflow_py import (
     Terminated,
     WorkflowService,
 )
-from ironflow_py.composition import START_CHILD_ROW, ParentLink, delivery_key
-from tests.composition_workflows import FanOut, FinishTask, Grow, Job, Relay, Relayer, StartTask, Task, Tree
+from ironflow_py.composition import START_CHILD_ROW, START_REJECTED, ParentLink, delivery_key
+from tests.composition_workflows import (
+    FanOut,
+    FinishTask,
+    Grow,
+    Holder,
+    Job,
+    Keep,
+    Keeper,
+    Relay,
+    Relayer,
+    StartTask,
+    Task,
+    Tree,
+)
 
 
 @pytest.fixture
 def service(pg_store: PostgresStore) -> WorkflowService:
-    return WorkflowService(pg_store, workflows=[Job, Task, Relayer, Tree])
+    return WorkflowService(pg_store, workflows=[Job, Task, Relayer, Tree, Keeper, Holder])
 
 
 @pytest.fixture
@@ -199,3 +213,31 @@ def test_deliveries_never_lock_the_sender(service: WorkflowService, pg_store: Po
     finally:
         release.set()
         holder.join(30)
+
+
+def test_a_child_that_rejects_its_first_input_is_reported_once_to_its_parent(
+    service: WorkflowService, worker: EffectRuntime
+) -> None:
+    service.execute(FanOut("rej", (1, -1)))
+    open_children(service, "rej", 1)
+    service.execute(FinishTask("rej-t0"))
+    assert service.wait("job", "rej", timeout=30) == Completed([10, None])
+    assert service.store.instance("task", "rej-t1") is None  # the rejected child was never created
+    failed = [
+        e.event for e in service.history("job", "rej") if type(e.event).__name__ == "Collected" and not e.event.ok
+    ]
+    assert [(c.key, c.error) for c in failed] == [("rej-t1", f"{START_REJECTED}: a negative value")]
+    assert {e.status for e in service.store.effects("job", "rej") if e.effect_type == START_CHILD_ROW} == {"done"}
+
+
+def test_a_request_cancel_child_without_cancel_input_keeps_running_and_is_warned_about(
+    service: WorkflowService, worker: EffectRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ironflow_py")
+    service.execute(Keep("kp"))
+    until(lambda: service.store.instance("holder", "kp/h") is not None)
+    service.terminate("keeper", "kp", "stop")
+    warned = until(lambda: [r for r in caplog.records if getattr(r, "event", None) == "child_not_cancellable"])
+    assert [r.__dict__["context"]["child_id"] for r in warned] == ["kp/h"]
+    info = service.store.instance("holder", "kp/h")
+    assert info is not None and info.closed_at is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from ironflow_py import Cancelled, ChildStart, CodecError, Completed, DecideFailed, Decision, Join, Message
 from ironflow_py.codec import make_converter
-from ironflow_py.composition import START_CHILD_ROW, delivery_key
+from ironflow_py.composition import START_CHILD_ROW, START_REJECTED, delivery_key
 from ironflow_py.testing import Scenario, WorkflowSpec
 from tests.composition_workflows import (
     ChildDone,
@@ -20,8 +21,11 @@ from tests.composition_workflows import (
     FanOut,
     FinishTask,
     Grow,
+    Holder,
     Job,
     JobState,
+    Keep,
+    Keeper,
     Ping,
     Relay,
     Relayed,
@@ -191,6 +195,29 @@ def test_scenario_fans_out_and_joins_in_key_order() -> None:
         s.send(FinishTask(f"j-t{i}"))
     assert s.result("job", "j") == Completed([10, 20, 30])
     assert [c.workflow_id for c in s.store.children("job", "j", open_only=False)] == ["j-t0", "j-t1", "j-t2"]
+
+
+def test_scenario_a_child_that_rejects_its_first_input_is_reported_to_the_parent_as_failed() -> None:
+    s = Scenario(Job, Task)
+    s.send(FanOut("j", (1, -1)))
+    assert s.store.instance("task", "j-t1") is None  # never created
+    s.send(FinishTask("j-t0"))
+    assert s.result("job", "j") == Completed([10, None])
+    [collected] = [e.event for e in s.service.history("job", "j") if isinstance(e.event, Collected) and not e.event.ok]
+    assert collected == Collected("j-t1", False, None, f"{START_REJECTED}: a negative value")
+    assert {e.status for e in s.store.effects("job", "j") if e.effect_type == START_CHILD_ROW} == {"done"}
+
+
+def test_scenario_a_child_without_cancel_input_keeps_running_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    s = Scenario(Keeper, Holder)
+    s.send(Keep("k"))
+    assert s.store.instance("holder", "k/h") is not None
+    s.terminate("keeper", "k", "stop")
+    info = s.store.instance("holder", "k/h")
+    assert info is not None and info.closed_at is None  # request_cancel could not reach it: still running
+    [warning] = [r for r in caplog.records if getattr(r, "event", None) == "child_not_cancellable"]
+    assert warning.levelno == logging.WARNING
+    assert warning.__dict__["context"]["child_id"] == "k/h" and warning.__dict__["context"]["parent_id"] == "k"
 
 
 def test_scenario_cascades_grandparent_to_parent_to_child() -> None:
