@@ -29,7 +29,8 @@ class App:
     Attributes:
         workflows: Workflow classes (instantiated with no arguments) or instances.
         converter: The cattrs converter for payloads; None: `make_converter()`.
-        effects: The effect handlers `ironflow-py worker` runs; None: the worker only fires timers.
+        effects: The effect handlers `ironflow-py worker` runs; None: the worker fires timers and delivers
+            only the engine's own rows (messages, children, notices), running no handler.
         projections: The read models `ironflow-py projections run` keeps.
         schedules: `Schedule` declarations; a worker reconciles them when it starts (design/schedules.md).
         tracer_provider: An OpenTelemetry `TracerProvider` the CLI's daemons trace with (extra `otel`);

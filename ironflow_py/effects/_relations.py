@@ -60,6 +60,17 @@ def deliver(attempts: Attempts, claim: EffectClaim) -> tuple[EffectClaim, float]
     except NotFound as exc:
         attempts.dead(claim, None, None, f"{type(exc).__name__}: {exc}", started, exc)
         return None
+    max_attempts = attempts.registry.default_policy.max_attempts
+    if claim.attempt > max_attempts:
+        # As for a handler's effect (`Attempts._run_effect`): every claim counted an attempt, and attempt
+        # max_attempts ended without settling (its worker died or lost its lease mid-delivery, perhaps
+        # because of this row: a sweep of many children, an input that kills the process). No more.
+        error = (
+            f"worker lost: attempt {claim.attempt - 1} of {max_attempts} ended without settling "
+            "(its process died or its lease expired); no attempts left"
+        )
+        attempts.dead(claim, owner, _item(attempts, claim), error, started)
+        return None
     if claim.effect_type == PARENT_CLOSED_ROW:
         return _sweep(attempts, claim, started)
     payload = claim.payload
@@ -122,6 +133,21 @@ def deliver(attempts: Attempts, claim: EffectClaim) -> tuple[EffectClaim, float]
         return None
     attempts.logged(claim, "done", started, delivered=claim.effect_type, decision=outcome.status.value)
     return None
+
+
+def _item(attempts: Attempts, claim: EffectClaim) -> object:
+    """The `Message` or `ChildStart` a row carries (what `dead_letter_input` is told), or None."""
+    payload = claim.payload
+    try:
+        if claim.effect_type not in (MESSAGE_ROW, START_CHILD_ROW):
+            return None
+        target = attempts.service.registration(payload["to_type"])
+        input = target.codec.decode_input(payload["input_type"], payload["input"], payload["to_id"])
+        if claim.effect_type == MESSAGE_ROW:
+            return Message(input, payload["to_type"], payload["to_id"])
+        return ChildStart(input, payload["to_id"], payload["on_parent_close"], payload["deadline"])
+    except (IronflowError, KeyError, TypeError):
+        return None  # undecodable: the dead letter says so through its error anyway
 
 
 def _start_rejected(

@@ -24,12 +24,14 @@ from typing import Any
 
 from ironflow_py._log import get_log
 from ironflow_py.clock import store_time
+from ironflow_py.composition import RESERVED_ROWS
 from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.effects._pruning import PruneLoop
 from ironflow_py.effects._registry import EffectRegistry, RetryPolicy
 from ironflow_py.effects._wakeup import Listener
 from ironflow_py.errors import ConfigurationError, StoreError, StoreStalled
 from ironflow_py.retention import RetentionPolicy
+from ironflow_py.schedule_workflow import ScheduleWorkflow
 from ironflow_py.scheduling._control import with_schedule_handlers
 from ironflow_py.service import WorkflowService
 from ironflow_py.store.base import EffectClaim, Outbox, TimerClaim
@@ -55,8 +57,10 @@ class EffectRuntime:
 
     `concurrency` handlers run at once; up to `batch_size` more wait, claimed, in the pool's queue.
     `lease` seconds is how long a claim holds without a heartbeat; `grace` is how long shutdown waits for
-    in-flight handlers. `rng` makes retry jitter reproducible. With `registry=None` the runtime only
-    fires timers and leaves the outbox alone (an empty registry would dead-letter every effect).
+    in-flight handlers. `rng` makes retry jitter reproducible. With `registry=None` the runtime runs no
+    handler: it fires timers and delivers only the rows the engine delivers itself (messages, child
+    starts and notices, parent-close sweeps, schedules' StopRuns), leaving the application's effects to
+    workers that have handlers (an empty registry would dead-letter every one of them).
 
     Every time it compares (due times, leases, retry times) comes from the service's injected `Clock`;
     waits and `grace` are measured on the monotonic clock. Handlers run at least once per effect; pass
@@ -64,7 +68,7 @@ class EffectRuntime:
 
     Args:
         service: The service whose PostgreSQL store, clock and workflows the runtime uses.
-        registry: The effect handlers; None runs timers only.
+        registry: The effect handlers; None runs timers and the engine's own rows only.
         concurrency: Handlers running at once, at least 1. The store's pool is grown to `concurrency + 2`
             connections if it is smaller (a handler feeding an input back needs a second connection).
         batch_size: Rows claimed per round, at least 1.
@@ -131,7 +135,9 @@ class EffectRuntime:
         self.log = get_log("effects", logger).bind(worker_id=self.worker_id)
         self._size_pool()
         self.outbox: Outbox = self.store.outbox(self.worker_id, lease=self.lease)
-        self.run_effects = registry is not None
+        #: With no handlers (registry None) the worker still claims the rows the engine delivers itself:
+        #: messages, child starts and notices, parent-close sweeps, and the schedules' StopRuns.
+        self._claim_types = None if registry is not None else (*sorted(RESERVED_ROWS), *ScheduleWorkflow.effects)
         self.attempts = Attempts(
             service,
             with_schedule_handlers(registry or EffectRegistry(), service),
@@ -289,7 +295,7 @@ class EffectRuntime:
         timers = self.outbox.claim_timers(now, self.lease, min(room, self.batch_size))
         for timer in timers:
             self._submit(self._executor.submit(self.attempts.fire_timer, timer), timer)
-        limit = min(room - len(timers), self.batch_size) if self.run_effects else 0
+        limit = min(room - len(timers), self.batch_size)
         max_bytes = None
         held = 0
         if self.prefetch_bytes is not None:
@@ -300,7 +306,11 @@ class EffectRuntime:
             if max_bytes <= 0:
                 limit = 0
         effects = (
-            self.outbox.claim_effects(now, self.lease, limit, max_bytes, always_one=held == 0) if limit > 0 else []
+            self.outbox.claim_effects(
+                now, self.lease, limit, max_bytes, always_one=held == 0, effect_types=self._claim_types
+            )
+            if limit > 0
+            else []
         )
         run_effect = self.attempts.run_effect
         for claim in effects:

@@ -240,12 +240,14 @@ class Outbox(Protocol):
         max_bytes: int | None = None,
         *,
         always_one: bool = True,
+        effect_types: Sequence[str] | None = None,
     ) -> list[EffectClaim]:
         """Claim up to `limit` pending effects due at `now`, oldest first, each for `lease`.
 
         With `max_bytes`, rows are claimed in that order while their payloads (as JSON text) add up to at
         most `max_bytes` bytes. With `always_one` the first row is claimed however large, so a payload over
-        the bound cannot starve; a worker that already holds claims passes False.
+        the bound cannot starve; a worker that already holds claims passes False. With `effect_types`, only
+        rows of those stored type names are claimed (a timers-only worker takes the engine's own rows).
 
         Returns:
             The claims; each row's attempt count went up by one and it is not due again before `now + lease`.

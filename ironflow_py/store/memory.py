@@ -694,6 +694,7 @@ class MemoryOutbox:
         max_bytes: int | None = None,
         *,
         always_one: bool = True,
+        effect_types: Sequence[str] | None = None,
     ) -> list[EffectClaim]:
         """See `Outbox.claim_effects`; the lease end goes to `available_at`, as on PostgreSQL."""
         now = _store_now(now)
@@ -705,6 +706,7 @@ class MemoryOutbox:
                     if r.status == "pending"
                     and r.available_at <= now
                     and not self._paused(r.workflow_type, r.workflow_id)
+                    and (effect_types is None or r.effect_type in effect_types)
                 ),
                 key=lambda r: (r.available_at, r.id),
             )[:limit]

@@ -54,6 +54,7 @@ class PostgresOutbox:
         max_bytes: int | None = None,
         *,
         always_one: bool = True,
+        effect_types: Sequence[str] | None = None,
     ) -> list[EffectClaim]:
         params = {
             "now": now,
@@ -62,6 +63,7 @@ class PostgresOutbox:
             "worker": self.worker,
             "max_bytes": max_bytes,
             "always_one": always_one,
+            "types": None if effect_types is None else list(effect_types),
         }
         with self.store.connection(within=lease.total_seconds() / 2) as conn:
             cur = conn.cursor(row_factory=args_row(EffectClaim))

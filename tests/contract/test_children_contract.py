@@ -6,22 +6,27 @@ queues, and what `Store.children` lists.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ironflow_py import ChildConflict, ManualClock, OutcomeStatus, WorkflowService
+from ironflow_py import ChildConflict, EffectRegistry, ManualClock, OutcomeStatus, RetryPolicy, WorkflowService
 from ironflow_py.composition import (
     CHILD_CLOSED_ROW,
     PARENT_CLOSED_ROW,
+    RESERVED_ROWS,
     START_CHILD_ROW,
     ParentLink,
     delivery_key,
 )
+from ironflow_py.effects._attempt import DEFAULT_TIMER_POLICY, Attempts
 from ironflow_py.store.base import Settle, SettleKind, Store
 from tests.composition_workflows import FanOut, FinishTask, Grow, Job, StartTask, Task, Tree
+from tests.workflows import Add, Counter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -110,3 +115,56 @@ def test_a_parent_that_closes_by_itself_cancels_its_unstarted_children(service: 
     service.cancel("tree", "t", "no longer needed")  # the tree's own decision closes it, Cancelled
     assert rows(service, "tree", "t", START_CHILD_ROW) == ["cancelled"]
     assert rows(service, "tree", "t", PARENT_CLOSED_ROW) == ["pending"]  # a child may have started: sweep
+
+
+def test_a_reserved_row_whose_attempts_all_died_is_dead_lettered_not_delivered_again(
+    service: WorkflowService, store: Store
+) -> None:
+    """Like a handler's effect: a child start whose every attempt ended without settling (the worker died
+    mid-delivery) is dead once the default policy's attempts are spent; the child is never started."""
+    service.execute(FanOut("p", (1,)))
+    outbox = store.outbox("w")
+    registry = EffectRegistry(default_policy=RetryPolicy(max_attempts=3))
+    now = T0
+    for _ in range(3):  # three workers claim it and die before settling
+        outbox.claim_effects(now, LEASE, 10)
+        now += 2 * LEASE
+    (claim,) = outbox.claim_effects(now, LEASE, 10)
+    assert claim.attempt == 4
+    clock = ManualClock(now)
+    attempts = Attempts(
+        service, registry, outbox, clock, random.Random(1).random, LEASE, DEFAULT_TIMER_POLICY, service._log
+    )
+    assert attempts.run_effect(claim) is None
+    [row] = [e for e in store.effects("job", "p") if e.effect_type == START_CHILD_ROW]
+    assert row.status == "dead" and "worker lost: attempt 3 of 3" in (row.last_error or "")
+    assert store.instance("task", "p-t0") is None
+
+
+def test_a_reserved_row_with_attempts_left_is_delivered(service: WorkflowService, store: Store) -> None:
+    service.execute(FanOut("p", (1,)))
+    outbox = store.outbox("w")
+    registry = EffectRegistry(default_policy=RetryPolicy(max_attempts=3))
+    now = T0
+    for _ in range(2):
+        outbox.claim_effects(now, LEASE, 10)
+        now += 2 * LEASE
+    (claim,) = outbox.claim_effects(now, LEASE, 10)
+    assert claim.attempt == 3  # the last one allowed
+    attempts = Attempts(
+        service, registry, outbox, ManualClock(now), random.Random(1).random, LEASE, DEFAULT_TIMER_POLICY, service._log
+    )
+    assert attempts.run_effect(claim) is None
+    [row] = [e for e in store.effects("job", "p") if e.effect_type == START_CHILD_ROW]
+    assert row.status == "done" and store.instance("task", "p-t0") is not None
+
+
+def test_a_claim_restricted_to_the_engine_rows_leaves_the_application_effects(store: Store) -> None:
+    """What a worker with no handlers (`App(effects=None)`) claims: start rows, never a handler's effect."""
+    service = WorkflowService(store, workflows=[Job, Task, Counter], clock=ManualClock(T0))
+    service.execute(Add("c", 1))  # queues a counter.notify/1 effect
+    service.execute(FanOut("p", (1,)))
+    claims = store.outbox("w").claim_effects(T0, LEASE, 10, effect_types=sorted(RESERVED_ROWS))
+    assert [c.effect_type for c in claims] == [START_CHILD_ROW]
+    assert [e.status for e in store.effects("counter", "c")] == ["pending"]
+    assert [c.effect_type for c in store.outbox("w2").claim_effects(T0, LEASE, 10)] == ["counter.notify/1"]

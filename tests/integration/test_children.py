@@ -241,3 +241,19 @@ def test_a_request_cancel_child_without_cancel_input_keeps_running_and_is_warned
     assert [r.__dict__["context"]["child_id"] for r in warned] == ["kp/h"]
     info = service.store.instance("holder", "kp/h")
     assert info is not None and info.closed_at is None
+
+
+def test_a_worker_without_handlers_still_delivers_children_and_notices(service: WorkflowService) -> None:
+    """`App(effects=None)`: the worker runs no handler but delivers the engine's own rows."""
+    rt = EffectRuntime(service, None, rng=random.Random(1), handle_signals=False, poll_interval=0.1, grace=2)
+    thread = threading.Thread(target=rt.run, daemon=True)
+    thread.start()
+    try:
+        service.execute(FanOut("bare", (1, 2)))
+        open_children(service, "bare", 2)
+        service.execute(FinishTask("bare-t0"))
+        service.execute(FinishTask("bare-t1"))
+        assert service.wait("job", "bare", timeout=30) == Completed([10, 20])
+    finally:
+        rt.stop()
+        thread.join(10)

@@ -349,6 +349,9 @@ WITH candidates AS (
       AND NOT EXISTS (SELECT 1 FROM {schema}.instances i
                       WHERE i.paused_at IS NOT NULL
                         AND i.workflow_type = o.workflow_type AND i.workflow_id = o.workflow_id)
+      -- A worker with no effect handlers still delivers the engine's own rows (messages, child starts,
+      -- notices, sweeps): it names their types, and leaves the rest to workers that have handlers.
+      AND (%(types)s::text[] IS NULL OR effect_type = ANY(%(types)s::text[]))
     ORDER BY available_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
