@@ -688,6 +688,78 @@ def mutations() -> list[Mutation]:
             ("tests/unit/test_values.py", "tests/contract/test_refused_values.py"),
         ),
         Mutation(
+            "terminate: an instance that only waits for its delayed start is not found",
+            "children",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "exists=rebuilt.seq > 0 or tx.instance() is not None,",
+                    "exists=rebuilt.seq > 0,",
+                ),
+            ),
+            ("tests/contract/test_delayed_start.py",),
+        ),
+        Mutation(
+            "cancel: an unstarted instance goes through cancel_input",
+            "children",
+            (
+                _py(
+                    "ironflow_py/service.py",
+                    "if info.last_seq == 0 or info.closed_at is not None:",
+                    "if info.closed_at is not None:",
+                ),
+            ),
+            ("tests/contract/test_delayed_start.py",),
+        ),
+        Mutation(
+            "child start: a rejected first input is never reported to the parent",
+            "children",
+            (_py("ironflow_py/_command_handler.py", "raise _StartRejected(step.outcome)", "pass"),),
+            CHILDREN,
+        ),
+        Mutation(
+            "child start: the rejection notice commits without the start row's done",
+            "fence",
+            (
+                _py(
+                    "ironflow_py/effects/_relations.py",
+                    "input_key=rejected_key, settle=settle)",
+                    "input_key=rejected_key)",
+                ),
+            ),
+            CHILDREN,
+        ),
+        Mutation(
+            "sweep: a request_cancel child without cancel_input is not warned about",
+            "children",
+            (_py("ironflow_py/effects/_relations.py", "attempts.log.warning(\n", "attempts.log.debug(\n"),),
+            CHILDREN,
+        ),
+        Mutation(
+            "reserved rows: a delivery past its attempts is tried again",
+            "attempts",
+            (_py("ironflow_py/effects/_relations.py", "if claim.attempt > max_attempts:", "if False:"),),
+            ("tests/contract/test_children_contract.py",),
+        ),
+        Mutation(
+            "worker: a handler-less worker claims no engine row",
+            "children",
+            (
+                _py(
+                    "ironflow_py/effects/_runtime.py",
+                    "limit = min(room - len(timers), self.batch_size)\n",
+                    "limit = min(room - len(timers), self.batch_size) if self._claim_types is None else 0\n",
+                ),
+            ),
+            ("tests/integration/test_children.py",),
+        ),
+        Mutation(
+            "claim_effects: the type filter is ignored",
+            "children",
+            (_sql("claim_effects", "effect_type = ANY(%(types)s::text[])", "true"),),
+            ("tests/contract/test_children_contract.py",),
+        ),
+        Mutation(
             "schedule workflow: a stale tick is not ignored",
             "schedule",
             (_py("ironflow_py/schedule_workflow.py", "if state.paused or fire_time != state.next_fire:", "if False:"),),

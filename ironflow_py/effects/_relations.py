@@ -175,8 +175,8 @@ def _start_rejected(
         return claim, started
     if type(input) not in parent.codec.inputs:
         raise UnknownInputType(type(input))
-    key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)
-    result = service.execute_on(claim.workflow_type, claim.workflow_id, input, input_key=key, settle=settle)
+    rejected_key = delivery_key(claim.workflow_type, claim.workflow_id, claim.id)
+    result = service.execute_on(claim.workflow_type, claim.workflow_id, input, input_key=rejected_key, settle=settle)
     attempts.logged(
         claim, "done", started, delivered=claim.effect_type, decision=f"rejected; parent {result.status.value}"
     )
