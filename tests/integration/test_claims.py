@@ -60,7 +60,15 @@ def test_an_effect_claim_skips_rows_another_claim_holds_and_never_takes_them(
     service: WorkflowService, pg_store: PostgresStore, admin: Conn, holder: Conn
 ) -> None:
     service.execute(Start("s", 3, "noop"))
-    params = {"now": T0, "lease": LEASE, "limit": 1, "worker": "first", "max_bytes": None, "always_one": True}
+    params = {
+        "now": T0,
+        "lease": LEASE,
+        "limit": 1,
+        "worker": "first",
+        "max_bytes": None,
+        "always_one": True,
+        "types": None,
+    }
     first = [row[0] for row in holder.execute(pg_store.q["claim_effects"], params).fetchall()]
     assert len(first) == 1
     second, blocked = claim_while_held(admin, holder, lambda: pg_store.outbox("second").claim_effects(T0, LEASE, 10))
