@@ -237,6 +237,7 @@ INDEXED_QUERIES: list[tuple[str, dict[str, Any], str]] = [
             "worker": "w",
             "max_bytes": 1 << 20,
             "always_one": True,
+            "types": None,
         },
         "outbox_due",
     ),
