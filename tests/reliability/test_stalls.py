@@ -326,6 +326,12 @@ def test_a_frozen_projection_leader_is_replaced_within_the_lease_and_steps_down_
     figure(f"c leader frozen {where}", "old leader steps down after the thaw", stepped_down)
 
 
+def started_line(folder: Path) -> str:
+    """What the handlers wrote to `started.log` so far ("" before the file exists)."""
+    path = folder / "started.log"
+    return path.read_text() if path.exists() else ""
+
+
 def direct_caught_up(worker: ProjectionWorker, position: int) -> bool:
     """Whether the projection reaches `position` (the horizon is cluster-wide: allow for others' sessions)."""
     return worker.control.wait_until_caught_up(NAME, position, timeout=30.0)
@@ -351,8 +357,9 @@ def test_a_stalled_worker_never_starts_a_handler_for_a_claim_another_worker_fini
     try:
         direct.execute(Start("d", 2, "block"))  # two effects: one runs and blocks, one waits in the queue
         wait_for(lambda: rows.count("locked_by = 'stalled' AND status = 'pending'") == 2, "both effects claimed")
-        wait_for((folder_a / "started.log").exists, "the first handler to start")
-        first = int((folder_a / "started.log").read_text().split()[1])
+        # The file appears (open "a") before its line is written: wait for the whole line.
+        wait_for(lambda: started_line(folder_a).endswith("\n"), "the first handler to start")
+        first = int(started_line(folder_a).split()[1])
         (queued,) = set(rows.ids()) - {first}
         # The queued claim has waited half its lease, by the database clock (so by the worker's too): its
         # handler may start only after a heartbeat says the claim still holds.
