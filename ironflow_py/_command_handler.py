@@ -115,7 +115,7 @@ class CommandHandler:
             written = tx.write(writes) if writes is not None else Written()
         # 5. Committed: remember the state, report the outcome.
         if self.cache is not None:
-            self.cache.put(workflow_id, step.rebuilt)
+            self.cache.put(workflow_id, _to_cache(step.rebuilt, rebuilt.snapshot_gen, writes, written))
         return step.result(written)
 
     def read(self, workflow_id: str) -> Rebuilt:
@@ -272,7 +272,7 @@ class CommandHandler:
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
-            self.cache.put(workflow_id, step.rebuilt)
+            self.cache.put(workflow_id, _to_cache(step.rebuilt, rebuilt.snapshot_gen, writes, written))
         return step.result(written)
 
     def _load(
@@ -289,11 +289,17 @@ class CommandHandler:
         The decider is the recorded version's (`version` overrides it: `migrate_version` folds with the
         target's code). Nothing before the current run's start is loaded (the store filters it).
         """
-        after = cached.seq - 1 if cached is not None else 0
-        loaded = tx.load(after_seq=after, with_snapshot=self._snapshots)
+        after, known = (cached.seq - 1, cached.snapshot_gen) if cached is not None else (0, None)
+        loaded = tx.load(after_seq=after, with_snapshot=self._snapshots, known_gen=known)
         decider = self._decider_for(version or loaded.version, workflow_id)
-        if cached is not None and cached.version != decider.workflow.version:
-            # Folded by another version's code (the instance was moved): start over from the store.
+        # Start over from the store when the cached state was folded by another version's code (the instance
+        # was moved), or when the snapshot row changed since the state was checked (another process wrote one,
+        # or an operator replaced or dropped it) and no newer one came back: the state may come from a
+        # snapshot that is gone (design/snapshots.md, "The warm path").
+        if cached is not None and (
+            cached.version != decider.workflow.version
+            or (cached.snapshot_gen is not None and loaded.snapshot_gen != cached.snapshot_gen and not loaded.snapshot)
+        ):
             cached = None
             if self.cache is not None:
                 self.cache.discard(workflow_id)
@@ -314,7 +320,9 @@ class CommandHandler:
         if probe is not None:
             probe.replayed = len(events)
         rebuilt = decider.rebuild(workflow_id, origin, events)
-        rebuilt = attrs.evolve(rebuilt, run=loaded.run, version=decider.workflow.version)
+        rebuilt = attrs.evolve(
+            rebuilt, run=loaded.run, version=decider.workflow.version, snapshot_gen=loaded.snapshot_gen
+        )
         return decider, rebuilt, loaded.key_status
 
     def delay(
@@ -371,7 +379,7 @@ class CommandHandler:
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
-            self.cache.put(workflow_id, step.rebuilt)
+            self.cache.put(workflow_id, _to_cache(step.rebuilt, rebuilt.snapshot_gen, writes, written))
         return step.result(written)
 
     def _run(
@@ -395,7 +403,7 @@ class CommandHandler:
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
-            self.cache.put(workflow_id, step.rebuilt)
+            self.cache.put(workflow_id, _to_cache(step.rebuilt, rebuilt.snapshot_gen, writes, written))
         return step.result(written)
 
     def terminate(
@@ -542,7 +550,7 @@ class CommandHandler:
             writes = _observed(step.writes, probe)
             written = tx.write(writes) if writes is not None else Written()
         if self.cache is not None:
-            self.cache.put(workflow_id, step.rebuilt)
+            self.cache.put(workflow_id, _to_cache(step.rebuilt, rebuilt.snapshot_gen, writes, written))
         return step.result(written)
 
     def hold(self, workflow_id: str, paused: bool, now: datetime, request_id: str | None) -> OutcomeStatus:
@@ -590,6 +598,16 @@ class _StartRejected(Exception):
     def __init__(self, outcome: Outcome[Any, Any]) -> None:
         super().__init__("the child's first input was rejected")
         self.outcome = outcome
+
+
+def _to_cache(new: Rebuilt, loaded_gen: int | None, writes: Writes | None, written: Written) -> Rebuilt:
+    """The state to cache after a committed decision, with the snapshot generation it was checked against: the
+    one the load saw when the decision wrote no snapshot, else the one the write reported (None, when the write
+    did not report one, makes the next decision read the snapshot: design/snapshots.md, "The warm path")."""
+    gen = written.snapshot_gen
+    if writes is None or (writes.snapshot is None and gen is None):
+        gen = loaded_gen  # nothing touched the snapshot
+    return new if new.snapshot_gen == gen else attrs.evolve(new, snapshot_gen=gen)
 
 
 def _observed(writes: Writes | None, probe: Probe | None) -> Writes | None:

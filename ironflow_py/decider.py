@@ -71,6 +71,9 @@ class Rebuilt:
     run: int = 1
     #: The `Workflow.version` whose class folded this state (set by the command handler for its cache).
     version: str | None = None
+    #: The instance's snapshot generation this state was checked against (`Loaded.snapshot_gen`; set by the
+    #: command handler for its cache; None: unknown, so the next load reads the snapshot).
+    snapshot_gen: int | None = None
 
 
 @attrs.frozen

@@ -33,3 +33,11 @@ def plant_snapshot(store: Store, workflow_id: str, seq: int, version: int, data:
             ).format(sql.Identifier(store.schema)),
             (seq, version, json.dumps(data), workflow_id),
         )
+        # As every snapshot writer must (migration 020), so that a warm cache looks again.
+        conn.execute(
+            sql.SQL(
+                "UPDATE {}.instances SET snapshot_gen = snapshot_gen + 1 "
+                "WHERE workflow_type = 'snappy' AND workflow_id = %s"
+            ).format(sql.Identifier(store.schema)),
+            (workflow_id,),
+        )

@@ -207,8 +207,8 @@ class _CountingTx:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
 
-    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
-        loaded = self._tx.load(after_seq=after_seq, with_snapshot=with_snapshot)
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False, known_gen: int | None = None) -> Loaded:
+        loaded = self._tx.load(after_seq=after_seq, with_snapshot=with_snapshot, known_gen=known_gen)
         self._owner.loads.append(loaded)
         return loaded
 

@@ -76,6 +76,7 @@ LOCK_KEYS = ("tests/integration/test_lock_keys.py",)
 PROJECTIONS = ("tests/integration/projections",)
 LEASES = ("tests/reliability/test_projection_leases.py",)
 SNAPSHOTS = ("tests/contract/test_snapshots.py", "tests/integration/test_state_cache.py")
+GENERATION = ("tests/contract/test_snapshot_generation.py",)
 UPCASTING = ("tests/unit/test_upcasting.py", "tests/contract/test_upcasting.py")
 VERSIONING = ("tests/contract/test_evolve_change.py", "tests/integration/test_versioning.py")
 VERSIONS = ("tests/contract/test_versions_contract.py", "tests/integration/test_versions_worker.py")
@@ -109,6 +110,11 @@ def _py(path: str, old: str, new: str) -> Edit:
 def _m018(old: str, new: str) -> Edit:
     """An edit of migration 018: instance_lock_key and lock_and_load (the definition in force; 016's is replaced)."""
     return Edit("ironflow_py/**/migrations/018_schema_lock_keys.sql", old, new)
+
+
+def _m020(old: str, new: str) -> Edit:
+    """An edit of migration 020: the lock_and_load in force (it replaces 018's) and the snapshot generation."""
+    return Edit("ironflow_py/**/migrations/020_snapshot_generation.sql", old, new)
 
 
 def _drop(query: str, condition: str) -> Edit:
@@ -283,15 +289,15 @@ def mutations() -> list[Mutation]:
             DECIDER,
         ),
         Mutation(
-            "lock_and_load (018): no lock",
+            "lock_and_load (020): no lock",
             "lock",
-            (_m018("PERFORM pg_advisory_xact_lock(", "PERFORM abs("),),
+            (_m020("PERFORM pg_advisory_xact_lock(", "PERFORM abs("),),
             DECIDER,
         ),
         Mutation(
-            "lock_and_load (018): STABLE, so it reads with the snapshot taken before the lock",
+            "lock_and_load (020): STABLE, so it reads with the snapshot taken before the lock",
             "lock",
-            (_m018("LANGUAGE plpgsql VOLATILE", "LANGUAGE plpgsql STABLE"),),
+            (_m020("LANGUAGE plpgsql VOLATILE", "LANGUAGE plpgsql STABLE"),),
             DECIDER,
         ),
         Mutation(
@@ -831,21 +837,96 @@ def mutations() -> list[Mutation]:
             SNAPSHOTS,
         ),
         Mutation(
-            "lock_and_load (018): snapshot never read",
+            "lock_and_load (020): snapshot never read",
+            "snapshot",
+            (_m020("AND s.seq > p_after;", "AND s.seq > p_after AND false;"),),
+            SNAPSHOTS,
+        ),
+        Mutation(
+            "lock_and_load (020): the generation ignored, so a warm decision reads the snapshot every time",
+            "snapshot",
+            (_m020("AND (p_gen IS NULL OR v_gen IS NULL OR p_gen <> v_gen", "AND (true OR p_gen <> v_gen"),),
+            GENERATION,
+        ),
+        Mutation(
+            "lock_and_load (020): a changed generation does not read the snapshot (a second load instead)",
+            "snapshot",
+            (_m020("OR p_gen <> v_gen OR p_after", "OR p_after"),),
+            GENERATION,
+        ),
+        Mutation(
+            "write_decision: a decision's snapshot not counted in the generation",
             "snapshot",
             (
-                Edit(
-                    "ironflow_py/**/migrations/018_schema_lock_keys.sql",
-                    "AND s.seq > p_after;",
-                    "AND s.seq > p_after AND false;",
+                _sql(
+                    "write_decision",
+                    "snapshot_gen = i.snapshot_gen + EXCLUDED.snapshot_gen",
+                    "snapshot_gen = i.snapshot_gen",
                 ),
             ),
-            SNAPSHOTS,
+            GENERATION,
+        ),
+        Mutation(
+            "terminate_instance: the instance's timers stay",
+            "lifecycle",
+            (_sql("terminate_instance", "DELETE FROM {schema}.timers", "SELECT FROM {schema}.timers"),),
+            ("tests/contract/test_lifecycle_contract.py", "tests/integration/test_lifecycle_workers.py"),
+            "terminate",
+        ),
+        Mutation(
+            "terminate_instance: pending effects are not cancelled",
+            "lifecycle",
+            (_sql("terminate_instance", "AND status = 'pending'", "AND false"),),
+            ("tests/contract/test_lifecycle_contract.py", "tests/integration/test_lifecycle_workers.py"),
+            "terminate",
+        ),
+        Mutation(
+            "store: terminate_instance not run by a terminating decision",
+            "lifecycle",
+            (
+                _py(
+                    "ironflow_py/store/postgres.py",
+                    "        if w.terminate:\n            self._cur.execute(",
+                    "        if False:\n            self._cur.execute(",
+                ),
+            ),
+            ("tests/contract/test_lifecycle_contract.py",),
+            "terminate",
+        ),
+        Mutation(
+            "drop_snapshot: the drop not counted in the generation",
+            "snapshot",
+            (_sql("drop_snapshot", "SET snapshot_gen = i.snapshot_gen + 1", "SET snapshot_gen = i.snapshot_gen"),),
+            GENERATION,
+        ),
+        Mutation(
+            "store: a snapshot written without an instance write (verify --drop) not counted",
+            "snapshot",
+            (_py("ironflow_py/store/postgres.py", "if w.snapshot is not None and gen is None:", "if False:"),),
+            ("tests/contract/test_evolve_change.py",),
+        ),
+        Mutation(
+            "command handler: a cached state kept after its snapshot changed",
+            "snapshot",
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "or (cached.snapshot_gen is not None and loaded.snapshot_gen != cached.snapshot_gen",
+                    "or (False and loaded.snapshot_gen != cached.snapshot_gen",
+                ),
+            ),
+            GENERATION,
         ),
         Mutation(
             "command handler: a warm decision loads after the cached event (a full replay every time)",
             "snapshot",
-            (_py("ironflow_py/_command_handler.py", "after = cached.seq - 1 if", "after = cached.seq if"),),
+            (
+                _py(
+                    "ironflow_py/_command_handler.py",
+                    "(cached.seq - 1, cached.snapshot_gen)",
+                    "(cached.seq, cached.snapshot_gen)",
+                ),
+            ),
             ("tests/contract/test_snapshots.py",),
             "evolve_calls",
         ),
@@ -971,9 +1052,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/_command_handler.py",
-                    "if cached is not None and cached.version != decider.workflow.version:\n"
-                    "            # Folded by another version's code",
-                    "if False:\n            # Folded by another version's code",
+                    "cached.version != decider.workflow.version\n            or (",
+                    "False\n            or (",
                 ),
             ),
             VERSIONS,
@@ -985,9 +1065,9 @@ def mutations() -> list[Mutation]:
             VERSIONS,
         ),
         Mutation(
-            "lock_and_load (018): a continued run's snapshot is read only if the workflow snapshots",
+            "lock_and_load (020): a continued run's snapshot is read only if the workflow snapshots",
             "runs",
-            (_m018("IF p_snapshot OR v_run_start > 1 THEN", "IF p_snapshot THEN"),),
+            (_m020("IF (p_snapshot OR v_run_start > 1)", "IF (p_snapshot)"),),
             RUNS,
         ),
         Mutation(
@@ -1008,8 +1088,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/store/memory.py",
-                    "if with_snapshot or run_start > 1 else None",
-                    "if with_snapshot else None",
+                    "if (with_snapshot or run_start > 1) and not unchanged",
+                    "if with_snapshot and not unchanged",
                 ),
             ),
             RUNS,

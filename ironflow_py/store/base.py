@@ -76,6 +76,9 @@ class Loaded:
     run_start: int = 1
     #: The instance's current run (1 until its first `continue_as_new`).
     run: int = 1
+    #: The instance row's snapshot generation: how many times its snapshot was written, replaced or dropped
+    #: (None: no instance row, or a reader that does not report it). Passed back as `known_gen`.
+    snapshot_gen: int | None = None
 
 
 @attrs.frozen
@@ -141,6 +144,9 @@ class Written:
 
     positions: Sequence[int] = ()
     effect_ids: Sequence[int] = ()
+    #: The instance's snapshot generation after the write (see `Loaded.snapshot_gen`); None when the write
+    #: did not report it (nothing written to the instance row), which makes the next load read the snapshot.
+    snapshot_gen: int | None = None
 
 
 class SettleKind(enum.Enum):
@@ -362,13 +368,17 @@ class Reader(Protocol):
     `Transaction` is one too.
     """
 
-    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False, known_gen: int | None = None) -> Loaded:
         """Read the events after `after_seq` (and, when asked, the latest snapshot newer than it).
 
         Args:
             after_seq: a sequence the caller already knows the state up to (0: everything).
             with_snapshot: also read the latest snapshot newer than `after_seq`; the events then start
                 after the snapshot's sequence.
+            known_gen: the `Loaded.snapshot_gen` the caller's state at `after_seq + 1` was checked against.
+                While it is still the instance's generation (no snapshot written, replaced or dropped
+                since) and `after_seq` lies in the current run, the snapshot is not read: the caller's state
+                is as good as any snapshot (design/snapshots.md, "The warm path"). None: read it.
 
         Returns:
             What was read, in one consistent view.
@@ -383,13 +393,17 @@ class Reader(Protocol):
 class Transaction(Protocol):
     """One instance's locked transaction, as yielded by `Store.locked`; valid only inside that block."""
 
-    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False, known_gen: int | None = None) -> Loaded:
         """Read the events after `after_seq` and the input key's recorded status.
 
         Args:
             after_seq: a sequence the caller already knows the state up to (0: everything).
             with_snapshot: also read the latest snapshot newer than `after_seq`; the events then start
                 after the snapshot's sequence.
+            known_gen: the `Loaded.snapshot_gen` the caller's state at `after_seq + 1` was checked against.
+                While it is still the instance's generation (no snapshot written, replaced or dropped
+                since) and `after_seq` lies in the current run, the snapshot is not read: the caller's state
+                is as good as any snapshot (design/snapshots.md, "The warm path"). None: read it.
 
         Returns:
             What was read, in one consistent view.

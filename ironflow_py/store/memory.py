@@ -94,6 +94,8 @@ class MemoryStore:
         self._instances: dict[tuple[str, str], InstanceInfo] = {}
         self._keys: dict[tuple[str, str, str], OutcomeStatus] = {}
         self._snapshots: dict[tuple[str, str], StoredSnapshot] = {}
+        #: instances.snapshot_gen (migration 020): how often each instance's snapshot was written or dropped.
+        self._snapshot_gens: dict[tuple[str, str], int] = {}
         self._outbox: dict[int, _OutboxRow] = {}
         self._timers: dict[tuple[str, str, str], _Timer] = {}
         #: Instances pruned to a tombstone (design/retention.md), with when.
@@ -276,7 +278,9 @@ class MemoryStore:
             snapshot: The snapshot to store.
         """
         with self._lock:
-            self._snapshots[(workflow_type, workflow_id)] = snapshot
+            ref = (workflow_type, workflow_id)
+            self._snapshots[ref] = snapshot
+            self._snapshot_gens[ref] = self._snapshot_gens.get(ref, 0) + 1
 
     def retry_dead_letter(self, effect_id: int, now: datetime) -> bool:
         """Make dead effect `effect_id` pending again at `now` with zero attempts (the `retry_dead_letter` SQL).
@@ -375,9 +379,11 @@ class MemoryStore:
                 self._waiters.notify(*ref)
         if snapshot is not None:
             self._snapshots[ref] = snapshot
+            self._snapshot_gens[ref] = self._snapshot_gens.get(ref, 0) + 1
         if w.input_key is not None and w.key_status is not None:
             self._keys[(*ref, w.input_key)] = w.key_status
-        return Written(positions=positions, effect_ids=effect_ids)
+        gen = self._snapshot_gens.get(ref, 0) if ref in self._instances else None
+        return Written(positions=positions, effect_ids=effect_ids, snapshot_gen=gen)
 
     def _close_relations(self, ref: tuple[str, str], now: datetime) -> None:
         """`close_relations` (queries.sql): the notice to a parent, unstarted children, the parent-close sweep."""
@@ -587,15 +593,18 @@ class MemoryTransaction:
         """The events after `seq` (see `Transaction.events_after`)."""
         return [LoadedEvent(e.seq, e.type_name, e.data) for e in self._store._events.get(self._ref, []) if e.seq > seq]
 
-    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False, known_gen: int | None = None) -> Loaded:
         """The events after `after_seq` or a newer snapshot, and the key's status (see `Transaction.load`).
 
-        As `lock_and_load` (migration 017): nothing before the run start, whose snapshot is always read.
+        As `lock_and_load` (migrations 017, 020): nothing before the run start, whose snapshot is always read
+        unless `known_gen` is the instance's snapshot generation.
         """
         store = self._store
         info = store._instances.get(self._ref)
         run_start = info.run_start if info is not None else 1
-        snapshot = store._snapshots.get(self._ref) if with_snapshot or run_start > 1 else None
+        gen = store._snapshot_gens.get(self._ref, 0) if info is not None else None
+        unchanged = known_gen is not None and known_gen == gen and after_seq >= run_start - 1
+        snapshot = store._snapshots.get(self._ref) if (with_snapshot or run_start > 1) and not unchanged else None
         if snapshot is not None and snapshot.seq <= after_seq:
             snapshot = None
         events = self.events_after(max(after_seq, snapshot.seq if snapshot else 0, run_start - 1))
@@ -606,7 +615,7 @@ class MemoryTransaction:
             info = store._instances[self._ref]
             tombstone = Tombstone(info.last_seq, info.outcome_data)
         version, run = (info.version, info.run) if info is not None else (None, 1)
-        return Loaded(events, key_status, snapshot, tombstone, version, run_start, run)
+        return Loaded(events, key_status, snapshot, tombstone, version, run_start, run, gen)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row (see `Transaction.instance`)."""
@@ -650,6 +659,7 @@ class MemoryTransaction:
         if snapshot is None or snapshot.seq != seq:
             return False
         del self._store._snapshots[self._ref]
+        self._store._snapshot_gens[self._ref] = self._store._snapshot_gens.get(self._ref, 0) + 1
         return True
 
     def write(self, writes: Writes) -> Written:
@@ -959,6 +969,7 @@ class MemoryPruner:
                 del store._keys[key_ref]
                 counts["input_keys"] += 1
             counts["snapshots"] += store._snapshots.pop(ref, None) is not None
+            store._snapshot_gens.pop(ref, None)
             counts["events"] += len(store._events.pop(ref, []))
             for row in by_instance.get(ref, []):
                 if not self._dead_kept(row, policy, now):

@@ -1154,34 +1154,41 @@ class PostgresTransaction:
         cur = self._conn.cursor(row_factory=args_row(LoadedEvent))
         return cur.execute(self._store.q["load_events"], {**self._ids, "after_seq": seq}).fetchall()
 
-    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False, known_gen: int | None = None) -> Loaded:
         """Lock (if not yet) and read in one statement, `lock_and_load` (see `Transaction.load`).
 
-        The rows' order is described in migration 016: the key's status, the snapshot, the events.
+        The rows' order is described in migrations 016, 017 and 020: the instance row, the key's status, the
+        snapshot, the events.
         """
-        params = {**self._ids, "after_seq": after_seq, "with_snapshot": with_snapshot, "input_key": self._input_key}
+        params = {
+            **self._ids,
+            "after_seq": after_seq,
+            "with_snapshot": with_snapshot,
+            "input_key": self._input_key,
+            "known_gen": known_gen,
+        }
         rows = self._cur.execute(self._store.q["lock_and_load"], params).fetchall()
         self._locked = True
-        key_status = snapshot = version = None
+        key_status = snapshot = version = gen = None
         first = run_start = run = 1
-        # The instance row, when it exists, comes first: the only row with a seq and no payload.
-        if rows and rows[0][0] is not None and rows[0][2] is None:
-            run_start, version, _, run = rows[0]
+        # The instance row, when it exists, comes first: the only row with a snapshot generation.
+        if rows and rows[0][4] is not None:
+            run_start, version, _, run, gen = rows[0]
         else:
             first = 0
         if self._input_key is not None and len(rows) > first and rows[first][0] is None:
             key_status = OutcomeStatus(rows[first][1])
             first += 1
         if len(rows) > first and rows[first][1] is None:
-            seq, _, data, state_version = rows[first]
+            seq, _, data, state_version, _ = rows[first]
             snapshot = StoredSnapshot(seq, state_version, data)
             first += 1
-        events = [LoadedEvent(seq, type_name, data) for seq, type_name, data, _ in rows[first:]]
+        events = [LoadedEvent(row[0], row[1], row[2]) for row in rows[first:]]
         tombstone = None
         if not events and snapshot is None:  # new, or pruned to a tombstone (design/retention.md)
             row = self._cur.execute(self._store.q["load_tombstone"], self._ids).fetchone()
             tombstone = Tombstone(row[0], row[1]) if row else None
-        return Loaded(events, key_status, snapshot, tombstone, version, run_start, run)
+        return Loaded(events, key_status, snapshot, tombstone, version, run_start, run, gen)
 
     def instance(self) -> InstanceInfo | None:
         """The instance row under the lock (see `Transaction.instance`)."""
@@ -1238,7 +1245,8 @@ class PostgresTransaction:
     def drop_snapshot(self, seq: int) -> bool:
         """Delete the snapshot if it is at `seq`, `drop_snapshot` (see `Transaction.drop_snapshot`)."""
         self.lock()
-        return self._conn.execute(self._store.q["drop_snapshot"], {**self._ids, "seq": seq}).rowcount == 1
+        row = self._cur.execute(self._store.q["drop_snapshot"], {**self._ids, "seq": seq}).fetchone()
+        return row is not None and row[0] == 1
 
     def write(self, w: Writes) -> Written:
         """Write one decision in one statement, `write_decision` (see `Transaction.write`)."""
@@ -1254,7 +1262,6 @@ class PostgresTransaction:
             "last_seq": w.last_seq,
             "status": w.status.value,
             "outcome": w.outcome,
-            "terminate": w.terminate,
             "touch_instance": w.touches_instance(),
             "event_types": _texts([t for t, _ in w.events]),
             "event_payloads": _texts([p for _, p in w.events]),
@@ -1274,8 +1281,15 @@ class PostgresTransaction:
             "notify": bool(w.effects or w.timers),
             "channel": self._store.channel,
         }
+        if w.terminate:
+            self._cur.execute(self._store.q["terminate_instance"], {**self._ids, "now": w.now})
         row = self._cur.execute(self._store.q["write_decision"], params).fetchone()
         assert row is not None
+        gen = row[3]
+        if w.snapshot is not None and gen is None:
+            # A snapshot without an instance write (`snapshots verify --drop`): count it all the same.
+            bumped = self._cur.execute(self._store.q["bump_snapshot_gen"], self._ids).fetchone()
+            gen = bumped[0] if bumped else None
         if w.continue_run:
             self._cur.execute(self._store.q["continue_run"], {**self._ids, "last_seq": w.last_seq})
         if w.parent is not None:
@@ -1293,4 +1307,4 @@ class PostgresTransaction:
             # Only on the closing decision: the notice to a parent, the parent-close policy of children.
             relations = {**self._ids, "now": w.now, "trace_context": w.trace_context, "channel": self._store.channel}
             self._conn.execute(self._store.q["close_relations"], relations)
-        return Written(positions=row[0], effect_ids=row[1])
+        return Written(positions=row[0], effect_ids=row[1], snapshot_gen=gen)

@@ -35,9 +35,10 @@ class PostgresReader:
         self._conn = conn
         self._ids = ids
 
-    def load(self, *, after_seq: int = 0, with_snapshot: bool = False) -> Loaded:
+    def load(self, *, after_seq: int = 0, with_snapshot: bool = False, known_gen: int | None = None) -> Loaded:
         """The instance row, the snapshot newer than `after_seq` (when asked, or once a run has continued) and
-        the events after it from the current run, `read_load`."""
+        the events after it from the current run, `read_load`. `known_gen` is not used: a lock-free read
+        always reads the snapshot when asked (see `Reader.load`)."""
         params = {**self._ids, "after_seq": after_seq, "with_snapshot": with_snapshot}
         rows = self._conn.execute(self._store.q["read_load"], params).fetchall()
         snapshot = version = None

@@ -75,6 +75,7 @@ EXPECTED_COLUMNS = {
         ("run", "integer", False),
         ("run_start", "bigint", False),
         ("bucket", "integer", False),
+        ("snapshot_gen", "bigint", False),
     ],
     "outbox": [
         ("id", "bigint", False),

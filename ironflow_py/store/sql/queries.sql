@@ -21,8 +21,11 @@ ORDER BY seq
 -- than after_seq (when asked) and the events after it, in one round trip. A function (migration 016), not a
 -- CTE: a statement's MVCC snapshot is taken before it waits on the lock, the function's queries each take
 -- one after it.
-SELECT seq, event_type, payload, state_version
-FROM {schema}.lock_and_load(%(workflow_type)s, %(workflow_id)s, %(after_seq)s, %(with_snapshot)s, %(input_key)s)
+-- known_gen: the snapshot generation the caller's cached state was checked against (migration 020), or NULL.
+SELECT seq, event_type, payload, state_version, snapshot_gen
+FROM {schema}.lock_and_load(
+    %(workflow_type)s, %(workflow_id)s, %(after_seq)s, %(with_snapshot)s, %(input_key)s, %(known_gen)s
+)
 
 -- name: load_input_key
 SELECT status
@@ -63,34 +66,25 @@ WITH new_events AS (
     WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
       AND timer_key = ANY(%(cancel_keys)b::text[])
     RETURNING 1
-), dropped_timers AS (
-    -- Terminate: every timer of the instance goes (a terminate decision schedules and cancels none, so no
-    -- timer row is touched twice). A worker holding a claim on one fires nothing: its fence finds no row.
-    DELETE FROM {schema}.timers
-    WHERE %(terminate)s AND workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
-    RETURNING 1
-), cancelled_effects AS (
-    -- Terminate: pending effects become 'cancelled', which no claim selects and no fenced settle accepts
-    -- (they all require 'pending'), so a worker that claimed one earlier cannot mark it done or feed back.
-    UPDATE {schema}.outbox
-    SET status = 'cancelled', completed_at = %(now)s, locked_until = NULL
-    WHERE %(terminate)s AND workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
-      AND status = 'pending'
-    RETURNING 1
 ), instance AS (
     -- Skipped when the decision only records an input key (a keyed rejection creates no instance).
     -- The outcome and close time are written here, with the closing events: never one without the other.
     -- version: recorded by the first write; a later decision was made by that version's class (or moved it,
     -- migrate_version), so it writes that one. A run continued as new moves the run in continue_run.
-    INSERT INTO {schema}.instances
-        (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at, version)
+    -- snapshot_gen counts this decision's snapshot, if it writes one (migration 020); the caller's cache
+    -- keeps the value returned.
+    INSERT INTO {schema}.instances AS i
+        (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at, version,
+         snapshot_gen)
     SELECT %(workflow_type)s, %(workflow_id)s, %(status)s, %(last_seq)s, %(now)s, %(now)s, %(outcome)s::jsonb,
-           CASE WHEN %(status)s <> 'running' THEN %(now)s::timestamptz END, %(version)s
+           CASE WHEN %(status)s <> 'running' THEN %(now)s::timestamptz END, %(version)s,
+           (%(snapshot_payload)s::text IS NOT NULL)::int
     WHERE %(touch_instance)s
     ON CONFLICT (workflow_type, workflow_id) DO UPDATE
         SET status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at,
-            outcome = EXCLUDED.outcome, closed_at = EXCLUDED.closed_at, version = EXCLUDED.version
-    RETURNING 1
+            outcome = EXCLUDED.outcome, closed_at = EXCLUDED.closed_at, version = EXCLUDED.version,
+            snapshot_gen = i.snapshot_gen + EXCLUDED.snapshot_gen
+    RETURNING i.snapshot_gen
 ), snapshot AS (
     -- The state after this decision's events, replacing the previous snapshot of the instance.
     INSERT INTO {schema}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at)
@@ -110,7 +104,30 @@ SELECT (SELECT coalesce(array_agg(position ORDER BY seq), '{{}}') FROM new_event
        (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM new_effects),
        -- Wake the workers when this commits (NOTIFY is delivered at commit, never on rollback). Polling
        -- stays the source of truth: a lost notification only costs latency.
-       CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL
+       CASE WHEN %(notify)s THEN pg_notify(%(channel)s, '') END IS NULL,
+       (SELECT snapshot_gen FROM instance)
+
+-- name: terminate_instance
+-- Terminate (design/lifecycle.md), before the terminating decision's write_decision, in its transaction and
+-- under the instance lock. Every timer of the instance goes (a terminate decision schedules and cancels none):
+-- a worker holding a claim on one fires nothing, its fence finds no row. Pending effects become 'cancelled',
+-- which no claim selects and no fenced settle accepts (they all require 'pending'), so a worker that claimed
+-- one earlier cannot mark it done or feed back. The rows the decision itself writes come after and are not
+-- touched. Its own statement, not two CTEs of write_decision: their executor start was paid by every decision.
+WITH dropped_timers AS (
+    DELETE FROM {schema}.timers
+    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+)
+UPDATE {schema}.outbox
+SET status = 'cancelled', completed_at = %(now)s, locked_until = NULL
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND status = 'pending'
+
+-- name: bump_snapshot_gen
+-- After a write_decision that stored a snapshot without touching the instance row (`snapshots verify --drop`
+-- replacing one): the generation still counts it (migration 020).
+UPDATE {schema}.instances SET snapshot_gen = snapshot_gen + 1
+WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
+RETURNING snapshot_gen
 
 -- name: continue_run
 -- Continue-as-new (design/versioning.md): runs after write_decision, in its transaction and under the
@@ -766,9 +783,17 @@ FROM unnest(%(seqs)s::bigint[], %(types)s::text[], %(payloads)s::text[]) AS u(se
 WHERE e.workflow_type = %(workflow_type)s AND e.workflow_id = %(workflow_id)s AND e.seq = u.seq
 
 -- name: drop_snapshot
--- Under the instance's lock, and only the snapshot that was verified: a newer one is left alone.
-DELETE FROM {schema}.snapshots
-WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s
+-- Under the instance's lock, and only the snapshot that was verified: a newer one is left alone. The
+-- instance's snapshot generation counts the drop (migration 020), so a warm cache looks again.
+WITH dropped AS (
+    DELETE FROM {schema}.snapshots
+    WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s
+    RETURNING workflow_type, workflow_id
+), counted AS (
+    UPDATE {schema}.instances i SET snapshot_gen = i.snapshot_gen + 1
+    FROM dropped d WHERE i.workflow_type = d.workflow_type AND i.workflow_id = d.workflow_id
+)
+SELECT count(*) FROM dropped
 
 -- ---------------------------------------------------------------------------------------------------
 -- Retention (design/retention.md). One batch is one transaction: prune_lock first, then the steps below in
