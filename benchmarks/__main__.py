@@ -24,6 +24,7 @@ from benchmarks._common import database_url
 SECTIONS = {
     "decisions": decisions.main,
     "history": history.main,
+    "warm": history.warm_targets,
     "decode": decode.main,
     "effects": effects.main,
     "projections": projections.main,

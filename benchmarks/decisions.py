@@ -122,7 +122,7 @@ def raw_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
             wid = f"i{t * per_thread + i}"
             ids = {"workflow_type": "counter", "workflow_id": wid}
             with pool.connection() as conn, conn.transaction():
-                load = {**ids, "after_seq": 0, "with_snapshot": False, "input_key": None}
+                load = {**ids, "after_seq": 0, "with_snapshot": False, "input_key": None, "known_gen": None}
                 rows = conn.execute(q["lock_and_load"], load).fetchall()
                 last = rows[-1][0] if rows else 0
                 total = rows[-1][2]["total"] + 1 if rows else 1
@@ -133,7 +133,6 @@ def raw_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
                     "last_seq": last + 1,
                     "status": "running",
                     "outcome": None,
-                    "terminate": False,
                     "touch_instance": True,
                     "event_types": ["counter.added/1"],
                     "event_payloads": [json.dumps({"amount": 1, "total": total})],
@@ -149,6 +148,7 @@ def raw_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
                     "snapshot_version": None,
                     "snapshot_payload": None,
                     "trace_context": None,
+                    "version": Counter.version,
                     "notify": True,  # as the store does whenever effects are written
                     "channel": store.channel,
                 }

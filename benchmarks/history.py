@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks._common import env_int, fresh_schema, load_average, print_table, quiet_logging, run_threads
-from benchmarks.decisions import seed
+from benchmarks.decisions import Rate, connect, seed, timed
 from ironflow_py import PostgresStore, WorkflowService
 from tests.workflows import Add, Counter
 
@@ -65,6 +65,64 @@ def warm_rate(url: str, prior: int, snapshots: bool, decisions: int) -> float:
         return run_threads(1, decisions, lambda t, i: _accepted(service.execute(Add(f"i{i % WARM_INSTANCES}"))))
 
 
+WARM_TARGET_INSTANCES = 20
+
+
+def warm_target_rate(url: str, prior: int, snapshots: bool, per_instance: int) -> Rate:
+    """Issue 18's warm comparison: `per_instance` decisions on each of 20 seeded instances, round robin, with
+    the state cache on; with snapshots every 100 events and 100 decisions per instance, each instance writes
+    exactly one snapshot while the clock runs (the steady state's share). Client and server CPU per decision."""
+    workflow = SnapshottingCounter if snapshots else Counter
+    n = WARM_TARGET_INSTANCES
+    with fresh_schema(url) as schema, connect(url, schema, 1) as store:
+        store.migrate()
+        seed(url, schema, n, prior)
+        if snapshots:
+            seed_snapshots(url, schema, n, prior)
+        service = WorkflowService(store, workflows=[workflow])
+        for i in range(n):
+            service.execute(Add(f"i{i}"))  # the one cold decision per instance, before the clock
+        return timed(store, 1, n * per_instance, lambda t, i: _accepted(service.execute(Add(f"i{i % n}"))))
+
+
+def warm_targets(url: str) -> None:
+    """The two warm targets of issue 18, best of BENCH_REPEATS interleaved runs of each side."""
+    reps = env_int("BENCH_REPEATS", 3)
+    per_instance = env_int("BENCH_WARM_PER_INSTANCE", 100)
+    sides = {
+        "snapshots, 1 prior": (1, True),
+        "snapshots, 10,000 prior": (10_000, True),
+        "no snapshots, 1 prior": (1, False),
+    }
+    best: dict[str, Rate] = {}
+    for _ in range(reps):
+        for name, (prior, snapshots) in sides.items():
+            r = warm_target_rate(url, prior, snapshots, per_instance)
+            if name not in best or r.per_second > best[name].per_second:
+                best[name] = r
+    base, long, plain = best["snapshots, 1 prior"], best["snapshots, 10,000 prior"], best["no snapshots, 1 prior"]
+    rows = [
+        [
+            name,
+            f"{r.per_second:,.0f}",
+            f"{r.cpu_us:.0f}",
+            "-" if r.server_us is None else f"{r.server_us:.0f}",
+        ]
+        for name, r in best.items()
+    ]
+    print_table(
+        f"warm cache (state cache on), 1 thread, {WARM_TARGET_INSTANCES} instances x {per_instance} decisions, "
+        f"best of {reps} interleaved; {load_average()}",
+        ["side", "decisions/s", "client CPU µs", "server CPU µs"],
+        rows,
+    )
+    print(
+        f"# 10,000 prior / 1 prior (target >= 0.9): {long.per_second / base.per_second:.2f}; "
+        f"10,000 prior with snapshots / no snapshots at 1 prior (target >= 1.0): "
+        f"{long.per_second / plain.per_second:.2f}"
+    )
+
+
 def _accepted(outcome: object) -> None:
     assert getattr(outcome, "accepted", False)
 
@@ -107,3 +165,4 @@ def main(url: str) -> None:
         rows,
     )
     print(f"# warm cache, no snapshots, 1 prior event: {warm_plain:,.0f}/s ({snapshot_decisions} decisions)")
+    warm_targets(url)
