@@ -35,13 +35,14 @@ def seed(url: str, schema: str, instances: int, prior: int) -> None:
     if prior == 0:
         return
     q = sql.SQL(
-        "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+        "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
         "SELECT 'counter', 'i' || i, n, 'counter.added/1', "
-        "jsonb_build_object('amount', 1, 'total', n), now() "
+        "jsonb_build_object('amount', 1, 'total', n), now(), {s}.instance_bucket('counter', 'i' || i) "
         "FROM generate_series(0, %s - 1) i, generate_series(1, %s) n"
     ).format(s=sql.Identifier(schema))
     inst = sql.SQL(
-        "INSERT INTO {s}.instances SELECT 'counter', 'i' || i, 'running', %s, now(), now() "
+        "INSERT INTO {s}.instances (workflow_type, workflow_id, status, last_seq, created_at, updated_at, bucket) "
+        "SELECT 'counter', 'i' || i, 'running', %s, now(), now(), {s}.instance_bucket('counter', 'i' || i) "
         "FROM generate_series(0, %s - 1) i"
     ).format(s=sql.Identifier(schema))
     with psycopg.connect(url, autocommit=True) as conn:
@@ -168,12 +169,13 @@ def plain_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
             "SELECT seq, payload FROM {s}.events WHERE workflow_type = %s AND workflow_id = %s ORDER BY seq"
         ).format(s=s)
         event = sql.SQL(
-            "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
-            "VALUES (%s, %s, %s, %s, %s::jsonb, %s) RETURNING position"
+            "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
+            "VALUES (%s, %s, %s, %s, %s::jsonb, %s, {s}.instance_bucket(%s, %s)) RETURNING position"
         ).format(s=s)
         effect = sql.SQL(
-            "INSERT INTO {s}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at) "
-            "VALUES (%s, %s, %s, %s::jsonb, %s, %s) RETURNING id"
+            "INSERT INTO {s}.outbox "
+            "(workflow_type, workflow_id, effect_type, payload, available_at, created_at, bucket) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s, %s, {s}.instance_bucket(%s, %s)) RETURNING id"
         ).format(s=s)
         pool = store.pool
 
@@ -185,9 +187,11 @@ def plain_rate(url: str, prior: int, threads: int, per_thread: int) -> Rate:
                 last = rows[-1][0] if rows else 0
                 total = rows[-1][1]["total"] + 1 if rows else 1
                 added = json.dumps({"amount": 1, "total": total})
-                conn.execute(event, ("counter", wid, last + 1, "counter.added/1", added, NOW)).fetchone()
+                conn.execute(
+                    event, ("counter", wid, last + 1, "counter.added/1", added, NOW, "counter", wid)
+                ).fetchone()
                 notify = json.dumps({"counter_id": wid, "total": total, "note": None})
-                conn.execute(effect, ("counter", wid, "counter.notify/1", notify, NOW, NOW)).fetchone()
+                conn.execute(effect, ("counter", wid, "counter.notify/1", notify, NOW, NOW, "counter", wid)).fetchone()
 
         return timed(store, threads, per_thread, work)
 

@@ -101,9 +101,9 @@ def drop_schema(url: str, schema: str) -> None:
 def insert_rows(url: str, schema: str, n: int, channel: str | None = None) -> float:
     """Insert n pending no-op effects in one transaction; returns the time just after the commit."""
     query = sql.SQL(
-        "INSERT INTO {}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at) "
-        "SELECT 'ping', 'p' || (g %% 100), 'ping.noop/1', jsonb_build_object('n', g), now(), now() "
-        "FROM generate_series(1, %s) g"
+        "INSERT INTO {0}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at, bucket) "
+        "SELECT 'ping', 'p' || (g %% 100), 'ping.noop/1', jsonb_build_object('n', g), now(), now(), "
+        "{0}.instance_bucket('ping', 'p' || (g %% 100)) FROM generate_series(1, %s) g"
     ).format(sql.Identifier(schema))
     with psycopg.connect(url) as conn:
         conn.execute(query, (n,))

@@ -30,8 +30,9 @@ def seed_snapshots(url: str, schema: str, instances: int, prior: int) -> None:
     if at == 0:
         return
     q = sql.SQL(
-        "INSERT INTO {s}.snapshots SELECT 'counter', 'i' || i, %s, 1, "
-        "jsonb_build_object('total', %s, 'finished', false, 'adds', %s), now() FROM generate_series(0, %s - 1) i"
+        "INSERT INTO {s}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at, bucket) "
+        "SELECT 'counter', 'i' || i, %s, 1, jsonb_build_object('total', %s, 'finished', false, 'adds', %s), now(), "
+        "{s}.instance_bucket('counter', 'i' || i) FROM generate_series(0, %s - 1) i"
     ).format(s=sql.Identifier(schema))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(q, (at, at, at, instances))

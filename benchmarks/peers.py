@@ -79,12 +79,13 @@ def _counter_raw(url: str, threads: int, commands: int) -> float:
         lock = sql.SQL("SELECT pg_advisory_xact_lock({}.instance_lock_key(%s, %s))").format(s)
         read = sql.SQL("SELECT seq, payload FROM {}.events WHERE workflow_type = %s AND workflow_id = %s ORDER BY seq")
         event = sql.SQL(
-            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
-            "VALUES (%s, %s, %s, %s, %s::jsonb, %s)"
+            "INSERT INTO {0}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
+            "VALUES (%s, %s, %s, %s, %s::jsonb, %s, {0}.instance_bucket(%s, %s))"
         )
         effect = sql.SQL(
-            "INSERT INTO {}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at) "
-            "VALUES (%s, %s, %s, %s::jsonb, %s, %s)"
+            "INSERT INTO {0}.outbox "
+            "(workflow_type, workflow_id, effect_type, payload, available_at, created_at, bucket) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s, %s, {0}.instance_bucket(%s, %s))"
         )
         read_s, event_s, effect_s = (q.format(s) for q in (read, event, effect))
         pool = store.pool
@@ -96,8 +97,9 @@ def _counter_raw(url: str, threads: int, commands: int) -> float:
                 conn.execute(lock, ("counter", wid))
                 rows = conn.execute(read_s, ("counter", wid)).fetchall()
                 total = rows[-1][1]["total"] + 1
-                conn.execute(event_s, ("counter", wid, rows[-1][0] + 1, "counter.added/1", _j(1, total), NOW))
-                conn.execute(effect_s, ("counter", wid, "counter.notify/1", _j(wid, total), NOW, NOW))
+                event_row = ("counter", wid, rows[-1][0] + 1, "counter.added/1", _j(1, total), NOW, "counter", wid)
+                conn.execute(event_s, event_row)
+                conn.execute(effect_s, ("counter", wid, "counter.notify/1", _j(wid, total), NOW, NOW, "counter", wid))
 
         return run_threads(threads, per, work)
 

@@ -57,9 +57,10 @@ def generate(url: str, schema: str) -> float:
     started = time.perf_counter()
     per_tx = EVENTS // 4
     insert = sql.SQL(
-        "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+        "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
         "SELECT 'counter', 'c' || (i %% %(inst)s), i / %(inst)s + 1, 'counter.added/1', "
-        "jsonb_build_object('amount', 1, 'total', i / %(inst)s + 1), now() "
+        "jsonb_build_object('amount', 1, 'total', i / %(inst)s + 1), now(), "
+        "{s}.instance_bucket('counter', 'c' || (i %% %(inst)s)) "
         "FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS i ORDER BY i"
     ).format(s=sql.Identifier(schema))
     with psycopg.connect(url, autocommit=True) as conn:

@@ -31,33 +31,35 @@ from ironflow_py.store import postgres_admin
 
 SEED_OUTBOX = """
 INSERT INTO {s}.outbox
-    (workflow_type, workflow_id, effect_type, payload, status, available_at, created_at, completed_at)
+    (workflow_type, workflow_id, effect_type, payload, status, available_at, created_at, completed_at, bucket)
 SELECT 'bench', 'i' || g, 'bench.effect/1', '{{"n": 1}}', CASE WHEN g <= %(pending)s THEN 'pending' ELSE 'done' END,
-       now() - interval '1 day', now() - interval '1 day', CASE WHEN g <= %(pending)s THEN NULL ELSE now() END
+       now() - interval '1 day', now() - interval '1 day', CASE WHEN g <= %(pending)s THEN NULL ELSE now() END,
+       {s}.instance_bucket('bench', 'i' || g)
 FROM generate_series(1, %(rows)s) AS g
 """
 
 SEED_CLOSED = """
 WITH i AS (
-    INSERT INTO {s}.instances (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at)
+    INSERT INTO {s}.instances
+        (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at, bucket)
     SELECT 'bench', 'c' || g, 'completed', 3, now() - interval '2 days', now() - interval '1 day',
-           '{{"status": "completed", "result": null}}', now() - interval '1 day'
-    FROM generate_series(1, %(n)s) AS g RETURNING workflow_id
+           '{{"status": "completed", "result": null}}', now() - interval '1 day', {s}.instance_bucket('bench', 'c' || g)
+    FROM generate_series(1, %(n)s) AS g RETURNING workflow_id, bucket
 ), e AS (
-    INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at)
-    SELECT 'bench', i.workflow_id, s, 'bench.happened/1', '{{"n": 1}}', now() - interval '1 day'
+    INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket)
+    SELECT 'bench', i.workflow_id, s, 'bench.happened/1', '{{"n": 1}}', now() - interval '1 day', i.bucket
     FROM i CROSS JOIN generate_series(1, 3) AS s RETURNING 1
 ), k AS (
-    INSERT INTO {s}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at)
-    SELECT 'bench', i.workflow_id, 'k', 'accepted', now() - interval '1 day' FROM i RETURNING 1
+    INSERT INTO {s}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at, bucket)
+    SELECT 'bench', i.workflow_id, 'k', 'accepted', now() - interval '1 day', i.bucket FROM i RETURNING 1
 ), o AS (
     INSERT INTO {s}.outbox
-        (workflow_type, workflow_id, effect_type, payload, status, available_at, created_at, completed_at)
+        (workflow_type, workflow_id, effect_type, payload, status, available_at, created_at, completed_at, bucket)
     SELECT 'bench', i.workflow_id, 'bench.effect/1', '{{"n": 1}}', 'done', now() - interval '1 day',
-           now() - interval '1 day', now() - interval '1 day' FROM i RETURNING 1
+           now() - interval '1 day', now() - interval '1 day', i.bucket FROM i RETURNING 1
 )
-INSERT INTO {s}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at)
-SELECT 'bench', i.workflow_id, 3, 1, '{{"n": 3}}', now() - interval '1 day' FROM i
+INSERT INTO {s}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at, bucket)
+SELECT 'bench', i.workflow_id, 3, 1, '{{"n": 3}}', now() - interval '1 day', i.bucket FROM i
 """
 
 

@@ -41,22 +41,24 @@ def seed(url: str, schema: str, prefix: str, length: int) -> None:
     s = sql.Identifier(schema)
     late, flat, span = f"{prefix}late", f"{prefix}flat", length + 1
     events = sql.SQL(
-        "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+        "INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
         "SELECT 'ledger', %(late)s, n, CASE WHEN n %% %(span)s = 0 THEN 'ironflow.run_continued/1' "
         "ELSE 'ledger.deposited/1' END, CASE WHEN n %% %(span)s = 0 THEN jsonb_build_object('run', n / %(span)s) "
-        "ELSE '{{\"amount\": 1}}'::jsonb END, now() FROM generate_series(1, 9 * %(span)s) n "
-        "UNION ALL SELECT 'ledger', %(flat)s, n, 'ledger.deposited/1', '{{\"amount\": 1}}'::jsonb, now() "
-        "FROM generate_series(1, 9 * %(length)s) n"
+        "ELSE '{{\"amount\": 1}}'::jsonb END, now(), {s}.instance_bucket('ledger', %(late)s) "
+        "FROM generate_series(1, 9 * %(span)s) n "
+        "UNION ALL SELECT 'ledger', %(flat)s, n, 'ledger.deposited/1', '{{\"amount\": 1}}'::jsonb, now(), "
+        "{s}.instance_bucket('ledger', %(flat)s) FROM generate_series(1, 9 * %(length)s) n"
     ).format(s=s)
     instances = sql.SQL(
         "INSERT INTO {s}.instances (workflow_type, workflow_id, status, last_seq, created_at, updated_at, run, "
-        "run_start) VALUES ('ledger', %(late)s, 'running', 9 * %(span)s, now(), now(), 10, 9 * %(span)s + 1), "
-        "('ledger', %(flat)s, 'running', 9 * %(length)s, now(), now(), 1, 1)"
+        "run_start, bucket) VALUES ('ledger', %(late)s, 'running', 9 * %(span)s, now(), now(), 10, "
+        "9 * %(span)s + 1, {s}.instance_bucket('ledger', %(late)s)), "
+        "('ledger', %(flat)s, 'running', 9 * %(length)s, now(), now(), 1, 1, {s}.instance_bucket('ledger', %(flat)s))"
     ).format(s=s)
     snapshot = sql.SQL(
-        "INSERT INTO {s}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at) "
+        "INSERT INTO {s}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at, bucket) "
         "VALUES ('ledger', %(late)s, 9 * %(span)s, 1, jsonb_build_object('balance', 9 * %(length)s, "
-        "'deposits', 9 * %(length)s, 'closed', false), now())"
+        "'deposits', 9 * %(length)s, 'closed', false), now(), {s}.instance_bucket('ledger', %(late)s))"
     ).format(s=s)
     params = {"late": late, "flat": flat, "span": span, "length": length}
     with psycopg.connect(url, autocommit=True) as conn:

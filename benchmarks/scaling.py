@@ -79,10 +79,12 @@ BEGIN;
 SELECT pg_advisory_xact_lock({s}.instance_lock_key('counter', 'i' || :id));
 SELECT coalesce(max(seq), 0) AS prior, count(*) AS n FROM (SELECT seq, payload FROM {s}.events
   WHERE workflow_type = 'counter' AND workflow_id = 'i' || :id ORDER BY seq) AS e \\gset
-INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at)
-  VALUES ('counter', 'i' || :id, :prior + 1, 'counter.added/1', '{{"amount": 1, "total": 1}}', now());
-INSERT INTO {s}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at)
-  VALUES ('counter', 'i' || :id, 'counter.notify/1', '{{"counter_id": "x", "total": 1, "note": null}}', now(), now());
+INSERT INTO {s}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket)
+  VALUES ('counter', 'i' || :id, :prior + 1, 'counter.added/1', '{{"amount": 1, "total": 1}}', now(),
+          {s}.instance_bucket('counter', 'i' || :id));
+INSERT INTO {s}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at, bucket)
+  VALUES ('counter', 'i' || :id, 'counter.notify/1', '{{"counter_id": "x", "total": 1, "note": null}}', now(), now(),
+          {s}.instance_bucket('counter', 'i' || :id));
 END;
 """
 

@@ -206,10 +206,11 @@ def append(conn: Conn, schema: str, workflow_id: str, seq: int, amount: int = 1)
     conn.execute(lock, (workflow_id,))
     row = conn.execute(
         sql.SQL(
-            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
-            "VALUES ('counter', %s, %s, 'counter.added/1', %s::jsonb, now()) RETURNING position"
+            "INSERT INTO {0}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
+            "VALUES ('counter', %s, %s, 'counter.added/1', %s::jsonb, now(), {0}.instance_bucket('counter', %s)) "
+            "RETURNING position"
         ).format(sql.Identifier(schema)),
-        (workflow_id, seq, f'{{"amount": {amount}, "total": {amount * seq}}}'),
+        (workflow_id, seq, f'{{"amount": {amount}, "total": {amount * seq}}}', workflow_id),
     ).fetchone()
     assert row is not None
     return int(row[0])

@@ -122,9 +122,9 @@ def _drop(query: str, condition: str) -> Edit:
     return _sql(query, f" AND {condition}")
 
 
-def _m019(old: str, new: str) -> Edit:
-    """An edit of the bucket columns of migration 019."""
-    return Edit("ironflow_py/**/migrations/019_buckets.sql", old, new)
+def _m021(old: str, new: str) -> Edit:
+    """An edit of migration 021: instance_bucket, which every statement writing a bucket calls."""
+    return Edit("ironflow_py/**/migrations/021_written_buckets.sql", old, new)
 
 
 def _fence(query: str, tests: Sequence[str], *, alias: str = "", token: str = "%(token)s") -> list[Mutation]:
@@ -1277,28 +1277,66 @@ def mutations() -> list[Mutation]:
             REPLICA,
         ),
         Mutation(
-            "019: 512 buckets for instances",
+            "021: 512 buckets",
+            "bucket",
+            (_m021("& 1023)::integer", "& 511)::integer"),),
+            BUCKETS,
+        ),
+        Mutation(
+            "write_decision: events get another bucket than their instance",
             "bucket",
             (
-                _m019(
-                    "instances ADD COLUMN bucket integer NOT NULL\n"
-                    "    GENERATED ALWAYS AS ((hashtextextended(workflow_type || chr(31) || workflow_id, 0) & 1023)",
-                    "instances ADD COLUMN bucket integer NOT NULL\n"
-                    "    GENERATED ALWAYS AS ((hashtextextended(workflow_type || chr(31) || workflow_id, 0) & 511)",
+                _sql(
+                    "write_decision",
+                    "%(base_seq)s + n, t, p::jsonb, %(now)s, k.b",
+                    "%(base_seq)s + n, t, p::jsonb, %(now)s, k.b + 1",
                 ),
             ),
             BUCKETS,
         ),
         Mutation(
-            "019: events bucketed by id alone (not co-located with their instance)",
+            "close_relations: a close notice gets another bucket than its instance",
             "bucket",
             (
-                _m019(
-                    "events ADD COLUMN bucket integer NOT NULL\n"
-                    "    GENERATED ALWAYS AS ((hashtextextended(workflow_type || chr(31) || workflow_id",
-                    "events ADD COLUMN bucket integer NOT NULL\n    GENERATED ALWAYS AS ((hashtextextended(workflow_id",
+                _sql(
+                    "close_relations",
+                    "%(now)s, %(now)s, %(trace_context)s, bucket",
+                    "%(now)s, %(now)s, %(trace_context)s, bucket + 1",
                 ),
             ),
+            ("tests/integration/test_children.py",),
+            "bucket",
+        ),
+        Mutation(
+            "close_relations: the parent-close sweep row bucketed by id and type swapped",
+            "bucket",
+            (
+                _sql(
+                    "close_relations",
+                    "%(trace_context)s, {schema}.instance_bucket(%(workflow_type)s, %(workflow_id)s)",
+                    "%(trace_context)s, {schema}.instance_bucket(%(workflow_id)s, %(workflow_type)s)",
+                ),
+            ),
+            ("tests/integration/test_children.py",),
+            "bucket",
+        ),
+        Mutation(
+            "hold_instance: a pause/resume key bucketed by id and type swapped",
+            "bucket",
+            (
+                _sql(
+                    "hold_instance",
+                    "{schema}.instance_bucket(%(workflow_type)s, %(workflow_id)s)",
+                    "{schema}.instance_bucket(%(workflow_id)s, %(workflow_type)s)",
+                ),
+            ),
+            ("tests/integration/test_children.py",),
+            "bucket",
+        ),
+        Mutation(
+            "prune_archive_events: archived events change bucket",
+            "bucket",
+            (_sql("prune_archive_events", "now()), e.bucket", "now()), e.bucket + 1"),),
             BUCKETS,
         ),
         # -- stalls: every wait for the server is bounded (design/reliability.md, "Stalls") ----------------------

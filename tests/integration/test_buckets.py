@@ -1,5 +1,6 @@
-"""The bucket column (migration 019, design/scale-out.md): filled on every row keyed by an instance, the same
-for all of one instance's rows, and stable: the values below are the ones every future server must give."""
+"""The bucket column (migrations 019 and 021, design/scale-out.md): filled on every row keyed by an instance,
+the same for all of one instance's rows, and stable: the values below are the ones every future server must
+give. Since 021 each statement writes it with `instance_bucket`; a statement that forgets it fails (NOT NULL)."""
 
 from __future__ import annotations
 
@@ -36,18 +37,24 @@ def _buckets(admin: Conn, schema: str, table: str, wtype: str, wid: str) -> set[
 
 
 def test_the_bucket_formula_gives_the_recorded_values(pg_store: PostgresStore, admin: Conn) -> None:
-    """The expression of migration 019 is what the server computes, and it gives the golden values."""
+    """The expression of migration 019, and instance_bucket (021) that the statements call, give the golden
+    values; no bucket column is generated any more (its expression was rebuilt by every writing statement)."""
+    bucket_of = sql.SQL("SELECT (hashtextextended(%s || chr(31) || %s, 0) & 1023)::integer, {}.instance_bucket(%s, %s)")
     for (wtype, wid), bucket in GOLDEN.items():
-        row = admin.execute(
-            "SELECT (hashtextextended(%s || chr(31) || %s, 0) & 1023)::integer", (wtype, wid)
-        ).fetchone()
+        row = admin.execute(bucket_of.format(sql.Identifier(pg_store.schema)), (wtype, wid, wtype, wid)).fetchone()
         assert row is not None
-        assert row[0] == bucket, (wtype, wid)
+        assert row == (bucket, bucket), (wtype, wid)
+    generated = admin.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND column_name = 'bucket' "
+        "AND is_generated <> 'NEVER'",
+        (pg_store.schema,),
+    ).fetchone()
+    assert generated == (0,)
 
 
 def test_every_row_of_an_instance_carries_its_bucket(pg_store: PostgresStore, admin: Conn) -> None:
     """A decision writes events, an effect, a timer, an input key and a snapshot: each row gets the bucket
-    at insert (no write path passes it), the same on every table, equal to the golden value."""
+    its statement computes, the same on every table, equal to the golden value."""
     service = WorkflowService(pg_store, workflows=[Counter])
     snappy = WorkflowService(pg_store, workflows=[SnappyCounter])
     later = datetime.now(UTC) + timedelta(days=1)

@@ -152,15 +152,15 @@ def test_bad_rows_are_dead_lettered_with_a_clear_error_and_work_goes_on(
     service: WorkflowService, tmp_path: Path, admin: Conn, pg_store: PostgresStore
 ) -> None:
     insert = sql.SQL(
-        "INSERT INTO {}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at) "
-        "VALUES (%s, %s, %s, %s::jsonb, %s, %s)"
+        "INSERT INTO {0}.outbox (workflow_type, workflow_id, effect_type, payload, available_at, created_at, bucket) "
+        "SELECT %(t)s, %(i)s, %(e)s, %(p)s::jsonb, %(at)s, %(at)s, {0}.instance_bucket(%(t)s, %(i)s)"
     ).format(sql.Identifier(pg_store.schema))
     for wtype, etype, payload in [
         ("job", "job.unheard_of/1", "{}"),
         ("job", "job.work/1", '{"job_id": "x", "index": "not a number", "mode": "noop"}'),
         ("nobody", "job.work/1", "{}"),
     ]:
-        admin.execute(insert, (wtype, "x", etype, payload, T0, T0))
+        admin.execute(insert, {"t": wtype, "i": "x", "e": etype, "p": payload, "at": T0})
     service.execute(Start("j7", 1, "reply"))
     runtime(service, make_registry(tmp_path)).run_once()
     rows = outbox(admin, pg_store.schema)

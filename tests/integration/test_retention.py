@@ -198,12 +198,12 @@ def big_outbox(pg_store: PostgresStore, admin: Conn) -> PostgresStore:
     s = sql.Identifier(pg_store.schema)
     admin.execute(
         sql.SQL(
-            "INSERT INTO {}.outbox (workflow_type, workflow_id, effect_type, payload, status, available_at,"
-            " created_at, completed_at)"
+            "INSERT INTO {0}.outbox (workflow_type, workflow_id, effect_type, payload, status, available_at,"
+            " created_at, completed_at, bucket)"
             " SELECT 'job', 'j' || g, 'job.work/1', '{{\"job_id\": \"x\", \"n\": 1}}',"
             " CASE WHEN g <= 50 THEN 'pending' WHEN g <= 55 THEN 'dead' ELSE 'done' END,"
             " now() - interval '1 hour', now() - interval '1 hour',"
-            " CASE WHEN g <= 50 THEN NULL ELSE now() END"
+            " CASE WHEN g <= 50 THEN NULL ELSE now() END, {0}.instance_bucket('job', 'j' || g)"
             " FROM generate_series(1, %s) AS g"
         ).format(s),
         (FINISHED + 55,),

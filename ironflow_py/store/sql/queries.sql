@@ -38,24 +38,30 @@ WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND in
 -- removed from `cancel_keys` by the caller, so no row is modified twice.
 -- The arrays are sent in binary (%(...)b): psycopg's text form of an array escapes every element with a
 -- regular expression, which cost 7 µs per array against 2 µs (design/decider.md).
-WITH new_events AS (
-    INSERT INTO {schema}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at)
-    SELECT %(workflow_type)s, %(workflow_id)s, %(base_seq)s + n, t, p::jsonb, %(now)s
-    FROM unnest(%(event_types)b::text[], %(event_payloads)b::text[]) WITH ORDINALITY AS e(t, p, n)
+-- k.b: the instance's bucket (migration 021), computed once for every row the statement writes.
+WITH k AS (
+    SELECT {schema}.instance_bucket(%(workflow_type)s, %(workflow_id)s) AS b
+), new_events AS (
+    INSERT INTO {schema}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(base_seq)s + n, t, p::jsonb, %(now)s, k.b
+    FROM k, unnest(%(event_types)b::text[], %(event_payloads)b::text[]) WITH ORDINALITY AS e(t, p, n)
     ORDER BY n
     RETURNING seq, position
 ), new_effects AS (
     INSERT INTO {schema}.outbox
-        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context, payload_bytes)
-    SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s, %(trace_context)s, octet_length(p)
-    FROM unnest(%(effect_types)b::text[], %(effect_payloads)b::text[]) WITH ORDINALITY AS f(t, p, n)
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context, payload_bytes,
+         bucket)
+    SELECT %(workflow_type)s, %(workflow_id)s, t, p::jsonb, %(now)s, %(now)s, %(trace_context)s, octet_length(p),
+           k.b
+    FROM k, unnest(%(effect_types)b::text[], %(effect_payloads)b::text[]) WITH ORDINALITY AS f(t, p, n)
     ORDER BY n
     RETURNING id
 ), scheduled AS (
-    INSERT INTO {schema}.timers (workflow_type, workflow_id, timer_key, due_at, input_type, payload, trace_context)
-    SELECT %(workflow_type)s, %(workflow_id)s, k, d, t, p::jsonb, %(trace_context)s
-    FROM unnest(%(timer_keys)b::text[], %(timer_due)b::timestamptz[], %(timer_types)b::text[],
-                %(timer_payloads)b::text[]) AS m(k, d, t, p)
+    INSERT INTO {schema}.timers
+        (workflow_type, workflow_id, timer_key, due_at, input_type, payload, trace_context, bucket)
+    SELECT %(workflow_type)s, %(workflow_id)s, m.k, d, t, p::jsonb, %(trace_context)s, k.b
+    FROM k, unnest(%(timer_keys)b::text[], %(timer_due)b::timestamptz[], %(timer_types)b::text[],
+                   %(timer_payloads)b::text[]) AS m(k, d, t, p)
     ON CONFLICT (workflow_type, workflow_id, timer_key) DO UPDATE
         SET id = EXCLUDED.id, due_at = EXCLUDED.due_at, input_type = EXCLUDED.input_type,
             payload = EXCLUDED.payload, attempts = 0, locked_by = NULL, locked_until = NULL,
@@ -75,11 +81,11 @@ WITH new_events AS (
     -- keeps the value returned.
     INSERT INTO {schema}.instances AS i
         (workflow_type, workflow_id, status, last_seq, created_at, updated_at, outcome, closed_at, version,
-         snapshot_gen)
+         snapshot_gen, bucket)
     SELECT %(workflow_type)s, %(workflow_id)s, %(status)s, %(last_seq)s, %(now)s, %(now)s, %(outcome)s::jsonb,
            CASE WHEN %(status)s <> 'running' THEN %(now)s::timestamptz END, %(version)s,
-           (%(snapshot_payload)s::text IS NOT NULL)::int
-    WHERE %(touch_instance)s
+           (%(snapshot_payload)s::text IS NOT NULL)::int, k.b
+    FROM k WHERE %(touch_instance)s
     ON CONFLICT (workflow_type, workflow_id) DO UPDATE
         SET status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at,
             outcome = EXCLUDED.outcome, closed_at = EXCLUDED.closed_at, version = EXCLUDED.version,
@@ -87,17 +93,18 @@ WITH new_events AS (
     RETURNING i.snapshot_gen
 ), snapshot AS (
     -- The state after this decision's events, replacing the previous snapshot of the instance.
-    INSERT INTO {schema}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at)
-    SELECT %(workflow_type)s, %(workflow_id)s, %(last_seq)s, %(snapshot_version)s, %(snapshot_payload)s::jsonb, %(now)s
-    WHERE %(snapshot_payload)s::text IS NOT NULL
+    INSERT INTO {schema}.snapshots (workflow_type, workflow_id, seq, state_version, payload, created_at, bucket)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(last_seq)s, %(snapshot_version)s, %(snapshot_payload)s::jsonb, %(now)s,
+           k.b
+    FROM k WHERE %(snapshot_payload)s::text IS NOT NULL
     ON CONFLICT (workflow_type, workflow_id) DO UPDATE
         SET seq = EXCLUDED.seq, state_version = EXCLUDED.state_version, payload = EXCLUDED.payload,
             created_at = EXCLUDED.created_at
     RETURNING 1
 ), input_key AS (
-    INSERT INTO {schema}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at)
-    SELECT %(workflow_type)s, %(workflow_id)s, %(input_key)s, %(key_status)s, %(now)s
-    WHERE %(input_key)s::text IS NOT NULL
+    INSERT INTO {schema}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at, bucket)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(input_key)s, %(key_status)s, %(now)s, k.b
+    FROM k WHERE %(input_key)s::text IS NOT NULL
     RETURNING 1
 )
 SELECT (SELECT coalesce(array_agg(position ORDER BY seq), '{{}}') FROM new_events),
@@ -155,10 +162,10 @@ WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND pa
 --   after this commit, so it sees every child committed before (each gets its policy).
 WITH notice AS (
     INSERT INTO {schema}.outbox
-        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context)
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context, bucket)
     SELECT workflow_type, workflow_id, 'ironflow.child_closed/1',
            jsonb_build_object('parent_type', parent_type, 'parent_id', parent_id, 'outcome', outcome),
-           %(now)s, %(now)s, %(trace_context)s
+           %(now)s, %(now)s, %(trace_context)s, bucket
     FROM {schema}.instances
     WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s AND parent_id IS NOT NULL
     RETURNING 1
@@ -171,9 +178,9 @@ WITH notice AS (
     RETURNING 1
 ), sweep AS (
     INSERT INTO {schema}.outbox
-        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context)
+        (workflow_type, workflow_id, effect_type, payload, available_at, created_at, trace_context, bucket)
     SELECT %(workflow_type)s, %(workflow_id)s, 'ironflow.parent_closed/1', '{{}}'::jsonb, %(now)s, %(now)s,
-           %(trace_context)s
+           %(trace_context)s, {schema}.instance_bucket(%(workflow_type)s, %(workflow_id)s)
     WHERE EXISTS (SELECT 1 FROM {schema}.outbox
                   WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
                     AND effect_type = 'ironflow.start_child/1' AND status IN ('pending', 'done')
@@ -211,8 +218,9 @@ WITH held AS (
     WHERE workflow_type = %(workflow_type)s AND workflow_id = %(workflow_id)s
     RETURNING 1
 ), input_key AS (
-    INSERT INTO {schema}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at)
-    SELECT %(workflow_type)s, %(workflow_id)s, %(input_key)s, 'accepted', %(now)s
+    INSERT INTO {schema}.input_keys (workflow_type, workflow_id, input_key, status, recorded_at, bucket)
+    SELECT %(workflow_type)s, %(workflow_id)s, %(input_key)s, 'accepted', %(now)s,
+           {schema}.instance_bucket(%(workflow_type)s, %(workflow_id)s)
     WHERE %(input_key)s::text IS NOT NULL
     RETURNING 1
 )
@@ -898,9 +906,9 @@ ORDER BY recorded_at
 
 -- name: prune_archive_run_events
 INSERT INTO {schema}.events_archive
-    (position, tx_id, workflow_type, workflow_id, seq, event_type, payload, recorded_at, archived_at)
+    (position, tx_id, workflow_type, workflow_id, seq, event_type, payload, recorded_at, archived_at, bucket)
 SELECT e.position, e.tx_id, e.workflow_type, e.workflow_id, e.seq, e.event_type, e.payload, e.recorded_at,
-       coalesce(%(now)s::timestamptz, now())
+       coalesce(%(now)s::timestamptz, now()), e.bucket
 FROM unnest(%(types)s::text[], %(ids)s::text[], %(upto)s::bigint[]) AS d(t, i, u)
 JOIN {schema}.events e ON e.workflow_type = d.t AND e.workflow_id = d.i AND e.seq < d.u
 
@@ -911,15 +919,17 @@ WHERE e.workflow_type = d.t AND e.workflow_id = d.i AND e.seq < d.u
 
 -- name: prune_archive_events
 INSERT INTO {schema}.events_archive
-    (position, tx_id, workflow_type, workflow_id, seq, event_type, payload, recorded_at, archived_at)
+    (position, tx_id, workflow_type, workflow_id, seq, event_type, payload, recorded_at, archived_at, bucket)
 SELECT e.position, e.tx_id, e.workflow_type, e.workflow_id, e.seq, e.event_type, e.payload, e.recorded_at,
-       coalesce(%(now)s::timestamptz, now())
+       coalesce(%(now)s::timestamptz, now()), e.bucket
 FROM unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
 JOIN {schema}.events e ON e.workflow_type = d.t AND e.workflow_id = d.i
 
 -- name: prune_archive_keys
-INSERT INTO {schema}.input_keys_archive (workflow_type, workflow_id, input_key, status, recorded_at, archived_at)
-SELECT k.workflow_type, k.workflow_id, k.input_key, k.status, k.recorded_at, coalesce(%(now)s::timestamptz, now())
+INSERT INTO {schema}.input_keys_archive
+    (workflow_type, workflow_id, input_key, status, recorded_at, archived_at, bucket)
+SELECT k.workflow_type, k.workflow_id, k.input_key, k.status, k.recorded_at, coalesce(%(now)s::timestamptz, now()),
+       k.bucket
 FROM unnest(%(types)s::text[], %(ids)s::text[]) AS d(t, i)
 JOIN {schema}.input_keys k ON k.workflow_type = d.t AND k.workflow_id = d.i
 

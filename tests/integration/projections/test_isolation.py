@@ -64,8 +64,9 @@ def plant_bad_job_event(admin: Conn, schema: str) -> int:
     """A hand-edited event: its payload no longer decodes as `Started`."""
     row = admin.execute(
         sql.SQL(
-            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
-            "VALUES ('job', 'edited', 1, 'job.started/1', '{{\"count\": \"many\"}}', now()) RETURNING position"
+            "INSERT INTO {0}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
+            "VALUES ('job', 'edited', 1, 'job.started/1', '{{\"count\": \"many\"}}', now(), "
+            "{0}.instance_bucket('job', 'edited')) RETURNING position"
         ).format(sql.Identifier(schema))
     ).fetchone()
     assert row is not None

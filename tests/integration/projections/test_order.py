@@ -115,16 +115,16 @@ def test_an_instance_reordered_across_transactions_stops_the_worker(
     drain(worker, first)
     tx_a.execute(
         sql.SQL(
-            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, "
-            "recorded_at) VALUES ('counter', 'x', 3, 'counter.added/1', "
-            '\'{{"amount": 1, "total": 3}}\', now())'
+            "INSERT INTO {0}.events (workflow_type, workflow_id, seq, event_type, payload, "
+            "recorded_at, bucket) VALUES ('counter', 'x', 3, 'counter.added/1', "
+            "'{{\"amount\": 1, \"total\": 3}}', now(), {0}.instance_bucket('counter', 'x'))"
         ).format(sql.Identifier(schema))
     )
     tx_b.execute(
         sql.SQL(
-            "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, "
-            "recorded_at) VALUES ('counter', 'x', 2, 'counter.added/1', "
-            '\'{{"amount": 1, "total": 2}}\', now())'
+            "INSERT INTO {0}.events (workflow_type, workflow_id, seq, event_type, payload, "
+            "recorded_at, bucket) VALUES ('counter', 'x', 2, 'counter.added/1', "
+            "'{{\"amount\": 1, \"total\": 2}}', now(), {0}.instance_bucket('counter', 'x'))"
         ).format(sql.Identifier(schema))
     )
     tx_b.commit()

@@ -393,9 +393,9 @@ def test_an_event_that_no_longer_decodes_is_a_handler_failure_naming_it(service:
         service.execute(Add("d", 1))  # decoded first: the fast path is warm when the bad one comes
         admin.execute(
             sql.SQL(
-                "INSERT INTO {}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at) "
+                "INSERT INTO {0}.events (workflow_type, workflow_id, seq, event_type, payload, recorded_at, bucket) "
                 "VALUES ('counter', 'd', 2, 'counter.added/1', "
-                '\'{{"amount": "many", "total": 1}}\', now())'
+                "'{{\"amount\": \"many\", \"total\": 1}}', now(), {0}.instance_bucket('counter', 'd'))"
             ).format(sql.Identifier(schema))
         )
         with pytest.raises(ProjectionHandlerFailed, match="sequence 2") as info:
