@@ -10,6 +10,9 @@ events and a snapshot is written every 100 of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg import sql
 
@@ -53,17 +56,28 @@ def rate(url: str, prior: int, snapshots: bool, decisions: int) -> float:
 WARM_INSTANCES = 50
 
 
-def warm_rate(url: str, prior: int, snapshots: bool, decisions: int) -> float:
+@contextmanager
+def warm_service(
+    url: str, instances: int, prior: int, snapshots: bool
+) -> Iterator[tuple[PostgresStore, WorkflowService]]:
+    """A fresh schema with `instances` seeded counters (and their snapshots), each decided once before the
+    clock starts, so the state cache holds them all: the steady state of a running process."""
     workflow = SnapshottingCounter if snapshots else Counter
-    with fresh_schema(url) as schema, PostgresStore.connect(url, schema=schema, max_size=1) as store:
+    with fresh_schema(url) as schema, connect(url, schema, 1) as store:
         store.migrate()
-        seed(url, schema, WARM_INSTANCES, prior)
+        seed(url, schema, instances, prior)
         if snapshots:
-            seed_snapshots(url, schema, WARM_INSTANCES, prior)
+            seed_snapshots(url, schema, instances, prior)
         service = WorkflowService(store, workflows=[workflow])
-        for i in range(WARM_INSTANCES):
+        for i in range(instances):
             service.execute(Add(f"i{i}"))  # the one cold decision per instance, before the clock
-        return run_threads(1, decisions, lambda t, i: _accepted(service.execute(Add(f"i{i % WARM_INSTANCES}"))))
+        yield store, service
+
+
+def warm_rate(url: str, prior: int, snapshots: bool, decisions: int) -> float:
+    n = WARM_INSTANCES
+    with warm_service(url, n, prior, snapshots) as (_, service):
+        return run_threads(1, decisions, lambda t, i: _accepted(service.execute(Add(f"i{i % n}"))))
 
 
 WARM_TARGET_INSTANCES = 20
@@ -73,16 +87,8 @@ def warm_target_rate(url: str, prior: int, snapshots: bool, per_instance: int) -
     """Issue 18's warm comparison: `per_instance` decisions on each of 20 seeded instances, round robin, with
     the state cache on; with snapshots every 100 events and 100 decisions per instance, each instance writes
     exactly one snapshot while the clock runs (the steady state's share). Client and server CPU per decision."""
-    workflow = SnapshottingCounter if snapshots else Counter
     n = WARM_TARGET_INSTANCES
-    with fresh_schema(url) as schema, connect(url, schema, 1) as store:
-        store.migrate()
-        seed(url, schema, n, prior)
-        if snapshots:
-            seed_snapshots(url, schema, n, prior)
-        service = WorkflowService(store, workflows=[workflow])
-        for i in range(n):
-            service.execute(Add(f"i{i}"))  # the one cold decision per instance, before the clock
+    with warm_service(url, n, prior, snapshots) as (store, service):
         return timed(store, 1, n * per_instance, lambda t, i: _accepted(service.execute(Add(f"i{i % n}"))))
 
 
