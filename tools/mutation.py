@@ -855,6 +855,12 @@ def mutations() -> list[Mutation]:
             GENERATION,
         ),
         Mutation(
+            "lock_and_load (020): the snapshot skipped for a cached state from before the run start",
+            "snapshot",
+            (_m020("OR p_gen <> v_gen OR p_after < v_run_start - 1)", "OR p_gen <> v_gen)"),),
+            ("tests/contract/test_continue_as_new.py",),
+        ),
+        Mutation(
             "write_decision: a decision's snapshot not counted in the generation",
             "snapshot",
             (
