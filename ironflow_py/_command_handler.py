@@ -17,8 +17,8 @@ from ironflow_py.composition import ParentLink
 from ironflow_py.decider import Decider, Rebuilt, Step, Unchanged
 from ironflow_py.errors import ChildConflict, CodecError, InstanceClosed, NotFound, VersionNotLoaded
 from ironflow_py.lifecycle import input_key_for
-from ironflow_py.records import Outcome, OutcomeStatus
-from ironflow_py.store.base import Reader, Settle, Store, Writes, Written
+from ironflow_py.records import InstanceInfo, Outcome, OutcomeStatus
+from ironflow_py.store.base import Reader, Settle, Store, Transaction, Writes, Written
 from ironflow_py.telemetry._observer import Probe
 
 
@@ -526,19 +526,7 @@ class CommandHandler:
         """
         target = self._decider_for(to, workflow_id)
         with self.store.locked(self.type, workflow_id) as tx:
-            info = tx.instance()
-            if info is None:
-                raise NotFound(
-                    f"workflow {self.type!r} has no instance {workflow_id!r}",
-                    workflow_type=self.type,
-                    workflow_id=workflow_id,
-                )
-            if info.status.closed:
-                raise InstanceClosed(
-                    f"cannot move it to version {to!r}: it is {info.status.value}",
-                    workflow_type=self.type,
-                    workflow_id=workflow_id,
-                )
+            info = self._open_instance(tx, workflow_id, f"move it to version {to!r}")
             if self.cache is not None:
                 self.cache.discard(workflow_id)
             _, rebuilt, _ = self._load(tx, workflow_id, None, probe, version=to)
@@ -573,23 +561,31 @@ class CommandHandler:
         with self.store.locked(self.type, workflow_id, key) as tx:
             if tx.key_status() is not None:
                 return OutcomeStatus.DUPLICATE
-            info = tx.instance()
-            if info is None:
-                raise NotFound(
-                    f"workflow {self.type!r} has no instance {workflow_id!r}",
-                    workflow_type=self.type,
-                    workflow_id=workflow_id,
-                )
-            if info.status.closed:
-                raise InstanceClosed(
-                    f"cannot {'pause' if paused else 'resume'}: it is {info.status.value}",
-                    workflow_type=self.type,
-                    workflow_id=workflow_id,
-                )
+            info = self._open_instance(tx, workflow_id, "pause" if paused else "resume")
             # Idempotent: pausing a paused instance keeps its first paused_at.
             paused_at = (info.paused_at or now) if paused else None
             tx.hold(paused_at, now)
         return OutcomeStatus.ACCEPTED
+
+    def _open_instance(self, tx: Transaction, workflow_id: str, action: str) -> InstanceInfo:
+        """The instance row under the lock, for an operator's `action` that needs it to exist and be open.
+
+        Raises:
+            NotFound: the instance does not exist.
+            InstanceClosed: it has closed (the message says `action` cannot be done and its status).
+        """
+        info = tx.instance()
+        if info is None:
+            raise NotFound(
+                f"workflow {self.type!r} has no instance {workflow_id!r}",
+                workflow_type=self.type,
+                workflow_id=workflow_id,
+            )
+        if info.status.closed:
+            raise InstanceClosed(
+                f"cannot {action}: it is {info.status.value}", workflow_type=self.type, workflow_id=workflow_id
+            )
+        return info
 
 
 class _StartRejected(Exception):
