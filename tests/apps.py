@@ -58,3 +58,9 @@ fixed_counter = App(workflows=[FixedCounter])
 from tests.version_workflows import OrderV2  # noqa: E402
 
 vorder_v2_only = App(workflows=[OrderV2])
+
+# Versions side by side: an app that registers only the newer version of `vorder`.
+from tests.version_workflows import OrderV3, SnapshottingOrderV2  # noqa: E402
+
+order_v3_only = App(workflows=[OrderV3])
+snapshotting_order_v2_only = App(workflows=[SnapshottingOrderV2])

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from ironflow_py import Decision, Workflow
+from ironflow_py import Decision, Upcast, Workflow
 from ironflow_py.lifecycle import Completed, RunOutcome
 from ironflow_py.store.base import Loaded, Store, Transaction
 
@@ -112,6 +112,30 @@ class OrderV2(OrderV1):
     def price(self, state: OrderState) -> int:
         # A state folded by version 1's evolve is a bug here: make it visible in the price.
         return state.amount - 1 if state.folded_by == "2" else state.amount + 100
+
+
+def _placed_renamed(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Version 3 stores the placement under a new name; the shape is the same."""
+    return "vorder.placed/2", data
+
+
+class OrderV3(OrderV1):
+    """Version 3: the placement is stored as `vorder.placed/2`, with an upcaster for version 1's name, which
+    version 1 still writes and reads as its own."""
+
+    version = "3"
+    events = {"vorder.placed/2": Placed, "vorder.paid/1": Paid}
+    upcasters = {"vorder.placed/1": Upcast(_placed_renamed, to="vorder.placed/2")}
+
+
+class SnapshottingOrderV1(OrderV1):
+    """Version 1, a snapshot after every event (versions 1 and 2 share `state_version`, so their snapshots)."""
+
+    snapshot_every = 1
+
+
+class SnapshottingOrderV2(OrderV2):
+    snapshot_every = 1
 
 
 @attrs.frozen

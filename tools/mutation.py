@@ -1031,6 +1031,30 @@ def mutations() -> list[Mutation]:
         ),
         # -- versions side by side and continue-as-new (design/versioning.md) ----------------------------------
         Mutation(
+            "events upgrade: every instance rewritten by the default version's code",
+            "version",
+            (
+                _py(
+                    "ironflow_py/upgrade/_events.py",
+                    "decider = reg.decider if info is None else versions.get(info.version)",
+                    "decider = reg.decider",
+                ),
+            ),
+            ("tests/contract/test_versioned_maintenance.py",),
+        ),
+        Mutation(
+            "snapshots verify: every instance folded by the default version's code",
+            "version",
+            (
+                _py(
+                    "ironflow_py/upgrade/_snapshots.py",
+                    "decider = reg.decider if recorded is None else reg.versions.get(recorded.version)",
+                    "decider = reg.decider",
+                ),
+            ),
+            ("tests/contract/test_versioned_maintenance.py",),
+        ),
+        Mutation(
             "versions: every instance decided by the default version (the recorded one ignored)",
             "version",
             (

@@ -26,15 +26,23 @@ def events() -> None:
 def upgrade(settings: Settings, workflow_type: str, batch: int) -> None:
     """Rewrite the events stored under old (upcast) names into the current names and shapes.
 
-    Each instance is rewritten under its lock, at most --batch rows per transaction; workers may keep
-    running. A row that does not decode stops the command before its batch writes anything.
+    Each instance is rewritten under its lock by the code of the version it records, at most --batch rows
+    per transaction; workers may keep running. Instances of a version the app does not register are left
+    as stored and counted as skipped. A row that does not decode stops the command before its batch writes
+    anything.
     """
     with settings.store() as store:
         report = upgrade_events(settings.app().service(store), workflow_type, batch=batch)
+    skipped = (
+        f"; skipped {report.skipped} instances of versions {', '.join(report.skipped_versions)} "
+        "(not registered by this app)"
+        if report.skipped
+        else ""
+    )
     settings.emit(
         attrs.asdict(report),
         f"{workflow_type}: rewrote {report.events} events of {report.instances} instances "
-        f"in {report.transactions} transactions",
+        f"in {report.transactions} transactions{skipped}",
     )
 
 
@@ -71,8 +79,10 @@ def snapshots() -> None:
 def verify(settings: Settings, workflow_type: str, drop: bool) -> int:
     """Fold every instance with a snapshot from its first event and compare with the snapshot.
 
-    Reports ok, mismatch (the fields that differ), other_version or unreadable per instance. Exits 3 when a
-    mismatching snapshot is left (not dropped) or a history is unreadable. --drop replaces each mismatching
+    Reports ok, mismatch (the fields that differ), other_version, unreadable or version_not_loaded per
+    instance; each instance is folded by its own version's code. Exits 3 when a mismatching snapshot is left
+    (not dropped), a history is unreadable, or an instance's version is not registered by the app (its
+    snapshot was not checked). --drop replaces each mismatching
     snapshot with the state folded from scratch at the last event; running workers pick it up.
     """
     with settings.store() as store:
@@ -91,6 +101,8 @@ def verify(settings: Settings, workflow_type: str, drop: bool) -> int:
         "\n".join([*lines, summary]),
     )
     left = any(
-        (c.status is SnapshotStatus.MISMATCH and not c.dropped) or c.status is SnapshotStatus.UNREADABLE for c in checks
+        (c.status is SnapshotStatus.MISMATCH and not c.dropped)
+        or c.status in (SnapshotStatus.UNREADABLE, SnapshotStatus.VERSION_NOT_LOADED)
+        for c in checks
     )
     return MISMATCH_EXIT if left else 0

@@ -16,29 +16,37 @@ class UpgradeReport:
         instances: Instances that had at least one event rewritten.
         events: Event rows rewritten.
         transactions: Locked transactions that wrote (each at most `batch` rows).
+        skipped: Instances left as stored because the version they record is not registered in this
+            process (their own code, run elsewhere, may not read the newer names).
+        skipped_versions: Those versions, sorted.
     """
 
     instances: int
     events: int
     transactions: int
+    skipped: int = 0
+    skipped_versions: tuple[str, ...] = ()
 
 
 def upgrade_events(service: WorkflowService, workflow_type: str, *, batch: int = 500) -> UpgradeReport:
     """Rewrite every event of one type stored under an upcast name, under each instance's lock, in batches.
 
     Opt-in: reading never needs it, since upcasters apply on every decode. Each row is upcast, structured
-    and encoded again by the code deployed now, so what is stored is exactly what that code would write;
-    a row that does not decode raises before its batch writes anything. Sequence, position and time stay,
-    so no projection cursor moves, and the decoded history (hence every state, cached or snapshotted) is
-    unchanged. Safe to run while workers run, and to run again (it then finds nothing).
+    and encoded again by the code of the version the instance records (read under its lock, as a decision
+    reads it: design/versioning.md, "Versions side by side"), so what is stored is exactly what that code
+    would write, and an instance of an older version keeps the names its own code reads. An instance whose
+    version is not registered here is left as stored and counted in `skipped`. A row that does not decode
+    raises before its batch writes anything. Sequence, position and time stay, so no projection cursor
+    moves, and the decoded history (hence every state, cached or snapshotted) is unchanged. Safe to run
+    while workers run, and to run again (it then finds nothing).
 
     Args:
-        service: A service with the workflow registered (its current code and upcasters).
+        service: A service with the workflow registered (its versions' code and upcasters).
         workflow_type: The workflow type.
         batch: Instances looked up per page, and rows rewritten per locked transaction (at least 1).
 
     Returns:
-        How many instances, rows and transactions were rewritten.
+        How many instances, rows and transactions were rewritten, and which instances were skipped.
 
     Raises:
         ConfigurationError: `batch` is below 1.
@@ -49,9 +57,12 @@ def upgrade_events(service: WorkflowService, workflow_type: str, *, batch: int =
     if batch < 1:
         raise ConfigurationError("events upgrade needs --batch of at least 1")
     reg = service.registration(workflow_type)
-    codec, store = reg.codec, service.store
-    names = codec.upcasters.names()
-    instances = events = transactions = 0
+    store = service.store
+    versions = reg.versions
+    # Any version's upcast names find the candidates; each instance then rewrites only its own version's.
+    names = sorted({name for decider in versions.values() for name in decider.codec.upcasters.names()})
+    instances = events = transactions = skipped = 0
+    skipped_versions: set[str] = set()
     after: str | None = None
     while names:
         ids = store.instances_with_events(workflow_type, names, after=after, limit=batch)
@@ -60,9 +71,19 @@ def upgrade_events(service: WorkflowService, workflow_type: str, *, batch: int =
         for workflow_id in ids:
             rewritten_here = 0
             while True:
-                # The instance's lock: no decision folds these rows while they are half rewritten.
+                # The instance's lock: no decision folds these rows while they are half rewritten, and its
+                # version cannot move (migrate_version holds the same lock).
                 with store.locked(workflow_type, workflow_id) as tx:
-                    rows = tx.events_named(names, batch)
+                    info = tx.instance()
+                    decider = reg.decider if info is None else versions.get(info.version)
+                    if decider is None:
+                        assert info is not None
+                        skipped_versions.add(info.version)
+                        skipped += 1
+                        break
+                    codec = decider.codec
+                    own = codec.upcasters.names()
+                    rows = tx.events_named(own, batch) if own else []
                     rewritten = []
                     for seq, name, data in rows:
                         event = codec.decode_event(name, data, workflow_id, seq)  # upcasts; raises first
@@ -79,4 +100,4 @@ def upgrade_events(service: WorkflowService, workflow_type: str, *, batch: int =
             events += rewritten_here
             instances += rewritten_here > 0
         after = ids[-1]
-    return UpgradeReport(instances, events, transactions)
+    return UpgradeReport(instances, events, transactions, skipped, tuple(sorted(skipped_versions)))

@@ -24,6 +24,9 @@ class SnapshotStatus(enum.Enum):
     OTHER_VERSION = "other_version"
     #: The history could not be folded by the current code (the detail says why).
     UNREADABLE = "unreadable"
+    #: The instance records a version not registered in this process: not folded, never dropped (the
+    #: detail names the version).
+    VERSION_NOT_LOADED = "version_not_loaded"
 
 
 @attrs.frozen
@@ -56,6 +59,10 @@ def _differing_fields(fresh: object, stored: object) -> str:
 def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool = False) -> Iterator[SnapshotCheck]:
     """Fold every instance of one type that has a snapshot from its first event, and compare.
 
+    Each instance is folded by the code of the version it records (read under its lock: design/versioning.md,
+    "Versions side by side"), since versions that share a `state_version` share snapshots but may fold
+    differently; an instance whose version is not registered here is reported `VERSION_NOT_LOADED` and left.
+
     A snapshot stores what `evolve` computed when it was written. If `evolve` changed since without a
     `state_version` bump, decisions (and `WorkflowService.state`, which rebuilds the same way) start from
     that old result. This finds such snapshots. With `drop`, each mismatching one is replaced, under the
@@ -77,8 +84,7 @@ def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool
         StoreError: The database failed.
     """
     reg = service.registration(workflow_type)
-    decider, codec, store = reg.decider, reg.codec, service.store
-    version = reg.workflow.state_version
+    store = service.store
     after: tuple[str, str] | None = None
     while True:
         page = store.list_instances(workflow_type, limit=100, after=after)
@@ -94,9 +100,20 @@ def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool
                 snap = tx.load(with_snapshot=True).snapshot
                 if snap is None:
                     continue
-                if snap.state_version != version:
+                recorded = tx.instance()
+                decider = reg.decider if recorded is None else reg.versions.get(recorded.version)
+                if decider is None:
+                    assert recorded is not None
+                    check = SnapshotCheck(
+                        workflow_id,
+                        snap.seq,
+                        SnapshotStatus.VERSION_NOT_LOADED,
+                        f"it runs version {recorded.version!r}, which this process has not registered",
+                    )
+                elif snap.state_version != decider.workflow.state_version:
                     check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OTHER_VERSION)
                 else:
+                    codec, version = decider.codec, decider.workflow.state_version
                     events = tx.events_after(0)
                     covered = [e for e in events if e.seq <= snap.seq]
                     try:

@@ -20,6 +20,8 @@ from ironflow_py.testing import check_history_compat
 from ironflow_py.upgrade import upgrade_events
 from tests.contract.test_evolve_change import BuggyCounter, FixedCounter
 from tests.upcast_workflows import Place, Placed, Reminded, ShopState, SnappyShop, plant_event
+from tests.version_workflows import Place as VPlace
+from tests.version_workflows import SnapshottingOrderV1
 from tests.workflows import Add, CounterState
 
 
@@ -80,6 +82,25 @@ def test_events_upgrade_from_the_cli_then_a_cold_rebuild_gives_the_same_state(
     assert old == (0,)
     cold = WorkflowService(cli, workflows=[SnappyShop], state_cache_size=0)
     assert {wid: cold.state("snappy-shop", wid) for wid in before} == before
+
+
+def test_the_cli_tools_leave_an_instance_of_a_version_the_app_does_not_register(
+    cli: PostgresStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    WorkflowService(cli, workflows=[SnapshottingOrderV1]).execute(VPlace("o1", 10))
+    assert main(["--app", "tests.apps:order_v3_only", "events", "upgrade", "vorder"]) == 0
+    assert (
+        "vorder: rewrote 0 events of 0 instances in 0 transactions; skipped 1 instances of versions 1 "
+        "(not registered by this app)"
+    ) in capsys.readouterr().out
+    assert [e.type_name for e in cli.events("vorder", "o1")] == ["vorder.placed/1"]
+    verify = ["--app", "tests.apps:snapshotting_order_v2_only", "snapshots", "verify", "vorder", "--drop"]
+    assert main(verify) == 3
+    assert "o1 @1: version_not_loaded (it runs version '1', which this process has not registered)" in (
+        capsys.readouterr().out
+    )
+    snap = cli.latest_snapshot("vorder", "o1")
+    assert snap is not None and snap.data["folded_by"] == "1"
 
 
 def test_history_export_feeds_check_history_compat(
