@@ -94,12 +94,13 @@ def shown_status(store: Any, info: InstanceInfo) -> str:
 
 def instance_report(service: WorkflowService, workflow_type: str, workflow_id: str) -> InstanceReport:
     reg = service.registration(workflow_type)
+    info = service.instance(workflow_type, workflow_id)
     events = service.history(workflow_type, workflow_id)
-    wf = reg.workflow
+    # The class of the version the instance records names and judges its state (design/versioning.md).
+    wf = reg.version_of(info.version if info is not None else None).workflow
     # The service's fold, not `wf.fold`: the history may hold lifecycle events (`ironflow.terminated/1`)
     # that `evolve` never sees.
     state = service.state(workflow_type, workflow_id) if events else wf.initial_state()
-    info = service.instance(workflow_type, workflow_id)
     return InstanceReport(
         info,
         events,

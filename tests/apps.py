@@ -64,3 +64,6 @@ from tests.version_workflows import OrderV3, SnapshottingOrderV2  # noqa: E402
 
 order_v3_only = App(workflows=[OrderV3])
 snapshotting_order_v2_only = App(workflows=[SnapshottingOrderV2])
+from tests.version_workflows import NamedOrderV1, NamedOrderV2  # noqa: E402
+
+named_orders = App(workflows=[NamedOrderV1, NamedOrderV2])

@@ -138,6 +138,22 @@ class SnapshottingOrderV2(OrderV2):
     snapshot_every = 1
 
 
+class NamedOrderV1(OrderV1):
+    """Version 1 with its own state names and stored result name (what inspection and `wait` show)."""
+
+    result_name = "vorder.total/1"
+
+    def state_name(self, state: OrderState) -> str:
+        return "v1-paid" if state.paid is not None else "v1-open"
+
+
+class NamedOrderV2(OrderV2):
+    result_name = "vorder.total/2"
+
+    def state_name(self, state: OrderState) -> str:
+        return "v2-paid" if state.paid is not None else "v2-open"
+
+
 @attrs.frozen
 class Deposit:
     ledger_id: str

@@ -1043,6 +1043,42 @@ def mutations() -> list[Mutation]:
             ("tests/contract/test_versioned_maintenance.py",),
         ),
         Mutation(
+            "instance report (inspect show, web view): the state named and judged by the default version",
+            "version",
+            (
+                _py(
+                    "ironflow_py/inspection.py",
+                    "wf = reg.version_of(info.version if info is not None else None).workflow",
+                    "wf = reg.workflow",
+                ),
+            ),
+            ("tests/contract/test_versioned_maintenance.py", "tests/integration/test_versioning.py"),
+        ),
+        Mutation(
+            "CLI wait: the outcome encoded by the default version (its result name)",
+            "version",
+            (
+                _py(
+                    "ironflow_py/cli/_lifecycle.py",
+                    "reg.instance_decider(service.store, outcome.workflow_id).codec if outcome.workflow_id",
+                    "reg.codec if True",
+                ),
+            ),
+            ("tests/integration/test_versioning.py",),
+        ),
+        Mutation(
+            "web view: an instance's path drawn with the default version's workflow",
+            "version",
+            (
+                _py(
+                    "ironflow_py/web/_app.py",
+                    "wf, codec = decider.workflow, decider.codec",
+                    "wf, codec = self.service.registration(wtype).workflow, self.service.registration(wtype).codec",
+                ),
+            ),
+            ("tests/integration/test_versioning.py",),
+        ),
+        Mutation(
             "snapshots verify: every instance folded by the default version's code",
             "version",
             (

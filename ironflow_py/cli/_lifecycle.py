@@ -21,7 +21,9 @@ NOT_COMPLETED_EXIT = 3
 
 
 def _outcome_data(service: WorkflowService, workflow_type: str, outcome: RunOutcome) -> Any:
-    codec = service.registration(workflow_type).codec
+    # Encoded by the version the instance records: its own `result_type` and result name.
+    reg = service.registration(workflow_type)
+    codec = reg.instance_decider(service.store, outcome.workflow_id).codec if outcome.workflow_id else reg.codec
     return loads(codec.encode_outcome(outcome, outcome.workflow_id or ""))
 
 

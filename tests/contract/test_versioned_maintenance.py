@@ -1,15 +1,19 @@
-"""The maintenance tools on a type in several versions, on both stores: `events upgrade` and `snapshots
-verify` decode each instance with the code of the version it records, as decisions do, and leave alone an
-instance whose version this process has not registered (design/versioning.md)."""
+"""The maintenance and inspection tools on a type in several versions, on both stores: `events upgrade`,
+`snapshots verify` and the instance report decode and judge each instance with the code of the version it
+records, as decisions do; the writing tools leave alone an instance whose version this process has not
+registered (design/versioning.md)."""
 
 from __future__ import annotations
 
 from ironflow_py import WorkflowService
+from ironflow_py.inspection import instance_report
 from ironflow_py.store.base import Store
 from ironflow_py.upgrade import SnapshotStatus, upgrade_events, verify_snapshots
 from tests.upcast_workflows import plant_event
 from tests.version_workflows import (
     Charged,
+    NamedOrderV1,
+    NamedOrderV2,
     OrderV1,
     OrderV3,
     Paid,
@@ -82,3 +86,14 @@ def test_snapshots_verify_reports_and_keeps_a_snapshot_of_a_version_not_register
     assert checks["o2"].status is SnapshotStatus.OK
     snap = store.latest_snapshot("vorder", "o1")
     assert snap is not None and (snap.seq, snap.data["folded_by"]) == (1, "1")
+
+
+def test_the_instance_report_names_the_state_with_the_instances_own_version(store: Store) -> None:
+    WorkflowService(store, workflows=[NamedOrderV1]).execute(Place("o1", 10))
+    both = WorkflowService(store, workflows=[NamedOrderV1, NamedOrderV2])
+    both.execute(Place("o2", 10))
+    assert instance_report(both, "vorder", "o1").state_name == "v1-open"
+    assert instance_report(both, "vorder", "o2").state_name == "v2-open"
+    both.execute(Charged("o1"))
+    report = instance_report(both, "vorder", "o1")
+    assert (report.state_name, report.terminal) == ("v1-paid", True)

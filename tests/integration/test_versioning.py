@@ -13,15 +13,17 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from starlette.testclient import TestClient
 
 from ironflow_py import InMemoryProjection, PostgresStore, ProjectionWorker, RecordedEvent, WorkflowService
 from ironflow_py.cli import main
 from ironflow_py.testing import check_history_compat
 from ironflow_py.upgrade import upgrade_events
+from ironflow_py.web import create_app
 from tests.contract.test_evolve_change import BuggyCounter, FixedCounter
 from tests.upcast_workflows import Place, Placed, Reminded, ShopState, SnappyShop, plant_event
+from tests.version_workflows import Charged, NamedOrderV1, NamedOrderV2, SnapshottingOrderV1
 from tests.version_workflows import Place as VPlace
-from tests.version_workflows import SnapshottingOrderV1
 from tests.workflows import Add, CounterState
 
 
@@ -101,6 +103,23 @@ def test_the_cli_tools_leave_an_instance_of_a_version_the_app_does_not_register(
     )
     snap = cli.latest_snapshot("vorder", "o1")
     assert snap is not None and snap.data["folded_by"] == "1"
+
+
+def test_inspect_wait_and_the_web_view_show_an_instance_with_its_own_versions_code(
+    cli: PostgresStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    WorkflowService(cli, workflows=[NamedOrderV1]).execute(VPlace("o1", 10))
+    both = WorkflowService(cli, workflows=[NamedOrderV1, NamedOrderV2])
+    both.execute(Charged("o1"))
+    assert main(["--app", "tests.apps:named_orders", "inspect", "show", "vorder", "o1"]) == 0
+    shown = capsys.readouterr().out
+    assert "v1-paid" in shown and "v2-" not in shown
+    assert main(["--app", "tests.apps:named_orders", "--json", "wait", "vorder", "o1", "--timeout", "5"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"status": "completed", "result": 10, "result_type": "vorder.total/1"}
+    with TestClient(create_app(both)) as web:
+        page = web.get("/instances/vorder/o1")
+    assert page.status_code == 200
+    assert "v1-paid" in page.text and "v2-" not in page.text
 
 
 def test_history_export_feeds_check_history_compat(
