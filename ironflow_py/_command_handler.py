@@ -48,7 +48,7 @@ class CommandHandler:
         # Asked for before the version is known (the load reads both at once): any version's rule counts.
         self._snapshots = any(d.snapshots for d in self.versions.values())
 
-    def _decider_for(self, version: str | None, workflow_id: str) -> Decider:
+    def decider_for(self, version: str | None, workflow_id: str) -> Decider:
         """The decider of the version an instance records (None: a new instance, the default version's)."""
         if version is None:
             return self.decider
@@ -163,7 +163,7 @@ class CommandHandler:
         with store.reading(self.type, workflow_id) as reader:
             known = 0 if cached is None else cached.seq - 1  # from the cached event itself, to prove it
             loaded = reader.load(after_seq=known, with_snapshot=self._snapshots)
-            decider = self._decider_for(loaded.version, workflow_id)  # the version the replica's row records
+            decider = self.decider_for(loaded.version, workflow_id)  # the version the replica's row records
             if cached is not None and cached.version != decider.workflow.version:
                 cached = None  # folded by another version's code: fold without it (nothing is discarded)
                 loaded = reader.load(with_snapshot=self._snapshots)
@@ -291,7 +291,7 @@ class CommandHandler:
         """
         after, known = (cached.seq - 1, cached.snapshot_gen) if cached is not None else (0, None)
         loaded = tx.load(after_seq=after, with_snapshot=self._snapshots, known_gen=known)
-        decider = self._decider_for(version or loaded.version, workflow_id)
+        decider = self.decider_for(version or loaded.version, workflow_id)
         # Start over from the store when the cached state was folded by another version's code (the instance
         # was moved), or when the snapshot row changed since the state was checked (another process wrote one,
         # or an operator replaced or dropped it) and no newer one came back: the state may come from a
@@ -524,7 +524,7 @@ class CommandHandler:
             NotFound, InstanceClosed: the instance does not exist, or has closed.
             DecideFailed, CodecError, StoreError: the target's code cannot fold the history or decide.
         """
-        target = self._decider_for(to, workflow_id)
+        target = self.decider_for(to, workflow_id)
         with self.store.locked(self.type, workflow_id) as tx:
             info = self._open_instance(tx, workflow_id, f"move it to version {to!r}")
             if self.cache is not None:

@@ -1096,8 +1096,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/_command_handler.py",
-                    "self._decider_for(version or loaded.version, workflow_id)",
-                    "self._decider_for(version, workflow_id)",
+                    "self.decider_for(version or loaded.version, workflow_id)",
+                    "self.decider_for(version, workflow_id)",
                 ),
             ),
             VERSIONS,
