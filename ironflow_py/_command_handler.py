@@ -49,7 +49,18 @@ class CommandHandler:
         self._snapshots = any(d.snapshots for d in self.versions.values())
 
     def decider_for(self, version: str | None, workflow_id: str) -> Decider:
-        """The decider of the version an instance records (None: a new instance, the default version's)."""
+        """The decider of the version an instance records: the one rule for decisions, reads and the tools.
+
+        Args:
+            version: The `Workflow.version` the instance row records (None: no row yet, a new instance).
+            workflow_id: The instance, named in the error.
+
+        Returns:
+            That version's decider; the default version's for None.
+
+        Raises:
+            VersionNotLoaded: The version is not registered in this process.
+        """
         if version is None:
             return self.decider
         decider = self.versions.get(version)

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ironflow_py.decider import Decider
 from ironflow_py.lifecycle import DELAYED_START_INPUT
 from ironflow_py.records import EffectInfo, InstanceInfo, OutboxHealth, RecordedEvent, TimerInfo
 from ironflow_py.service import WorkflowService
@@ -20,6 +21,20 @@ from ironflow_py.store.postgres import PostgresStore
 
 @attrs.frozen
 class InstanceReport:
+    """What `inspect show` and the web view show of one instance.
+
+    Attributes:
+        info: Its row (None: none yet, e.g. a delayed start not written).
+        events: Its decoded history.
+        state: Its folded state.
+        state_name: `Workflow.state_name` of that state, by the instance's version.
+        terminal: Closed, or terminal by the instance's version's rule.
+        effects: Its outbox rows.
+        timers: Its timers.
+        decider: The decider of the version the instance records (design/versioning.md): its codec renders
+            payloads, its workflow draws the path.
+    """
+
     info: InstanceInfo | None
     events: Sequence[RecordedEvent[Any]]
     state: Any
@@ -27,6 +42,7 @@ class InstanceReport:
     terminal: bool
     effects: Sequence[EffectInfo]
     timers: Sequence[TimerInfo]
+    decider: Decider
 
     @property
     def pending_effects(self) -> list[EffectInfo]:
@@ -93,11 +109,27 @@ def shown_status(store: Any, info: InstanceInfo) -> str:
 
 
 def instance_report(service: WorkflowService, workflow_type: str, workflow_id: str) -> InstanceReport:
+    """Everything `inspect show` and the web view show of one instance, judged by the version it records.
+
+    Args:
+        service: The service (its read store serves the reads).
+        workflow_type: The workflow type.
+        workflow_id: The instance.
+
+    Returns:
+        The report (an instance with no row and no events gives `info` None and the initial state).
+
+    Raises:
+        NotFound: The workflow type is not registered.
+        VersionNotLoaded: The instance records a version this process has not registered.
+        DecodeError, StoreError: As `WorkflowService.history` and `state`.
+    """
     reg = service.registration(workflow_type)
     info = service.instance(workflow_type, workflow_id)
     events = service.history(workflow_type, workflow_id)
     # The class of the version the instance records names and judges its state (design/versioning.md).
-    wf = reg.version_of(info.version if info is not None else None).workflow
+    decider = reg.version_of(info.version if info is not None else None)
+    wf = decider.workflow
     # The service's fold, not `wf.fold`: the history may hold lifecycle events (`ironflow.terminated/1`)
     # that `evolve` never sees.
     state = service.state(workflow_type, workflow_id) if events else wf.initial_state()
@@ -109,6 +141,7 @@ def instance_report(service: WorkflowService, workflow_type: str, workflow_id: s
         (info is not None and info.status.closed) or wf.is_terminal(state),
         service.read_store.effects(workflow_type, workflow_id),
         service.read_store.timers(workflow_type, workflow_id),
+        decider,
     )
 
 

@@ -59,11 +59,9 @@ from tests.version_workflows import OrderV2  # noqa: E402
 
 vorder_v2_only = App(workflows=[OrderV2])
 
-# Versions side by side: an app that registers only the newer version of `vorder`.
-from tests.version_workflows import OrderV3, SnapshottingOrderV2  # noqa: E402
+# The tools on a type in several versions: apps without version 1, and one with versions of their own names.
+from tests.version_workflows import NamedOrderV1, NamedOrderV2, OrderV3, SnapshottingOrderV2  # noqa: E402
 
 order_v3_only = App(workflows=[OrderV3])
 snapshotting_order_v2_only = App(workflows=[SnapshottingOrderV2])
-from tests.version_workflows import NamedOrderV1, NamedOrderV2  # noqa: E402
-
 named_orders = App(workflows=[NamedOrderV1, NamedOrderV2])

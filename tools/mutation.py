@@ -1036,7 +1036,7 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/upgrade/_events.py",
-                    "decider = reg.decider if info is None else versions.get(info.version)",
+                    "decider = reg.handler.decider_for(info.version if info else None, workflow_id)",
                     "decider = reg.decider",
                 ),
             ),
@@ -1048,8 +1048,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/inspection.py",
-                    "wf = reg.version_of(info.version if info is not None else None).workflow",
-                    "wf = reg.workflow",
+                    "decider = reg.version_of(info.version if info is not None else None)",
+                    "decider = reg.decider",
                 ),
             ),
             ("tests/contract/test_versioned_maintenance.py", "tests/integration/test_versioning.py"),
@@ -1072,8 +1072,8 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/web/_app.py",
-                    "wf, codec = decider.workflow, decider.codec",
-                    "wf, codec = self.service.registration(wtype).workflow, self.service.registration(wtype).codec",
+                    "wf, codec = report.decider.workflow, report.decider.codec",
+                    "wf, codec = self.service.registration(wtype).workflow, report.decider.codec",
                 ),
             ),
             ("tests/integration/test_versioning.py",),
@@ -1084,7 +1084,7 @@ def mutations() -> list[Mutation]:
             (
                 _py(
                     "ironflow_py/upgrade/_snapshots.py",
-                    "decider = reg.decider if recorded is None else reg.versions.get(recorded.version)",
+                    "decider = reg.handler.decider_for(recorded.version if recorded else None, workflow_id)",
                     "decider = reg.decider",
                 ),
             ),

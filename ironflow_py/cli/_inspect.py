@@ -59,8 +59,7 @@ def _show(settings: Settings, service: WorkflowService, workflow_type: str, work
     report = inspection.instance_report(service, workflow_type, workflow_id)
     if report.info is None and not report.events:
         raise NotFound(f"workflow {workflow_type!r} has no instance {workflow_id!r}")
-    info = report.info
-    codec = service.registration(workflow_type).version_of(info.version if info is not None else None).codec
+    codec = report.decider.codec
     now = service.clock.now()
     lines = [f"{workflow_type} {workflow_id}: {report.diagnosis(now)}", "", "events:"]
     lines += [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ironflow_py.errors import ConfigurationError
+from ironflow_py.errors import ConfigurationError, VersionNotLoaded
 from ironflow_py.service import WorkflowService
 
 
@@ -58,9 +58,8 @@ def upgrade_events(service: WorkflowService, workflow_type: str, *, batch: int =
         raise ConfigurationError("events upgrade needs --batch of at least 1")
     reg = service.registration(workflow_type)
     store = service.store
-    versions = reg.versions
     # Any version's upcast names find the candidates; each instance then rewrites only its own version's.
-    names = sorted({name for decider in versions.values() for name in decider.codec.upcasters.names()})
+    names = sorted({name for decider in reg.versions.values() for name in decider.codec.upcasters.names()})
     instances = events = transactions = skipped = 0
     skipped_versions: set[str] = set()
     after: str | None = None
@@ -75,10 +74,10 @@ def upgrade_events(service: WorkflowService, workflow_type: str, *, batch: int =
                 # version cannot move (migrate_version holds the same lock).
                 with store.locked(workflow_type, workflow_id) as tx:
                     info = tx.instance()
-                    decider = reg.decider if info is None else versions.get(info.version)
-                    if decider is None:
-                        assert info is not None
-                        skipped_versions.add(info.version)
+                    try:
+                        decider = reg.handler.decider_for(info.version if info else None, workflow_id)
+                    except VersionNotLoaded as exc:
+                        skipped_versions.add(exc.version)
                         skipped += 1
                         break
                     codec = decider.codec

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import attrs
 
 from ironflow_py.codec import loads
-from ironflow_py.errors import IronflowError
+from ironflow_py.decider import Decider
+from ironflow_py.errors import IronflowError, VersionNotLoaded
 from ironflow_py.service import WorkflowService
-from ironflow_py.store.base import NewSnapshot, Writes
+from ironflow_py.store.base import NewSnapshot, StoredSnapshot, Transaction, Writes
 
 
 class SnapshotStatus(enum.Enum):
@@ -101,41 +102,40 @@ def verify_snapshots(service: WorkflowService, workflow_type: str, *, drop: bool
                 if snap is None:
                     continue
                 recorded = tx.instance()
-                decider = reg.decider if recorded is None else reg.versions.get(recorded.version)
-                if decider is None:
-                    assert recorded is not None
+                try:
+                    decider = reg.handler.decider_for(recorded.version if recorded else None, workflow_id)
+                except VersionNotLoaded as exc:
                     check = SnapshotCheck(
                         workflow_id,
                         snap.seq,
                         SnapshotStatus.VERSION_NOT_LOADED,
-                        f"it runs version {recorded.version!r}, which this process has not registered",
+                        f"it runs version {exc.version!r}, which this process has not registered",
                     )
-                elif snap.state_version != decider.workflow.state_version:
-                    check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OTHER_VERSION)
                 else:
-                    codec, version = decider.codec, decider.workflow.state_version
-                    events = tx.events_after(0)
-                    covered = [e for e in events if e.seq <= snap.seq]
-                    try:
-                        state, _ = decider.fold(workflow_id, decider.initial(workflow_id), 0, covered)
-                        fresh = loads(codec.encode_state(state, workflow_id))
-                    except IronflowError as exc:
-                        check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.UNREADABLE, str(exc))
-                    else:
-                        if fresh == snap.data:
-                            check = SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OK)
-                        else:
-                            if drop:
-                                tail = [e for e in events if e.seq > snap.seq]
-                                state, last = decider.fold(workflow_id, state, snap.seq, tail)
-                                snapshot = NewSnapshot(version, codec.encode_state(state, workflow_id))
-                                # The same upsert a decision makes: the snapshot row at `last` (design/snapshots.md).
-                                tx.write(Writes(service.clock.now(), last, snapshot=snapshot))
-                            check = SnapshotCheck(
-                                workflow_id,
-                                snap.seq,
-                                SnapshotStatus.MISMATCH,
-                                _differing_fields(fresh, snap.data),
-                                drop,
-                            )
+                    check = _verify(service, tx, workflow_id, snap, decider, drop)
             yield check
+
+
+def _verify(
+    service: WorkflowService, tx: Transaction, workflow_id: str, snap: StoredSnapshot, decider: Decider, drop: bool
+) -> SnapshotCheck:
+    """One instance's snapshot against `decider`'s fold from scratch, in its locked transaction."""
+    codec, version = decider.codec, decider.workflow.state_version
+    if snap.state_version != version:
+        return SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OTHER_VERSION)
+    events = tx.events_after(0)
+    covered = [e for e in events if e.seq <= snap.seq]
+    try:
+        state, _ = decider.fold(workflow_id, decider.initial(workflow_id), 0, covered)
+        fresh = loads(codec.encode_state(state, workflow_id))
+    except IronflowError as exc:
+        return SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.UNREADABLE, str(exc))
+    if fresh == snap.data:
+        return SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.OK)
+    if drop:
+        tail = [e for e in events if e.seq > snap.seq]
+        state, last = decider.fold(workflow_id, state, snap.seq, tail)
+        snapshot = NewSnapshot(version, codec.encode_state(state, workflow_id))
+        # The same upsert a decision makes: the snapshot row at `last` (design/snapshots.md).
+        tx.write(Writes(service.clock.now(), last, snapshot=snapshot))
+    return SnapshotCheck(workflow_id, snap.seq, SnapshotStatus.MISMATCH, _differing_fields(fresh, snap.data), drop)

@@ -251,9 +251,7 @@ class AdminView:
             return self._page(request, "error.html", 404, message=str(exc))
         if report.info is None and not report.events:
             return self._page(request, "error.html", 404, message=f"workflow {wtype!r} has no instance {wid!r}")
-        # The class of the version the instance records draws its path (design/versioning.md).
-        decider = self.service.registration(wtype).version_of(report.info.version if report.info else None)
-        wf, codec = decider.workflow, decider.codec
+        wf, codec = report.decider.workflow, report.decider.codec  # the instance's own version
         steps = diagram.instance_path(wf, [(e.seq, e.type_name, e.event) for e in report.events])
         initial = wf.state_name(wf.initial_state())
         now = self.service.clock.now()
